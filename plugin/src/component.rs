@@ -1,0 +1,192 @@
+//! The component boundary: converts between the WIT types and the model.
+
+wit_bindgen::generate!({ path: "../wit", world: "migration-plugin" });
+
+use exports::wasmig::migration::migrations as w;
+
+use crate::{catalog as m, chain, introspect, plan, verify};
+
+struct Plugin;
+
+export!(Plugin);
+
+impl w::Guest for Plugin {
+    fn revisions() -> Vec<w::Revision> {
+        chain::revisions()
+            .iter()
+            .map(|r| w::Revision {
+                id: r.id.into(),
+                down_revision: r.down.map(String::from),
+                description: r.description.into(),
+                checksum: r.checksum(),
+            })
+            .collect()
+    }
+
+    fn introspection_sql() -> String {
+        introspect::SQL.into()
+    }
+
+    fn decode_catalog(json: String) -> Result<w::Catalog, w::PlanError> {
+        m::Catalog::from_json(&json)
+            .map(to_wit)
+            .map_err(|message| w::PlanError { kind: w::ErrorKind::InvalidCatalog, message })
+    }
+
+    fn plan(
+        current: Option<String>,
+        target: Option<String>,
+        live: w::Catalog,
+        options: w::PlanOptions,
+    ) -> Result<w::MigrationPlan, w::PlanError> {
+        let options = plan::Options { resume: options.resume, online: options.online };
+        let p = plan::plan(current.as_deref(), target.as_deref(), &from_wit(live), options).map_err(|e| {
+            w::PlanError {
+                kind: match e.kind {
+                    plan::PlanErrorKind::UnknownRevision => w::ErrorKind::UnknownRevision,
+                    plan::PlanErrorKind::InvalidCatalog => w::ErrorKind::InvalidCatalog,
+                    plan::PlanErrorKind::Drift => w::ErrorKind::Drift,
+                    plan::PlanErrorKind::DataInUse => w::ErrorKind::DataInUse,
+                },
+                message: e.message,
+            }
+        })?;
+        Ok(w::MigrationPlan { steps: p.steps.into_iter().map(step).collect(), expected: to_wit(p.expected) })
+    }
+
+    fn verify(at: Option<String>, actual: w::Catalog) -> Vec<w::Finding> {
+        verify::verify(at.as_deref(), &from_wit(actual)).into_iter().map(finding).collect()
+    }
+
+    fn validate(sql: String, transactional: bool) -> Vec<w::Finding> {
+        crate::lint_sql(&sql, transactional, &[]).into_iter().map(finding).collect()
+    }
+}
+
+fn finding(f: verify::Finding) -> w::Finding {
+    w::Finding {
+        severity: match f.severity {
+            verify::Severity::Info => w::Severity::Info,
+            verify::Severity::Warning => w::Severity::Warning,
+            verify::Severity::Error => w::Severity::Error,
+        },
+        rule: f.rule,
+        message: f.message,
+        location: f.location,
+    }
+}
+
+fn step(s: plan::Step) -> w::Step {
+    use plan::Lock as L;
+    w::Step {
+        transactional: s.transactional(),
+        revision: s.revision,
+        direction: match s.direction {
+            plan::Direction::Up => w::Direction::Up,
+            plan::Direction::Down => w::Direction::Down,
+        },
+        sql: s.sql,
+        lock: match s.lock {
+            L::None => w::LockLevel::None,
+            L::AccessShare => w::LockLevel::AccessShare,
+            L::RowShare => w::LockLevel::RowShare,
+            L::RowExclusive => w::LockLevel::RowExclusive,
+            L::ShareUpdateExclusive => w::LockLevel::ShareUpdateExclusive,
+            L::Share => w::LockLevel::Share,
+            L::ShareRowExclusive => w::LockLevel::ShareRowExclusive,
+            L::Exclusive => w::LockLevel::Exclusive,
+            L::AccessExclusive => w::LockLevel::AccessExclusive,
+        },
+        objects: s.objects,
+        summary: s.summary,
+    }
+}
+
+fn kind_to_wit(k: m::ConstraintKind) -> w::ConstraintKind {
+    match k {
+        m::ConstraintKind::PrimaryKey => w::ConstraintKind::PrimaryKey,
+        m::ConstraintKind::Unique => w::ConstraintKind::Unique,
+        m::ConstraintKind::ForeignKey => w::ConstraintKind::ForeignKey,
+        m::ConstraintKind::Check => w::ConstraintKind::Check,
+    }
+}
+
+fn kind_from_wit(k: w::ConstraintKind) -> m::ConstraintKind {
+    match k {
+        w::ConstraintKind::PrimaryKey => m::ConstraintKind::PrimaryKey,
+        w::ConstraintKind::Unique => m::ConstraintKind::Unique,
+        w::ConstraintKind::ForeignKey => m::ConstraintKind::ForeignKey,
+        w::ConstraintKind::Check => m::ConstraintKind::Check,
+    }
+}
+
+/// Field-for-field copies between two record types with the same field names.
+macro_rules! copy {
+    ($from:expr => $to:path { $($field:ident),* }) => {{
+        let f = $from;
+        $to { $($field: f.$field),* }
+    }};
+}
+
+fn to_wit(c: m::Catalog) -> w::Catalog {
+    w::Catalog {
+        tables: c
+            .tables
+            .into_iter()
+            .map(|t| w::Table {
+                name: t.name,
+                has_rows: t.has_rows,
+                columns: t.columns.into_iter().map(|c| copy!(c => w::Column { name, data_type, not_null, default })).collect(),
+            })
+            .collect(),
+        indexes: c.indexes.into_iter().map(|i| copy!(i => w::Index { name, table, columns, unique, valid })).collect(),
+        constraints: c
+            .constraints
+            .into_iter()
+            .map(|k| w::Constraint {
+                kind: kind_to_wit(k.kind),
+                name: k.name,
+                table: k.table,
+                columns: k.columns,
+                ref_table: k.ref_table,
+                ref_columns: k.ref_columns,
+                on_delete: k.on_delete,
+                definition: k.definition,
+                validated: k.validated,
+            })
+            .collect(),
+        enums: c.enums.into_iter().map(|e| copy!(e => w::EnumType { name, labels })).collect(),
+    }
+}
+
+fn from_wit(c: w::Catalog) -> m::Catalog {
+    m::Catalog {
+        tables: c
+            .tables
+            .into_iter()
+            .map(|t| m::Table {
+                name: t.name,
+                has_rows: t.has_rows,
+                columns: t.columns.into_iter().map(|c| copy!(c => m::Column { name, data_type, not_null, default })).collect(),
+            })
+            .collect(),
+        indexes: c.indexes.into_iter().map(|i| copy!(i => m::Index { name, table, columns, unique, valid })).collect(),
+        constraints: c
+            .constraints
+            .into_iter()
+            .map(|k| m::Constraint {
+                kind: kind_from_wit(k.kind),
+                name: k.name,
+                table: k.table,
+                columns: k.columns,
+                ref_table: k.ref_table,
+                ref_columns: k.ref_columns,
+                on_delete: k.on_delete,
+                definition: k.definition,
+                validated: k.validated,
+            })
+            .collect(),
+        enums: c.enums.into_iter().map(|e| copy!(e => m::EnumType { name, labels })).collect(),
+    }
+    .normalized()
+}

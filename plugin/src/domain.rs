@@ -1,0 +1,229 @@
+//! Parts 4–5 of the seed: allowing a new value in a column that meets three
+//! forms in the wild. The plan follows the live catalog:
+//! - a native enum: `ALTER TYPE … ADD VALUE` (outside the transaction); the
+//!   downgrade recreates the type without the value, since PostgreSQL cannot
+//!   drop an enum value, and refuses while rows still use it;
+//! - a VARCHAR with a `CHECK (col IN (…))`: the constraint is replaced
+//!   `NOT VALID` (a brief lock, no scan) and validated after the transaction
+//!   under SHARE UPDATE EXCLUSIVE, which does not block writers;
+//! - a plain VARCHAR (the real FastApiv1.6 schema): nothing to change, and the
+//!   step says so.
+
+use crate::catalog::{Catalog, Column, Constraint, EnumType, check_in_definition, check_values, literal};
+use crate::ops::AllowValueDef;
+use crate::plan::{Ctx, Lock, Phase, PlanError, guard_sql};
+
+/// The form a value domain takes in a catalog.
+pub enum Form {
+    Enum(EnumType),
+    Check(Constraint),
+    Plain,
+}
+
+/// Finds the column and the form of its value domain.
+pub fn form(model: &Catalog, v: &AllowValueDef, rev: &str) -> Result<(Column, Form), PlanError> {
+    let column = model
+        .table(v.table)
+        .and_then(|t| t.columns.iter().find(|c| c.name == v.column))
+        .cloned()
+        .ok_or_else(|| {
+            PlanError::drift(format!(
+                "column {}.{} does not exist, but revision {rev} changes its allowed values: \
+                 apply the earlier revisions first, or point wasmig at the right database",
+                v.table, v.column
+            ))
+        })?;
+    let form = if let Some(e) = model.enum_type(&column.data_type) {
+        Form::Enum(e.clone())
+    } else if let Some(c) = model.column_check(v.table, v.column) {
+        Form::Check(c.clone())
+    } else {
+        Form::Plain
+    };
+    Ok((column, form))
+}
+
+/// Quotes an identifier when PostgreSQL needs it quoted.
+pub fn ident(name: &str) -> String {
+    let plain = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain { name.to_string() } else { format!("\"{}\"", name.replace('"', "\"\"")) }
+}
+
+fn in_list(values: &[String]) -> String {
+    values.iter().map(|v| literal(v)).collect::<Vec<_>>().join(", ")
+}
+
+/// Plans allowing `v.value` (upgrade).
+pub fn allow(v: &AllowValueDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
+    let (column, form) = form(model, v, ctx.revision.id)?;
+    let (t, c, value) = (v.table, v.column, v.value);
+    match form {
+        Form::Enum(e) => {
+            if e.labels.iter().any(|l| l == value) {
+                ctx.already(format!("enum type {} already has the value '{value}'", e.name))?;
+                return Ok(());
+            }
+            ctx.push(
+                Phase::After,
+                Lock::None,
+                &[t, &e.name],
+                format!("ALTER TYPE {} ADD VALUE IF NOT EXISTS {}", ident(&e.name), literal(value)),
+                format!("add value '{value}' to enum type {} ({t}.{c}), outside the transaction", e.name),
+            );
+            if let Some(e) = model.enums.iter_mut().find(|x| x.name == e.name) {
+                e.labels.push(value.into());
+            }
+        }
+        Form::Check(k) => {
+            let mut values = check_values(k.definition.as_deref().unwrap_or_default());
+            if values.iter().any(|x| x == value) {
+                if k.validated {
+                    ctx.already(format!("check constraint {} already allows '{value}'", k.name))?;
+                    return Ok(());
+                }
+            } else {
+                values.push(value.into());
+                replace_check(ctx, model, &k, &column, &values, format!("allow '{value}' in {t}.{c}"));
+            }
+            validate_check(ctx, model, &k);
+        }
+        Form::Plain => nothing(ctx, &column, v, "already allowed"),
+    }
+    Ok(())
+}
+
+/// Plans removing `v.value` again (downgrade), refusing while rows use it.
+pub fn disallow(v: &AllowValueDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
+    let (column, form) = form(model, v, ctx.revision.id)?;
+    let (t, c, value) = (v.table, v.column, v.value);
+    match form {
+        Form::Enum(e) => {
+            if !e.labels.iter().any(|l| l == value) {
+                ctx.already(format!("enum type {} has no value '{value}'", e.name))?;
+                return Ok(());
+            }
+            recreate_enum_without(ctx, model, &e, value);
+        }
+        Form::Check(k) => {
+            let mut values = check_values(k.definition.as_deref().unwrap_or_default());
+            if !values.iter().any(|x| x == value) {
+                if k.validated {
+                    ctx.already(format!("check constraint {} does not allow '{value}'", k.name))?;
+                    return Ok(());
+                }
+            } else {
+                values.retain(|x| x != value);
+                replace_check(ctx, model, &k, &column, &values, format!("stop allowing '{value}' in {t}.{c}"));
+                // Under the ACCESS EXCLUSIVE lock just taken, so the count is exact.
+                ctx.push(
+                    Phase::Transaction,
+                    Lock::AccessShare,
+                    &[t],
+                    guard_sql(t, c, value, &format!("check constraint {}", k.name)),
+                    format!("refuse if rows of {t}.{c} still hold '{value}'"),
+                );
+            }
+            validate_check(ctx, model, &k);
+        }
+        Form::Plain => nothing(ctx, &column, v, "left as it is"),
+    }
+    Ok(())
+}
+
+fn nothing(ctx: &mut Ctx, column: &Column, v: &AllowValueDef, what: &str) {
+    let summary = format!(
+        "{}.{} is a plain {} with no CHECK constraint: '{}' is {what}, nothing to change",
+        v.table, v.column, column.data_type, v.value
+    );
+    ctx.push(Phase::Transaction, Lock::None, &[v.table], format!("-- {summary}"), summary);
+}
+
+fn replace_check(ctx: &mut Ctx, model: &mut Catalog, k: &Constraint, column: &Column, values: &[String], why: String) {
+    let (t, c) = (&k.table, &column.name);
+    ctx.push(
+        Phase::Transaction,
+        Lock::AccessExclusive,
+        &[t],
+        format!(
+            "ALTER TABLE {t}\n    DROP CONSTRAINT {n},\n    ADD CONSTRAINT {n} CHECK ({c} IN ({})) NOT VALID",
+            in_list(values),
+            n = ident(&k.name)
+        ),
+        format!("{why}: replace check constraint {} (NOT VALID, no table scan)", k.name),
+    );
+    if let Some(m) = model.constraints.iter_mut().find(|x| x.table == k.table && x.name == k.name) {
+        m.definition = Some(check_in_definition(c, &column.data_type, values));
+        m.validated = false;
+    }
+}
+
+fn validate_check(ctx: &mut Ctx, model: &mut Catalog, k: &Constraint) {
+    ctx.push(
+        Phase::After,
+        Lock::ShareUpdateExclusive,
+        &[&k.table],
+        format!("ALTER TABLE {} VALIDATE CONSTRAINT {}", k.table, ident(&k.name)),
+        format!("validate check constraint {} without blocking writers", k.name),
+    );
+    if let Some(m) = model.constraints.iter_mut().find(|x| x.table == k.table && x.name == k.name) {
+        m.validated = true;
+    }
+}
+
+fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value: &str) {
+    let users: Vec<(String, Column)> = model
+        .tables
+        .iter()
+        .flat_map(|t| t.columns.iter().map(move |c| (t.name.clone(), c.clone())))
+        .filter(|(_, c)| c.data_type.trim_matches('"') == e.name)
+        .collect();
+    let (ty, old) = (ident(&e.name), ident(&format!("{}__wasmig_old", e.name)));
+    let labels: Vec<String> = e.labels.iter().filter(|l| *l != value).cloned().collect();
+    let what = format!("enum type {}", e.name);
+    for (t, c) in &users {
+        ctx.push(
+            Phase::Transaction,
+            Lock::Share,
+            &[t],
+            guard_sql(t, &c.name, value, &what).replacen("BEGIN\n", &format!("BEGIN\n    LOCK TABLE {t} IN SHARE MODE;\n"), 1),
+            format!("lock {t} against writes and refuse if rows of {t}.{} still hold '{value}'", c.name),
+        );
+    }
+    ctx.push(Phase::Transaction, Lock::None, &[&e.name], format!("ALTER TYPE {ty} RENAME TO {old}"), format!("set enum type {} aside", e.name));
+    ctx.push(
+        Phase::Transaction,
+        Lock::None,
+        &[&e.name],
+        format!("CREATE TYPE {ty} AS ENUM ({})", in_list(&labels)),
+        format!("recreate enum type {} without '{value}' (PostgreSQL cannot drop an enum value)", e.name),
+    );
+    for (t, c) in &users {
+        let col = ident(&c.name);
+        let mut alter = Vec::new();
+        if c.default.is_some() {
+            alter.push(format!("ALTER COLUMN {col} DROP DEFAULT"));
+        }
+        alter.push(format!("ALTER COLUMN {col} TYPE {ty} USING {col}::text::{ty}"));
+        ctx.push(
+            Phase::Transaction,
+            Lock::AccessExclusive,
+            &[t, &e.name],
+            format!("ALTER TABLE {t}\n    {}", alter.join(",\n    ")),
+            format!("move {t}.{} to the recreated {}", c.name, e.name),
+        );
+        if let Some(d) = &c.default {
+            ctx.push(
+                Phase::Transaction,
+                Lock::AccessExclusive,
+                &[t],
+                format!("ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT {d}"),
+                format!("restore the default of {t}.{}", c.name),
+            );
+        }
+    }
+    ctx.push(Phase::Transaction, Lock::None, &[&e.name], format!("DROP TYPE {old}"), format!("drop the old enum type {}", e.name));
+    if let Some(m) = model.enums.iter_mut().find(|x| x.name == e.name) {
+        m.labels = labels;
+    }
+}

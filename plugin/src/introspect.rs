@@ -1,0 +1,64 @@
+//! The one query a host runs to read a catalog. It returns one row with one
+//! JSON text column in the shape of [`crate::catalog::Catalog`], so a host in
+//! any language needs no mapping code: it passes the text to `decode-catalog`.
+
+/// The introspection query (current schema only; read-only; PostgreSQL 12+).
+pub const SQL: &str = r#"-- language=SQL
+WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
+SELECT json_build_object(
+  'tables', COALESCE((
+    SELECT json_agg(json_build_object(
+      'name', c.relname,
+      'has_rows', pg_relation_size(c.oid) > 0,
+      'columns', COALESCE((
+        SELECT json_agg(json_build_object(
+          'name', a.attname,
+          'data_type', format_type(a.atttypid, a.atttypmod),
+          'not_null', a.attnotnull,
+          'default', pg_get_expr(d.adbin, d.adrelid)) ORDER BY a.attnum)
+        FROM pg_attribute a
+        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]'::json)
+    ) ORDER BY c.relname)
+    FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relkind IN ('r', 'p')), '[]'::json),
+  'indexes', COALESCE((
+    SELECT json_agg(json_build_object(
+      'name', i.relname,
+      'table', t.relname,
+      'columns', (SELECT json_agg(pg_get_indexdef(x.indexrelid, k, true) ORDER BY k)
+                  FROM generate_series(1, x.indnkeyatts) AS k),
+      'unique', x.indisunique,
+      'valid', x.indisvalid) ORDER BY i.relname)
+    FROM pg_index x
+    JOIN pg_class i ON i.oid = x.indexrelid
+    JOIN pg_class t ON t.oid = x.indrelid
+    WHERE t.relnamespace = (SELECT oid FROM ns)), '[]'::json),
+  'constraints', COALESCE((
+    SELECT json_agg(json_build_object(
+      'name', con.conname,
+      'table', t.relname,
+      'kind', CASE con.contype WHEN 'p' THEN 'primary_key' WHEN 'u' THEN 'unique'
+                               WHEN 'f' THEN 'foreign_key' ELSE 'check' END,
+      'columns', COALESCE((SELECT json_agg(a.attname ORDER BY k.ord)
+                  FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+                  JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum), '[]'::json),
+      'ref_table', r.relname,
+      'ref_columns', COALESCE((SELECT json_agg(a.attname ORDER BY k.ord)
+                  FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord)
+                  JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum), '[]'::json),
+      'on_delete', CASE WHEN con.contype = 'f' THEN CASE con.confdeltype
+                     WHEN 'a' THEN 'NO ACTION' WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE'
+                     WHEN 'n' THEN 'SET NULL' ELSE 'SET DEFAULT' END END,
+      'definition', CASE WHEN con.contype = 'c' THEN pg_get_constraintdef(con.oid) END,
+      'validated', con.convalidated) ORDER BY t.relname, con.conname)
+    FROM pg_constraint con
+    JOIN pg_class t ON t.oid = con.conrelid
+    LEFT JOIN pg_class r ON r.oid = con.confrelid
+    WHERE t.relnamespace = (SELECT oid FROM ns) AND con.contype IN ('p', 'u', 'f', 'c')), '[]'::json),
+  'enums', COALESCE((
+    SELECT json_agg(json_build_object(
+      'name', ty.typname,
+      'labels', (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = ty.oid))
+      ORDER BY ty.typname)
+    FROM pg_type ty WHERE ty.typtype = 'e' AND ty.typnamespace = (SELECT oid FROM ns)), '[]'::json)
+)::text AS catalog"#;

@@ -1,0 +1,399 @@
+//! Planning: walks the chain between two revisions, lets every operation look
+//! at the (simulated) live catalog, and collects the steps plus the catalog
+//! they leave behind. Planning never guesses: a catalog that is not what the
+//! current revision promises is refused as drift, unless the host says a
+//! previous run of this revision stopped part-way (`resume`).
+
+use crate::catalog::{Catalog, literal};
+use crate::chain::{Revision, revisions};
+use crate::domain;
+use crate::ops::{Op, TableDef};
+
+/// PostgreSQL table lock modes, weakest first (mirrors the WIT enum).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Lock {
+    None,
+    AccessShare,
+    RowShare,
+    RowExclusive,
+    ShareUpdateExclusive,
+    Share,
+    ShareRowExclusive,
+    Exclusive,
+    AccessExclusive,
+}
+
+/// Which way a plan moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+/// When a step runs relative to its revision's one transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// Alone, before the transaction (e.g. `DROP INDEX CONCURRENTLY`).
+    Before,
+    /// Inside the revision's transaction.
+    Transaction,
+    /// Alone, after the transaction (e.g. `CREATE INDEX CONCURRENTLY`).
+    After,
+}
+
+/// One planned statement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub revision: String,
+    pub direction: Direction,
+    pub sql: String,
+    pub phase: Phase,
+    pub lock: Lock,
+    pub objects: Vec<String>,
+    pub summary: String,
+}
+
+impl Step {
+    /// Whether the step runs inside the revision's transaction.
+    pub fn transactional(&self) -> bool {
+        self.phase == Phase::Transaction
+    }
+}
+
+/// Why planning refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlanErrorKind {
+    UnknownRevision,
+    InvalidCatalog,
+    Drift,
+    DataInUse,
+}
+
+/// A refusal with a message naming the problem and what to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanError {
+    pub kind: PlanErrorKind,
+    pub message: String,
+}
+
+impl PlanError {
+    /// The live catalog is not what it should be at this point of the chain.
+    pub fn drift(message: String) -> PlanError {
+        PlanError { kind: PlanErrorKind::Drift, message }
+    }
+}
+
+/// How to plan.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// A previous run of the revision stopped part-way: skip what is done.
+    pub resume: bool,
+    /// Force online (CONCURRENTLY) index builds on or off; none = when the table has rows.
+    pub online: Option<bool>,
+}
+
+/// A plan: the steps and the catalog they leave.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub expected: Catalog,
+}
+
+/// What an operation sees while it plans itself.
+pub struct Ctx<'a> {
+    pub revision: &'a Revision,
+    pub direction: Direction,
+    pub options: Options,
+    steps: Vec<Step>,
+}
+
+impl Ctx<'_> {
+    /// Records a step.
+    pub fn push(&mut self, phase: Phase, lock: Lock, objects: &[&str], sql: String, summary: String) {
+        self.steps.push(Step {
+            revision: self.revision.id.into(),
+            direction: self.direction,
+            sql,
+            phase,
+            lock,
+            objects: objects.iter().map(|o| o.to_string()).collect(),
+            summary,
+        });
+    }
+
+    /// Whether an index on `table` should be built or dropped online.
+    pub fn online(&self, model: &Catalog, table: &str) -> bool {
+        if self.revision.created_tables().contains(&table) {
+            return false;
+        }
+        self.options
+            .online
+            .unwrap_or_else(|| model.table(table).is_some_and(|t| t.has_rows))
+    }
+
+    /// Refuses, or under `resume` skips, an operation whose effect is already there.
+    pub fn already(&self, what: String) -> Result<bool, PlanError> {
+        if self.options.resume {
+            Ok(true)
+        } else {
+            Err(PlanError::drift(format!(
+                "{what}, but revision {} is not recorded as {}: the database was changed outside wasmig. \
+                 Undo the manual change, or record the revision with `wasmig stamp` if it is complete",
+                self.revision.id,
+                match self.direction {
+                    Direction::Up => "applied",
+                    Direction::Down => "reverted",
+                }
+            )))
+        }
+    }
+}
+
+fn missing_table(table: &str, rev: &Revision) -> PlanError {
+    PlanError::drift(format!(
+        "table {table} does not exist, but revision {} needs it: apply the earlier revisions first \
+         (`wasmig up --to {}`), or point wasmig at the right database",
+        rev.id,
+        rev.down.unwrap_or("<first revision>")
+    ))
+}
+
+/// Plans `current` → `target` against `live`.
+pub fn plan(current: Option<&str>, target: Option<&str>, live: &Catalog, options: Options) -> Result<Plan, PlanError> {
+    let chain = revisions();
+    let position = |id: Option<&str>| -> Result<usize, PlanError> {
+        match id {
+            None => Ok(0),
+            Some(id) => chain.iter().position(|r| r.id == id).map(|p| p + 1).ok_or_else(|| PlanError {
+                kind: PlanErrorKind::UnknownRevision,
+                message: format!(
+                    "unknown revision `{id}`: this plugin has {}",
+                    chain.iter().map(|r| r.id).collect::<Vec<_>>().join(", ")
+                ),
+            }),
+        }
+    };
+    let (from, to) = (position(current)?, position(target)?);
+    let mut model = live.clone().normalized();
+    let mut steps = Vec::new();
+    let mut walk = |rev: &Revision, direction: Direction, model: &mut Catalog| -> Result<(), PlanError> {
+        let mut ctx = Ctx { revision: rev, direction, options, steps: Vec::new() };
+        match direction {
+            Direction::Up => rev.ops.iter().try_for_each(|op| up(op, model, &mut ctx))?,
+            Direction::Down => rev.ops.iter().rev().try_for_each(|op| down(op, model, &mut ctx))?,
+        }
+        // One transaction per revision: stable-sort the steps into before / in / after it.
+        ctx.steps.sort_by_key(|s| s.phase);
+        steps.extend(ctx.steps);
+        Ok(())
+    };
+    if to >= from {
+        for rev in &chain[from..to] {
+            walk(rev, Direction::Up, &mut model)?;
+        }
+    } else {
+        for rev in chain[to..from].iter().rev() {
+            walk(rev, Direction::Down, &mut model)?;
+        }
+    }
+    Ok(Plan { steps, expected: model.normalized() })
+}
+
+fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
+    let rev = ctx.revision;
+    match op {
+        Op::CreateTable(t) => {
+            if model.table(t.name).is_some() {
+                if ctx.already(format!("table {} already exists", t.name))? {
+                    return Ok(());
+                }
+            }
+            if let Some(missing) = t.referenced().into_iter().find(|r| model.table(r).is_none()) {
+                return Err(missing_table(missing, rev));
+            }
+            let mut objects = vec![t.name];
+            objects.extend(t.referenced());
+            // A foreign key takes SHARE ROW EXCLUSIVE on the table it references.
+            let lock = if t.referenced().is_empty() { Lock::None } else { Lock::ShareRowExclusive };
+            ctx.push(Phase::Transaction, lock, &objects, t.create_sql(), format!("create table {}", t.name));
+            t.apply(model);
+        }
+        Op::AddColumns { table, columns } => {
+            let existing = model.table(table).ok_or_else(|| missing_table(table, rev))?;
+            let mut todo = Vec::new();
+            for col in columns {
+                match existing.columns.iter().find(|c| c.name == col.name) {
+                    Some(found) if found.data_type != col.ty.catalog() => {
+                        return Err(PlanError::drift(format!(
+                            "column {table}.{} exists with type {} where revision {} adds {}: \
+                             the database was changed outside wasmig; fix the column by hand first",
+                            col.name,
+                            found.data_type,
+                            rev.id,
+                            col.ty.catalog()
+                        )));
+                    }
+                    Some(_) => {
+                        ctx.already(format!("column {table}.{} already exists", col.name))?;
+                    }
+                    None => todo.push(col),
+                }
+            }
+            if todo.is_empty() {
+                return Ok(());
+            }
+            let adds: Vec<String> = todo.iter().map(|c| format!("ADD COLUMN {}", c.sql())).collect();
+            let names: Vec<&str> = todo.iter().map(|c| c.name).collect();
+            ctx.push(
+                Phase::Transaction,
+                Lock::AccessExclusive,
+                &[table],
+                format!("ALTER TABLE {table}\n    {}", adds.join(",\n    ")),
+                format!("add {} column(s) to {table}: {}", names.len(), names.join(", ")),
+            );
+            let t = model.table_mut(table).expect("checked above");
+            t.columns.extend(todo.iter().map(|c| c.catalog(table)));
+        }
+        Op::CreateIndex(ix) => {
+            if model.table(ix.table).is_none() {
+                return Err(missing_table(ix.table, rev));
+            }
+            let online = ctx.online(model, ix.table);
+            if let Some(found) = model.index(ix.name).cloned() {
+                if found.valid && found.table == ix.table && found.columns == ix.catalog().columns {
+                    if ctx.already(format!("index {} already exists", ix.name))? {
+                        return Ok(());
+                    }
+                }
+                if !found.valid {
+                    // Left behind by an interrupted CREATE INDEX CONCURRENTLY: rebuild it.
+                    let (phase, lock, sql) = drop_index_sql(ix.name, online);
+                    let phase = if online { Phase::After } else { phase };
+                    ctx.push(phase, lock, &[ix.table], sql, format!("drop invalid index {} to rebuild it", ix.name));
+                    model.indexes.retain(|i| i.name != ix.name);
+                } else {
+                    return Err(PlanError::drift(format!(
+                        "an index named {} already exists on {} ({}) but differs from the one revision {} creates: \
+                         rename or drop it first",
+                        ix.name,
+                        found.table,
+                        found.columns.join(", "),
+                        rev.id
+                    )));
+                }
+            }
+            let (phase, lock) = if online {
+                (Phase::After, Lock::ShareUpdateExclusive)
+            } else {
+                (Phase::Transaction, Lock::Share)
+            };
+            let how = if online { " concurrently" } else { "" };
+            ctx.push(
+                phase,
+                lock,
+                &[ix.table],
+                ix.create_sql(online),
+                format!("create index {} on {} ({}){how}", ix.name, ix.table, ix.columns.join(", ")),
+            );
+            model.indexes.push(ix.catalog());
+        }
+        Op::AllowValue(v) => domain::allow(v, model, ctx)?,
+    }
+    Ok(())
+}
+
+fn down(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
+    match op {
+        Op::CreateTable(t) => drop_table(t, model, ctx)?,
+        Op::AddColumns { table, columns } => {
+            let Some(existing) = model.table(table) else {
+                return Err(missing_table(table, ctx.revision));
+            };
+            let mut todo = Vec::new();
+            for col in columns.iter().rev() {
+                if existing.columns.iter().any(|c| c.name == col.name) {
+                    todo.push(col.name);
+                } else if ctx.already(format!("column {table}.{} is already gone", col.name))? {
+                    continue;
+                }
+            }
+            if todo.is_empty() {
+                return Ok(());
+            }
+            let drops: Vec<String> = todo.iter().map(|c| format!("DROP COLUMN {c}")).collect();
+            ctx.push(
+                Phase::Transaction,
+                Lock::AccessExclusive,
+                &[table],
+                format!("ALTER TABLE {table}\n    {}", drops.join(",\n    ")),
+                format!("drop {} column(s) from {table}: {}", todo.len(), todo.join(", ")),
+            );
+            for c in todo {
+                model.remove_column(table, c);
+            }
+        }
+        Op::CreateIndex(ix) => {
+            if model.index(ix.name).is_none() {
+                ctx.already(format!("index {} is already gone", ix.name))?;
+                return Ok(());
+            }
+            let (phase, lock, sql) = drop_index_sql(ix.name, ctx.online(model, ix.table));
+            ctx.push(phase, lock, &[ix.table], sql, format!("drop index {} on {}", ix.name, ix.table));
+            model.indexes.retain(|i| i.name != ix.name);
+        }
+        Op::AllowValue(v) => domain::disallow(v, model, ctx)?,
+    }
+    Ok(())
+}
+
+fn drop_table(t: &TableDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
+    if model.table(t.name).is_none() {
+        ctx.already(format!("table {} is already gone", t.name))?;
+        return Ok(());
+    }
+    if let Some(r) = model
+        .constraints
+        .iter()
+        .find(|c| c.ref_table.as_deref() == Some(t.name) && c.table != t.name)
+    {
+        return Err(PlanError::drift(format!(
+            "table {} is referenced by foreign key {} on {}, which revision {} did not create: \
+             drop that foreign key first",
+            t.name, r.name, r.table, ctx.revision.id
+        )));
+    }
+    let mut objects = vec![t.name];
+    objects.extend(t.referenced());
+    // Dropping the foreign keys' triggers takes ACCESS EXCLUSIVE on the referenced tables too.
+    ctx.push(
+        Phase::Transaction,
+        Lock::AccessExclusive,
+        &objects,
+        format!("DROP TABLE {}", t.name),
+        format!("drop table {}", t.name),
+    );
+    model.remove_table(t.name);
+    Ok(())
+}
+
+/// `DROP INDEX [CONCURRENTLY]` with its phase and lock.
+fn drop_index_sql(name: &str, online: bool) -> (Phase, Lock, String) {
+    if online {
+        (Phase::Before, Lock::ShareUpdateExclusive, format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+    } else {
+        (Phase::Transaction, Lock::AccessExclusive, format!("DROP INDEX {name}"))
+    }
+}
+
+/// A `DO` block that stops the transaction when rows of `table.column` still
+/// hold `value`; the message names the table and the row count.
+pub fn guard_sql(table: &str, column: &str, value: &str, what: &str) -> String {
+    format!(
+        "DO $wasmig$\nDECLARE n bigint;\nBEGIN\n    SELECT count(*) INTO n FROM {table} WHERE {column}::text = {v};\n    \
+         IF n > 0 THEN\n        RAISE EXCEPTION 'wasmig: cannot remove % from %: % row(s) of {table}.{column} still use it', \
+         {v}, {w}, n\n            USING ERRCODE = 'restrict_violation', \
+         HINT = 'update or delete those rows, then run the downgrade again';\n    END IF;\nEND\n$wasmig$",
+        v = literal(value),
+        w = literal(what),
+    )
+}
