@@ -6,3 +6,13 @@
 pub mod component;
 
 pub use component::{Limits, Plugin, PluginError};
+pub mod db;
+pub mod error;
+pub mod history;
+pub mod runner;
+
+pub use error::MigrateError;
+pub use runner::{RunOptions, Runner};
+pub mod forms;
+pub mod roundtrip;
+pub mod script;

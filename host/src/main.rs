@@ -1,1 +1,467 @@
-fn main(){}
+//! The `wasmig` command line.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use wasmig::component::{Catalog, Finding, LockLevel, PlanOptions, Step};
+use wasmig::forms::Form;
+use wasmig::{Limits, MigrateError, Plugin, RunOptions, Runner, db, roundtrip, script};
+
+/// PostgreSQL schema migrations that live in a sandboxed WebAssembly component.
+///
+/// The bundled plugin carries the FastApiv1.6 manufacturing-module migration
+/// (revisions erp_base -> manufacturing_module_v1). Commands that touch a
+/// database read DATABASE_URL or --database-url.
+///
+/// Exit codes: 0 ok, 1 a step or the database failed, 2 bad command line,
+/// 3 verify found mismatches, 4 refused input (unknown revision, drift,
+/// checksum mismatch, lint error), 5 cannot connect, 6 rows still use what a
+/// downgrade removes, 7 lock not available, 8 missing privilege, 9 plugin error.
+#[derive(Parser)]
+#[command(name = "wasmig", version, about, long_about)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct Global {
+    /// A migration component to load instead of the bundled one.
+    #[arg(long, global = true, value_name = "PATH", env = "WASMIG_PLUGIN")]
+    plugin: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://user:password@host:port/db). The password is never printed.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// More log output on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Memory cap for the plugin, in MiB.
+    #[arg(long, global = true, default_value_t = 64, value_name = "MIB")]
+    plugin_memory: usize,
+    /// Time limit for one plugin call, in milliseconds.
+    #[arg(long, global = true, default_value_t = 1000, value_name = "MS")]
+    plugin_deadline: u64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the plugin's revisions, oldest first.
+    List,
+    /// Print the SQL script for a move, offline (no database), like `alembic upgrade --sql`.
+    Sql {
+        /// Start revision (default: nothing applied; with --down: the last revision).
+        #[arg(long)]
+        from: Option<String>,
+        /// Target revision (default: the last revision; with --down: the one before --from).
+        #[arg(long)]
+        to: Option<String>,
+        /// Plan a downgrade.
+        #[arg(long)]
+        down: bool,
+        /// Plan against this catalog snapshot (JSON from `wasmig catalog`) instead of the chain's own.
+        #[arg(long, value_name = "FILE")]
+        catalog: Option<PathBuf>,
+        /// Build indexes on existing tables CONCURRENTLY (default: only where the catalog says the table has rows).
+        #[arg(long)]
+        online: bool,
+    },
+    /// Apply revisions up to --to (default: the last one).
+    Up {
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Revert revisions down to --to, or by --steps (default: one).
+    Down {
+        /// Target revision; `base` reverts everything.
+        #[arg(long, conflicts_with = "steps")]
+        to: Option<String>,
+        #[arg(long)]
+        steps: Option<usize>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Print the database's current revision.
+    Current,
+    /// Print every recorded move.
+    History,
+    /// Compare the live schema with what the current revision promises; exit 3 on any mismatch.
+    Verify,
+    /// Record REV as applied without running it (adopt an existing database), after verifying the schema.
+    Stamp {
+        revision: String,
+        /// Record it even when the schema does not match.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the live catalog as JSON (the snapshot `wasmig sql --catalog` plans against).
+    Catalog,
+    /// Up, verify, down, verify, up for every revision in scratch databases; with no
+    /// database URL it starts a throwaway PostgreSQL itself.
+    Roundtrip {
+        /// Forms of parts 4-5 to check: plain, enum, check (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "plain,enum,check")]
+        forms: Vec<Form>,
+    },
+    /// Lint SQL files with the plugin's linter; exit 4 when any error-level finding is reported.
+    Lint {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The files run in autocommit mode (each statement alone), not inside a transaction.
+        #[arg(long)]
+        no_transaction: bool,
+    },
+    /// Write the bundled plugin component to a file.
+    Plugin {
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Force online (CONCURRENTLY) index builds on existing tables.
+    #[arg(long, conflicts_with = "offline")]
+    online: bool,
+    /// Force plain index builds inside the transaction.
+    #[arg(long)]
+    offline: bool,
+    /// Seconds to wait for another wasmig run on the same database.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    lock_wait: u64,
+    /// lock_timeout for statements that block writers, in milliseconds.
+    #[arg(long, default_value_t = 500, value_name = "MS")]
+    lock_timeout: u64,
+    /// How often to retry a revision that hit lock_timeout.
+    #[arg(long, default_value_t = 20)]
+    lock_retries: u32,
+    /// Allow error-level lint findings of this rule in the plan (repeatable).
+    #[arg(long = "allow", value_name = "RULE")]
+    allow: Vec<String>,
+}
+
+impl RunArgs {
+    fn options(&self) -> RunOptions {
+        RunOptions {
+            online: if self.online { Some(true) } else if self.offline { Some(false) } else { None },
+            lock_wait: Duration::from_secs(self.lock_wait),
+            lock_timeout: Duration::from_millis(self.lock_timeout),
+            lock_retries: self.lock_retries,
+            allow_lint: self.allow.clone(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.global.verbose {
+        0 => "wasmig=info,warn",
+        1 => "wasmig=debug,info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WASMIG_LOG").unwrap_or_else(|_| level.into()))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = e.downcast_ref::<MigrateError>().map_or(1, MigrateError::exit_code);
+            eprintln!("error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn load_plugin(g: &Global) -> Result<Plugin, MigrateError> {
+    let limits = Limits { memory: g.plugin_memory << 20, deadline: Duration::from_millis(g.plugin_deadline) };
+    Ok(match &g.plugin {
+        Some(path) => Plugin::from_file(path, limits)?,
+        None => Plugin::from_bytes(wasmig::component::BUNDLED, "the bundled plugin".into(), limits)?,
+    })
+}
+
+fn database_url(g: &Global) -> anyhow::Result<&str> {
+    g.database_url
+        .as_deref()
+        .context("no database given: set DATABASE_URL or pass --database-url postgres://USER:PASSWORD@HOST:PORT/DB")
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).expect("JSON values serialize"));
+}
+
+fn lock_name(l: LockLevel) -> &'static str {
+    match l {
+        LockLevel::None => "none",
+        LockLevel::AccessShare => "access-share",
+        LockLevel::RowShare => "row-share",
+        LockLevel::RowExclusive => "row-exclusive",
+        LockLevel::ShareUpdateExclusive => "share-update-exclusive",
+        LockLevel::Share => "share",
+        LockLevel::ShareRowExclusive => "share-row-exclusive",
+        LockLevel::Exclusive => "exclusive",
+        LockLevel::AccessExclusive => "access-exclusive",
+    }
+}
+
+fn finding_json(f: &Finding) -> serde_json::Value {
+    json!({
+        "severity": format!("{:?}", f.severity).to_lowercase(),
+        "rule": f.rule, "message": f.message, "location": f.location,
+    })
+}
+
+fn step_json(s: &Step) -> serde_json::Value {
+    json!({
+        "revision": s.revision, "direction": format!("{:?}", s.direction).to_lowercase(), "sql": s.sql,
+        "transactional": s.transactional, "lock": lock_name(s.lock), "objects": s.objects, "summary": s.summary,
+        "lint": s.lint.iter().map(finding_json).collect::<Vec<_>>(),
+    })
+}
+
+fn print_findings(findings: &[Finding]) {
+    for f in findings {
+        let sev = format!("{:?}", f.severity).to_lowercase();
+        match &f.location {
+            Some(loc) => println!("{sev}[{}] {loc}: {}", f.rule, f.message),
+            None => println!("{sev}[{}] {}", f.rule, f.message),
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let g = &cli.global;
+    let plugin = load_plugin(g)?;
+    match &cli.command {
+        Command::List => {
+            let revisions = plugin.revisions()?;
+            if g.json {
+                print_json(&json!(revisions.iter().map(|r| json!({
+                    "id": r.id, "down_revision": r.down_revision, "description": r.description, "checksum": r.checksum,
+                })).collect::<Vec<_>>()));
+            } else {
+                for r in &revisions {
+                    println!("{:<26} <- {:<12} {}  {}", r.id, r.down_revision.as_deref().unwrap_or("(none)"), &r.checksum[..12], r.description);
+                }
+            }
+        }
+        Command::Sql { from, to, down, catalog, online } => {
+            let chain = plugin.revisions()?;
+            let head = chain.last().map(|r| r.id.clone());
+            let (from, to) = if *down {
+                let from = from.clone().or(head);
+                let to = match to {
+                    Some(t) if t == "base" => None,
+                    Some(t) => Some(t.clone()),
+                    None => from.as_ref().and_then(|f| chain.iter().find(|r| &r.id == f)).and_then(|r| r.down_revision.clone()),
+                };
+                (from, to)
+            } else {
+                (from.clone(), to.clone().or(head))
+            };
+            let live = match catalog {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read catalog snapshot {}", path.display()))?;
+                    plugin.decode_catalog(&text)?.map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message))?
+                }
+                // The chain's own catalog at `from`.
+                None => plugin.plan(None, from.as_deref(), &Catalog { tables: vec![], indexes: vec![], constraints: vec![], enums: vec![] }, PlanOptions { resume: false, online: Some(false) })?
+                    .map_err(MigrateError::from)?
+                    .expected,
+            };
+            let options = PlanOptions { resume: false, online: online.then_some(true) };
+            let plan = plugin.plan(from.as_deref(), to.as_deref(), &live, options)?.map_err(MigrateError::from)?;
+            let header = format!("{} -> {}", from.as_deref().unwrap_or("(empty)"), to.as_deref().unwrap_or("(empty)"));
+            let text = script::render(&plan.steps, &chain, &header);
+            if g.json {
+                print_json(&json!({
+                    "from": from, "to": to, "steps": plan.steps.iter().map(step_json).collect::<Vec<_>>(), "script": text,
+                }));
+            } else {
+                print!("{text}");
+            }
+        }
+        Command::Up { to, run } => {
+            let mut r = Runner::connect(&plugin, database_url(g)?, run.options()).await?;
+            let moves = r.up(to.as_deref()).await?;
+            let (current, findings) = r.verify().await?;
+            report_moves(g, &moves, current.as_deref(), &findings);
+            if !findings.is_empty() {
+                return Err(MigrateError::Verify(findings.len()).into());
+            }
+        }
+        Command::Down { to, steps, run } => {
+            let mut r = Runner::connect(&plugin, database_url(g)?, run.options()).await?;
+            let moves = match (to.as_deref(), steps) {
+                (Some("base"), _) => r.down(None).await?,
+                (Some(t), _) => r.down(Some(t)).await?,
+                (None, n) => r.down_steps(n.unwrap_or(1)).await?,
+            };
+            let (current, findings) = r.verify().await?;
+            report_moves(g, &moves, current.as_deref(), &findings);
+            if !findings.is_empty() {
+                return Err(MigrateError::Verify(findings.len()).into());
+            }
+        }
+        Command::Current => {
+            let mut r = Runner::connect(&plugin, database_url(g)?, RunOptions::default()).await?;
+            let status = r.status().await?;
+            if g.json {
+                print_json(&json!(status));
+            } else {
+                println!("{}", status.current.as_deref().unwrap_or("(none)"));
+                if let Some((rev, state)) = status.in_progress {
+                    println!("{rev} is {state}: a run stopped part-way; rerun `wasmig up` or `wasmig down` to finish it");
+                }
+            }
+        }
+        Command::History => {
+            let mut r = Runner::connect(&plugin, database_url(g)?, RunOptions::default()).await?;
+            let log = wasmig::history::log(r.connection()).await?;
+            if g.json {
+                print_json(&json!(log));
+            } else if log.is_empty() {
+                println!("no history: wasmig has not touched this database");
+            } else {
+                for e in log {
+                    let ms = e.execution_ms.map(|m| format!("{m} ms")).unwrap_or_default();
+                    println!("{}  {:<5} {:<26} {}  {:<10} by {}", e.at, e.action, e.revision, &e.checksum[..12.min(e.checksum.len())], ms, e.by_role);
+                }
+            }
+        }
+        Command::Verify => {
+            let mut r = Runner::connect(&plugin, database_url(g)?, RunOptions::default()).await?;
+            let (current, findings) = r.verify().await?;
+            if g.json {
+                print_json(&json!({ "revision": current, "findings": findings.iter().map(finding_json).collect::<Vec<_>>() }));
+            } else if findings.is_empty() {
+                println!("ok: the schema is what {} promises", current.as_deref().unwrap_or("the empty chain"));
+            } else {
+                print_findings(&findings);
+            }
+            if !findings.is_empty() {
+                return Ok(ExitCode::from(3));
+            }
+        }
+        Command::Stamp { revision, force } => {
+            let mut r = Runner::connect(&plugin, database_url(g)?, RunOptions::default()).await?;
+            let findings = r.stamp(revision, *force).await?;
+            if findings.is_empty() {
+                if g.json {
+                    print_json(&json!({ "stamped": revision }));
+                } else {
+                    println!("stamped {revision}");
+                }
+            } else {
+                print_findings(&findings);
+                anyhow::bail!(MigrateError::Plan {
+                    kind: wasmig::component::ErrorKind::Drift,
+                    message: format!("the schema is not what {revision} promises ({} mismatch(es) above): nothing recorded; fix the schema or pass --force", findings.len()),
+                });
+            }
+        }
+        Command::Catalog => {
+            let url = database_url(g)?;
+            let mut conn = db::connect(url, Duration::from_secs(10)).await?;
+            let text = db::catalog_json(&mut conn, &plugin).await?;
+            let value: serde_json::Value = serde_json::from_str(&text).context("the introspection query returned invalid JSON")?;
+            print_json(&value);
+        }
+        Command::Roundtrip { forms } => return roundtrip_cmd(g, &plugin, forms).await,
+        Command::Lint { files, no_transaction } => {
+            let mut errors = 0;
+            let mut all = Vec::new();
+            for file in files {
+                let sql = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+                let findings = plugin.validate(&sql, !no_transaction)?;
+                errors += findings.iter().filter(|f| f.severity == wasmig::component::Severity::Error).count();
+                if !g.json {
+                    for f in &findings {
+                        let sev = format!("{:?}", f.severity).to_lowercase();
+                        println!("{}:{}: {sev}[{}] {}", file.display(), f.location.as_deref().unwrap_or("-"), f.rule, f.message);
+                    }
+                }
+                all.push(json!({ "file": file, "findings": findings.iter().map(finding_json).collect::<Vec<_>>() }));
+            }
+            if g.json {
+                print_json(&json!(all));
+            }
+            if errors > 0 {
+                return Ok(ExitCode::from(4));
+            }
+        }
+        Command::Plugin { out } => {
+            std::fs::write(out, wasmig::component::BUNDLED).with_context(|| format!("cannot write {}", out.display()))?;
+            println!("wrote {} ({} bytes)", out.display(), wasmig::component::BUNDLED.len());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report_moves(g: &Global, moves: &[wasmig::runner::Move], current: Option<&str>, findings: &[Finding]) {
+    if g.json {
+        print_json(&json!({
+            "moves": moves, "current": current, "findings": findings.iter().map(finding_json).collect::<Vec<_>>(),
+        }));
+        return;
+    }
+    if moves.is_empty() {
+        println!("nothing to do: the database is at {}", current.unwrap_or("(none)"));
+    }
+    for m in moves {
+        let resumed = if m.resumed { ", resumed" } else { "" };
+        println!("{} {} in {} ms ({} step(s){resumed})", if m.direction == "up" { "applied" } else { "reverted" }, m.revision, m.ms, m.steps.len());
+    }
+    if findings.is_empty() {
+        println!("verify: clean at {}", current.unwrap_or("(none)"));
+    } else {
+        print_findings(findings);
+    }
+}
+
+async fn roundtrip_cmd(g: &Global, plugin: &Plugin, forms: &[Form]) -> anyhow::Result<ExitCode> {
+    let url = match &g.database_url {
+        Some(url) => url.clone(),
+        None => anyhow::bail!("roundtrip needs DATABASE_URL (a server where it may create scratch databases)"),
+    };
+    let tty = std::io::stdout().is_terminal();
+    let json = g.json;
+    let report = roundtrip::run(plugin, &url, forms, |c| {
+        if !json {
+            let mark = if c.ok { "ok  " } else { "FAIL" };
+            let detail = if c.detail.is_empty() { String::new() } else { format!("  {}", c.detail) };
+            println!("{mark} {:<6} {:<26} {:<26} {:>6} ms{detail}", c.form.to_string(), c.revision, c.action, c.ms);
+        }
+        let _ = tty;
+    })
+    .await?;
+    let failed = report.checks.iter().filter(|c| !c.ok).count();
+    if json {
+        print_json(&json!(report));
+    } else {
+        println!("roundtrip: {} checks, {} failed", report.checks.len(), failed);
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}

@@ -99,6 +99,7 @@ fn step(s: plan::Step) -> w::Step {
         },
         objects: s.objects,
         summary: s.summary,
+        lint: s.lint.into_iter().map(finding).collect(),
     }
 }
 

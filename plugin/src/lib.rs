@@ -19,6 +19,31 @@ pub mod verify;
 mod component;
 
 /// Lints SQL text; `new_tables` are tables created earlier in the same plan.
-pub fn lint_sql(_sql: &str, _transactional: bool, _new_tables: &[String]) -> Vec<verify::Finding> {
-    Vec::new()
+pub fn lint_sql(sql: &str, transactional: bool, new_tables: &[String]) -> Vec<verify::Finding> {
+    let options = wasmig_lint::LintOptions { transactional, new_tables: new_tables.to_vec() };
+    wasmig_lint::lint(sql, &options).into_iter().map(finding).collect()
+}
+
+/// Lints one step of the plugin's own plan. The runner sets `lock_timeout`
+/// around every step itself, so that rule does not apply here.
+pub fn lint_step(sql: &str, transactional: bool, new_tables: &[String]) -> Vec<verify::Finding> {
+    let mut findings = lint_sql(sql, transactional, new_tables);
+    findings.retain(|f| f.rule != wasmig_lint::RuleId::RequireLockTimeout.as_str());
+    findings
+}
+
+fn finding(f: wasmig_lint::Finding) -> verify::Finding {
+    verify::Finding {
+        severity: match f.severity {
+            wasmig_lint::Severity::Info => verify::Severity::Info,
+            wasmig_lint::Severity::Warning => verify::Severity::Warning,
+            wasmig_lint::Severity::Error => verify::Severity::Error,
+        },
+        rule: f.rule.as_str().into(),
+        message: match f.help {
+            Some(help) => format!("{} ({help})", f.message),
+            None => f.message,
+        },
+        location: f.location,
+    }
 }

@@ -51,6 +51,8 @@ pub struct Step {
     pub lock: Lock,
     pub objects: Vec<String>,
     pub summary: String,
+    /// Lint findings for this step in the plan's context.
+    pub lint: Vec<crate::verify::Finding>,
 }
 
 impl Step {
@@ -118,6 +120,7 @@ impl Ctx<'_> {
             lock,
             objects: objects.iter().map(|o| o.to_string()).collect(),
             summary,
+            lint: Vec::new(),
         });
     }
 
@@ -184,6 +187,10 @@ pub fn plan(current: Option<&str>, target: Option<&str>, live: &Catalog, options
         }
         // One transaction per revision: stable-sort the steps into before / in / after it.
         ctx.steps.sort_by_key(|s| s.phase);
+        let new_tables: Vec<String> = rev.created_tables().iter().map(|t| t.to_string()).collect();
+        for s in &mut ctx.steps {
+            s.lint = crate::lint_step(&s.sql, s.transactional(), &new_tables);
+        }
         steps.extend(ctx.steps);
         Ok(())
     };

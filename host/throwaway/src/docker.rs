@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use testcontainers::core::Mount;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, ImageExt};
 use testcontainers_modules::postgres::Postgres;
@@ -18,6 +19,8 @@ const PING_TIMEOUT: Duration = Duration::from_secs(3);
 const USER: &str = "postgres";
 const PASSWORD: &str = "postgres";
 const DATABASE: &str = "postgres";
+/// The data directory inside the container (the official image's, up to PostgreSQL 17).
+const PGDATA: &str = "/var/lib/postgresql/data";
 
 /// A running container; removed on drop.
 pub(crate) struct DockerServer {
@@ -62,6 +65,9 @@ impl DockerServer {
             .with_cmd(cmd)
             // Honoured by the official image and the stand-in: skips initdb's fsyncs (~2 s).
             .with_env_var("POSTGRES_INITDB_ARGS", "--no-sync")
+            // Data on tmpfs: CREATE DATABASE .. TEMPLATE takes ~15 ms instead of ~110 ms.
+            .with_env_var("PGDATA", PGDATA)
+            .with_mount(Mount::tmpfs_mount(PGDATA))
             .with_label("org.wasmig.throwaway.pid", std::process::id().to_string())
             .with_startup_timeout(Duration::from_secs(120))
             .start()

@@ -17,6 +17,8 @@
 //!
 //! Passwords never appear in logs or errors: URLs are printed through [`redact_url`].
 
+#![warn(missing_docs)]
+
 mod docker;
 mod local;
 mod watchdog;

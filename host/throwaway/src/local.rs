@@ -260,7 +260,7 @@ fn find_bindir() -> Result<PathBuf, String> {
         return if complete(&d) {
             Ok(d)
         } else {
-            Err(format!("{BINDIR_ENV}={} has no initdb and pg_ctl", d.display()))
+            Err(format!("{BINDIR_ENV}={} has no initdb and pg_ctl: {INSTALL_HINT}", d.display()))
         };
     }
     if let Some(d) = find_on_path("initdb").and_then(|p| p.parent().map(Path::to_path_buf)) {

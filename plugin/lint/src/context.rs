@@ -7,7 +7,8 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use sqlparser::ast::{
-    AlterTable, AlterTableOperation, Ident, ObjectName, ObjectNamePart, RenameTableNameKind, Statement,
+    AlterTable, AlterTableOperation, Ident, ObjectName, ObjectNamePart, RenameTableNameKind,
+    Statement,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::keywords::Keyword;
@@ -31,7 +32,13 @@ pub(crate) struct Violation {
 
 impl Violation {
     pub fn new(rule: RuleId, severity: Severity, at: Pos, message: impl Into<String>) -> Self {
-        Violation { rule, severity, message: message.into(), at, help: None }
+        Violation {
+            rule,
+            severity,
+            message: message.into(),
+            at,
+            help: None,
+        }
     }
 
     pub fn help(mut self, help: impl Into<String>) -> Self {
@@ -112,7 +119,10 @@ impl<'o> Context<'o> {
             match &ast {
                 Statement::StartTransaction { .. } => in_transaction = true,
                 Statement::Commit { chain, .. } => in_transaction = *chain,
-                Statement::Rollback { chain, savepoint: None } => in_transaction = *chain,
+                Statement::Rollback {
+                    chain,
+                    savepoint: None,
+                } => in_transaction = *chain,
                 _ => {}
             }
             stmts.push(Stmt {
@@ -123,19 +133,23 @@ impl<'o> Context<'o> {
             });
         }
 
-        let mut ctx = Context { stmts, options, created: Vec::new() };
+        let mut ctx = Context {
+            stmts,
+            options,
+            created: Vec::new(),
+        };
         for i in 0..ctx.stmts.len() {
             let new_name = match &ctx.stmts[i].ast {
                 Statement::CreateTable(ct) => Some(&ct.name),
                 // A new table keeps being new under its new name.
-                Statement::AlterTable(AlterTable { name, operations, .. }) if ctx.is_new_table(name, i) => {
-                    operations.iter().find_map(|op| match op {
-                        AlterTableOperation::RenameTable {
-                            table_name: RenameTableNameKind::To(new) | RenameTableNameKind::As(new),
-                        } => Some(new),
-                        _ => None,
-                    })
-                }
+                Statement::AlterTable(AlterTable {
+                    name, operations, ..
+                }) if ctx.is_new_table(name, i) => operations.iter().find_map(|op| match op {
+                    AlterTableOperation::RenameTable {
+                        table_name: RenameTableNameKind::To(new) | RenameTableNameKind::As(new),
+                    } => Some(new),
+                    _ => None,
+                }),
                 _ => None,
             };
             if let Some(name) = new_name.map(TableKey::from_name) {
@@ -149,8 +163,14 @@ impl<'o> Context<'o> {
     /// [`LintOptions::new_tables`] or created by an earlier (or this) statement.
     pub fn is_new_table(&self, table: &ObjectName, at_stmt: usize) -> bool {
         let key = TableKey::from_name(table);
-        self.options.new_tables.iter().any(|t| TableKey::from_str(t).matches(&key))
-            || self.created.iter().any(|(k, i)| *i <= at_stmt && k.matches(&key))
+        self.options
+            .new_tables
+            .iter()
+            .any(|t| TableKey::from_str(t).matches(&key))
+            || self
+                .created
+                .iter()
+                .any(|(k, i)| *i <= at_stmt && k.matches(&key))
     }
 }
 
@@ -175,10 +195,12 @@ impl TableKey {
     pub fn from_str(name: &str) -> Self {
         TableKey(
             name.split('.')
-                .map(|part| match part.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
-                    Some(quoted) => quoted.to_owned(),
-                    None => part.trim().to_lowercase(),
-                })
+                .map(
+                    |part| match part.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
+                        Some(quoted) => quoted.to_owned(),
+                        None => part.trim().to_lowercase(),
+                    },
+                )
                 .collect(),
         )
     }
@@ -244,7 +266,10 @@ fn parser_error_violation(err: ParserError, parser: &Parser, sql: &str, stmt_at:
 fn split_location(message: &str) -> Option<(String, Pos)> {
     let (text, tail) = message.rsplit_once(" at Line: ")?;
     let (line, column) = tail.split_once(", Column: ")?;
-    Some((text.to_owned(), (line.trim().parse().ok()?, column.trim().parse().ok()?)))
+    Some((
+        text.to_owned(),
+        (line.trim().parse().ok()?, column.trim().parse().ok()?),
+    ))
 }
 
 /// The position just after the last character of `sql`.
@@ -259,7 +284,8 @@ fn end_of_text(sql: &str) -> Pos {
 /// parsing and the start of each such statement is returned, to be restored as
 /// [`Stmt::drop_index_concurrently`].
 fn strip_drop_index_concurrently(tokens: Vec<TokenWithSpan>) -> (Vec<TokenWithSpan>, Vec<Pos>) {
-    let is_keyword = |t: &TokenWithSpan, k: Keyword| matches!(&t.token, Token::Word(w) if w.keyword == k);
+    let is_keyword =
+        |t: &TokenWithSpan, k: Keyword| matches!(&t.token, Token::Word(w) if w.keyword == k);
     let significant: Vec<usize> = tokens
         .iter()
         .enumerate()
@@ -293,7 +319,10 @@ mod tests {
     use super::*;
 
     fn ctx_states(sql: &str, transactional: bool) -> Vec<bool> {
-        let options = LintOptions { transactional, new_tables: Vec::new() };
+        let options = LintOptions {
+            transactional,
+            new_tables: Vec::new(),
+        };
         let ctx = Context::parse(sql, &options).unwrap();
         ctx.stmts.iter().map(|s| s.in_transaction).collect()
     }
@@ -310,7 +339,11 @@ mod tests {
     #[test]
     fn drop_index_concurrently_is_recognised() {
         let options = LintOptions::default();
-        let ctx = Context::parse("DROP INDEX CONCURRENTLY IF EXISTS i;\nDROP INDEX j", &options).unwrap();
+        let ctx = Context::parse(
+            "DROP INDEX CONCURRENTLY IF EXISTS i;\nDROP INDEX j",
+            &options,
+        )
+        .unwrap();
         assert!(ctx.stmts[0].drop_index_concurrently);
         assert!(!ctx.stmts[1].drop_index_concurrently);
     }
@@ -318,20 +351,33 @@ mod tests {
     #[test]
     fn a_renamed_new_table_stays_new() {
         let options = LintOptions::default();
-        let ctx = Context::parse("CREATE TABLE a (x int); ALTER TABLE a RENAME TO b; SELECT 1", &options).unwrap();
+        let ctx = Context::parse(
+            "CREATE TABLE a (x int); ALTER TABLE a RENAME TO b; SELECT 1",
+            &options,
+        )
+        .unwrap();
         assert!(ctx.is_new_table(&ObjectName::from(alloc::vec![Ident::new("b")]), 2));
         assert!(!ctx.is_new_table(&ObjectName::from(alloc::vec![Ident::new("b")]), 0));
     }
 
     #[test]
     fn table_keys_fold_case_and_schema() {
-        let options = LintOptions { transactional: false, new_tables: alloc::vec!["public.Orders".into()] };
+        let options = LintOptions {
+            transactional: false,
+            new_tables: alloc::vec!["public.Orders".into()],
+        };
         let ctx = Context::parse("CREATE TABLE \"Mixed\" (a int); SELECT 1", &options).unwrap();
         let name = |s: &str| ObjectName::from(s.split('.').map(Ident::new).collect::<Vec<_>>());
         assert!(ctx.is_new_table(&name("orders"), 0));
         assert!(ctx.is_new_table(&name("PUBLIC.ORDERS"), 0));
-        assert!(ctx.is_new_table(&ObjectName::from(alloc::vec![Ident::with_quote('"', "Mixed")]), 1));
-        assert!(!ctx.is_new_table(&name("Mixed"), 1), "unquoted Mixed folds to mixed");
+        assert!(ctx.is_new_table(
+            &ObjectName::from(alloc::vec![Ident::with_quote('"', "Mixed")]),
+            1
+        ));
+        assert!(
+            !ctx.is_new_table(&name("Mixed"), 1),
+            "unquoted Mixed folds to mixed"
+        );
         assert!(!ctx.is_new_table(&name("other"), 1));
     }
 }

@@ -210,7 +210,10 @@ pub fn lint(sql: &str, options: &LintOptions) -> Vec<Finding> {
     let mut violations = Vec::new();
     rules::run_all(&ctx, &mut violations);
     violations.sort_by_key(|v| v.at);
-    violations.into_iter().map(context::Violation::into_finding).collect()
+    violations
+        .into_iter()
+        .map(context::Violation::into_finding)
+        .collect()
 }
 
 #[cfg(test)]
@@ -261,7 +264,10 @@ mod tests {
     fn findings_come_in_source_order() {
         let sql = "CREATE TABLE n (a varchar(10));\nCREATE INDEX i ON t (a);";
         let findings = lint(sql, &LintOptions::default());
-        let locations: Vec<_> = findings.iter().map(|f| f.location.clone().unwrap()).collect();
+        let locations: Vec<_> = findings
+            .iter()
+            .map(|f| f.location.clone().unwrap())
+            .collect();
         let mut sorted = locations.clone();
         sorted.sort_by_key(|l| {
             let (a, b) = l.split_once(':').unwrap();

@@ -12,7 +12,10 @@ pub(crate) fn autocommit() -> LintOptions {
 
 /// The SQL runs inside a transaction block.
 pub(crate) fn in_transaction() -> LintOptions {
-    LintOptions { transactional: true, new_tables: Vec::new() }
+    LintOptions {
+        transactional: true,
+        new_tables: Vec::new(),
+    }
 }
 
 /// The findings of `rule` for `sql`, rendered as users see them; asserts there is at least one.
@@ -22,9 +25,15 @@ pub(crate) fn lint_errors_with(sql: &str, rule: RuleId, options: &LintOptions) -
         findings.iter().all(|f| f.rule != RuleId::ParseError),
         "unexpected parse error: {findings:?}"
     );
-    let rendered: Vec<String> =
-        findings.iter().filter(|f| f.rule == rule).map(|f| f.to_string()).collect();
-    assert!(!rendered.is_empty(), "expected {rule} to fire on:\n{sql}\nfindings: {findings:?}");
+    let rendered: Vec<String> = findings
+        .iter()
+        .filter(|f| f.rule == rule)
+        .map(|f| f.to_string())
+        .collect();
+    assert!(
+        !rendered.is_empty(),
+        "expected {rule} to fire on:\n{sql}\nfindings: {findings:?}"
+    );
     rendered.join("\n")
 }
 
@@ -41,7 +50,10 @@ pub(crate) fn lint_ok_with(sql: &str, rule: RuleId, options: &LintOptions) {
         "unexpected parse error: {findings:?}"
     );
     let fired: Vec<_> = findings.iter().filter(|f| f.rule == rule).collect();
-    assert!(fired.is_empty(), "expected {rule} not to fire on:\n{sql}\nfindings: {fired:?}");
+    assert!(
+        fired.is_empty(),
+        "expected {rule} not to fire on:\n{sql}\nfindings: {fired:?}"
+    );
 }
 
 /// [`lint_ok_with`] with [`autocommit`] options.

@@ -6,7 +6,13 @@ use wasmig_lint::{Finding, LintOptions, RuleId, Severity, lint};
 const SEED: &str = include_str!("fixtures/seed.sql");
 
 fn seed(transactional: bool) -> Vec<Finding> {
-    lint(SEED, &LintOptions { transactional, new_tables: Vec::new() })
+    lint(
+        SEED,
+        &LintOptions {
+            transactional,
+            new_tables: Vec::new(),
+        },
+    )
 }
 
 fn of(findings: &[Finding], rule: RuleId) -> Vec<&Finding> {
@@ -16,20 +22,46 @@ fn of(findings: &[Finding], rule: RuleId) -> Vec<&Finding> {
 #[test]
 fn every_finding_has_a_location_and_no_parse_error() {
     let findings = seed(true);
-    assert!(of(&findings, RuleId::ParseError).is_empty(), "{findings:#?}");
-    assert!(findings.iter().all(|f| f.location.is_some() && f.help.is_some()));
+    assert!(
+        of(&findings, RuleId::ParseError).is_empty(),
+        "{findings:#?}"
+    );
+    assert!(
+        findings
+            .iter()
+            .all(|f| f.location.is_some() && f.help.is_some())
+    );
 }
 
 #[test]
 fn non_concurrent_indexes_on_manufacturing_orders() {
     let findings = seed(true);
     let found = of(&findings, RuleId::RequireConcurrentIndex);
-    let names: Vec<_> = found.iter().map(|f| f.message.split(' ').nth(2).unwrap()).collect();
-    assert_eq!(names, ["idx_mo_operator", "idx_mo_machine", "idx_mo_workstation", "idx_mo_completion"]);
-    assert!(found.iter().all(|f| f.severity == Severity::Warning && f.message.contains("manufacturing_orders")));
+    let names: Vec<_> = found
+        .iter()
+        .map(|f| f.message.split(' ').nth(2).unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "idx_mo_operator",
+            "idx_mo_machine",
+            "idx_mo_workstation",
+            "idx_mo_completion"
+        ]
+    );
+    assert!(
+        found
+            .iter()
+            .all(|f| f.severity == Severity::Warning && f.message.contains("manufacturing_orders"))
+    );
     assert_eq!(found[0].location.as_deref(), Some("24:1"));
     // The indexes on the two tables the same SQL creates are fine.
-    assert!(findings.iter().all(|f| f.rule != RuleId::RequireConcurrentIndex || !f.message.contains("bom_")));
+    assert!(
+        findings
+            .iter()
+            .all(|f| f.rule != RuleId::RequireConcurrentIndex || !f.message.contains("bom_"))
+    );
 }
 
 #[test]
@@ -54,15 +86,29 @@ fn unindexed_foreign_keys() {
 fn enum_add_values() {
     let tx = seed(true);
     let found = of(&tx, RuleId::EnumAddValue);
-    let summary: Vec<_> = found.iter().map(|f| (f.severity, f.location.as_deref().unwrap())).collect();
+    let summary: Vec<_> = found
+        .iter()
+        .map(|f| (f.severity, f.location.as_deref().unwrap()))
+        .collect();
     assert_eq!(
         summary,
-        [(Severity::Warning, "85:1"), (Severity::Info, "85:1"), (Severity::Warning, "94:1"), (Severity::Info, "94:1")]
+        [
+            (Severity::Warning, "85:1"),
+            (Severity::Info, "85:1"),
+            (Severity::Warning, "94:1"),
+            (Severity::Info, "94:1")
+        ]
     );
-    assert!(found[0].message.contains("alert_type") && found[2].message.contains("transaction_type"));
+    assert!(
+        found[0].message.contains("alert_type") && found[2].message.contains("transaction_type")
+    );
     // Run alone in autocommit, only the "cannot be undone" note remains.
     let alone = seed(false);
-    assert!(of(&alone, RuleId::EnumAddValue).iter().all(|f| f.severity == Severity::Info));
+    assert!(
+        of(&alone, RuleId::EnumAddValue)
+            .iter()
+            .all(|f| f.severity == Severity::Info)
+    );
     assert_eq!(of(&alone, RuleId::EnumAddValue).len(), 2);
 }
 
@@ -70,8 +116,15 @@ fn enum_add_values() {
 fn varchar_and_serial() {
     let findings = seed(true);
     assert_eq!(of(&findings, RuleId::PreferText).len(), 10);
-    assert!(of(&findings, RuleId::PreferText)[0].message.starts_with("manufacturing_orders.assigned_operator is VARCHAR(255)"));
-    let serials: Vec<_> = of(&findings, RuleId::PreferIdentity).iter().map(|f| f.message.split(' ').next().unwrap()).collect();
+    assert!(
+        of(&findings, RuleId::PreferText)[0]
+            .message
+            .starts_with("manufacturing_orders.assigned_operator is VARCHAR(255)")
+    );
+    let serials: Vec<_> = of(&findings, RuleId::PreferIdentity)
+        .iter()
+        .map(|f| f.message.split(' ').next().unwrap())
+        .collect();
     assert_eq!(serials, ["bom_alternate_components.id", "bom_revisions.id"]);
 }
 
@@ -81,7 +134,11 @@ fn missing_lock_timeout_once() {
     let found = of(&findings, RuleId::RequireLockTimeout);
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].location.as_deref(), Some("6:1"));
-    assert!(found[0].message.contains("manufacturing_orders"), "{}", found[0].message);
+    assert!(
+        found[0].message.contains("manufacturing_orders"),
+        "{}",
+        found[0].message
+    );
 }
 
 #[test]
@@ -101,7 +158,11 @@ fn nothing_else() {
         RuleId::PreferTimestamptz,
     ];
     for rule in quiet {
-        assert!(of(&findings, rule).is_empty(), "{rule}: {:#?}", of(&findings, rule));
+        assert!(
+            of(&findings, rule).is_empty(),
+            "{rule}: {:#?}",
+            of(&findings, rule)
+        );
     }
     assert_eq!(findings.len(), 4 + 3 + 4 + 10 + 2 + 1);
 }
@@ -112,7 +173,16 @@ fn the_safe_rewrite_of_part_one_is_clean_of_warnings() {
     // non-transactional step per index.
     let step = "SET lock_timeout = '5s';\n\
                 ALTER TABLE manufacturing_orders ADD COLUMN machine_id text, ADD COLUMN actual_run_time float DEFAULT 0.0;";
-    assert!(lint(step, &LintOptions { transactional: true, new_tables: vec![] }).is_empty());
+    assert!(
+        lint(
+            step,
+            &LintOptions {
+                transactional: true,
+                new_tables: vec![]
+            }
+        )
+        .is_empty()
+    );
     let index = "SET lock_timeout = '5s';\nCREATE INDEX CONCURRENTLY idx_mo_machine ON manufacturing_orders (organization_id, machine_id);";
     assert!(lint(index, &LintOptions::default()).is_empty());
 }
@@ -126,5 +196,10 @@ fn the_alembic_python_is_a_parse_error_with_a_location() {
     assert_eq!(findings.len(), 1);
     assert_eq!(findings[0].rule, RuleId::ParseError);
     assert_eq!(findings[0].severity, Severity::Error);
-    assert_eq!(findings[0].location.as_deref(), Some("2:1"), "{}", findings[0]);
+    assert_eq!(
+        findings[0].location.as_deref(),
+        Some("2:1"),
+        "{}",
+        findings[0]
+    );
 }

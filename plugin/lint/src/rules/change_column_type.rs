@@ -15,7 +15,10 @@ pub(crate) fn change_column_type(ctx: &Context, out: &mut Vec<Violation>) {
     for (stmt, table, op) in alter_existing_tables(ctx) {
         let AlterTableOperation::AlterColumn {
             column_name,
-            op: AlterColumnOperation::SetDataType { data_type, using, .. },
+            op:
+                AlterColumnOperation::SetDataType {
+                    data_type, using, ..
+                },
         } = op
         else {
             continue;
@@ -23,7 +26,10 @@ pub(crate) fn change_column_type(ctx: &Context, out: &mut Vec<Violation>) {
         let at = stmt.at_or(ident_pos(column_name));
         let to_text = matches!(
             data_type,
-            DataType::Text | DataType::Varchar(_) | DataType::CharacterVarying(_) | DataType::CharVarying(_)
+            DataType::Text
+                | DataType::Varchar(_)
+                | DataType::CharacterVarying(_)
+                | DataType::CharVarying(_)
         );
         let violation = if to_text && using.is_none() {
             // varchar(n) -> varchar(m >= n) or -> text is binary-coercible: no rewrite.
@@ -63,7 +69,10 @@ mod tests {
     #[test]
     fn err() {
         assert_eq!(
-            lint_errors("ALTER TABLE bom_components ALTER COLUMN quantity TYPE numeric(12, 3) USING quantity::numeric;", RuleId::ChangeColumnType),
+            lint_errors(
+                "ALTER TABLE bom_components ALTER COLUMN quantity TYPE numeric(12, 3) USING quantity::numeric;",
+                RuleId::ChangeColumnType
+            ),
             "error[change-column-type] 1:41: ALTER COLUMN bom_components.quantity TYPE NUMERIC(12,3) rewrites \
              bom_components and rebuilds its indexes under an ACCESS EXCLUSIVE lock (reads and writes \
              wait).\n  help: Add a column of the new type, backfill it in batches, move the code over, then \
@@ -73,13 +82,22 @@ mod tests {
 
     #[test]
     fn err_widening_is_a_warning() {
-        let out = lint_errors("ALTER TABLE t ALTER COLUMN unit TYPE varchar(100)", RuleId::ChangeColumnType);
+        let out = lint_errors(
+            "ALTER TABLE t ALTER COLUMN unit TYPE varchar(100)",
+            RuleId::ChangeColumnType,
+        );
         assert!(out.starts_with("warning[change-column-type] 1:28: ALTER COLUMN t.unit TYPE VARCHAR(100) takes an ACCESS EXCLUSIVE lock"), "{out}");
     }
 
     #[test]
     fn ok() {
-        lint_ok("CREATE TABLE n (a int); ALTER TABLE n ALTER COLUMN a TYPE bigint;", RuleId::ChangeColumnType);
-        lint_ok("ALTER TABLE t ALTER COLUMN a SET DEFAULT 0", RuleId::ChangeColumnType);
+        lint_ok(
+            "CREATE TABLE n (a int); ALTER TABLE n ALTER COLUMN a TYPE bigint;",
+            RuleId::ChangeColumnType,
+        );
+        lint_ok(
+            "ALTER TABLE t ALTER COLUMN a SET DEFAULT 0",
+            RuleId::ChangeColumnType,
+        );
     }
 }

@@ -12,7 +12,9 @@ use crate::{RuleId, Severity};
 
 pub(crate) fn drop_column(ctx: &Context, out: &mut Vec<Violation>) {
     for (stmt, table, op) in alter_existing_tables(ctx) {
-        let AlterTableOperation::DropColumn { column_names, .. } = op else { continue };
+        let AlterTableOperation::DropColumn { column_names, .. } = op else {
+            continue;
+        };
         for column in column_names {
             out.push(
                 Violation::new(
@@ -38,7 +40,10 @@ mod tests {
     #[test]
     fn err() {
         assert_eq!(
-            lint_errors("ALTER TABLE manufacturing_orders DROP COLUMN IF EXISTS machine_id;", RuleId::DropColumn),
+            lint_errors(
+                "ALTER TABLE manufacturing_orders DROP COLUMN IF EXISTS machine_id;",
+                RuleId::DropColumn
+            ),
             "warning[drop-column] 1:56: DROP COLUMN manufacturing_orders.machine_id breaks running code that \
              still reads or writes it, and its data is lost.\n  help: First deploy code that no longer uses \
              the column, then drop it in a later migration."
@@ -47,6 +52,9 @@ mod tests {
 
     #[test]
     fn ok() {
-        lint_ok("CREATE TABLE n (a int, b int); ALTER TABLE n DROP COLUMN b;", RuleId::DropColumn);
+        lint_ok(
+            "CREATE TABLE n (a int, b int); ALTER TABLE n DROP COLUMN b;",
+            RuleId::DropColumn,
+        );
     }
 }

@@ -11,7 +11,14 @@ use crate::{RuleId, Severity};
 
 pub(crate) fn drop_table(ctx: &Context, out: &mut Vec<Violation>) {
     for (i, stmt) in ctx.stmts.iter().enumerate() {
-        let Statement::Drop { object_type: ObjectType::Table, names, .. } = &stmt.ast else { continue };
+        let Statement::Drop {
+            object_type: ObjectType::Table,
+            names,
+            ..
+        } = &stmt.ast
+        else {
+            continue;
+        };
         for table in names.iter().filter(|t| !ctx.is_new_table(t, i)) {
             out.push(
                 Violation::new(
@@ -34,7 +41,10 @@ mod tests {
     #[test]
     fn err() {
         assert_eq!(
-            lint_errors("DROP TABLE IF EXISTS bom_revisions CASCADE;", RuleId::DropTable),
+            lint_errors(
+                "DROP TABLE IF EXISTS bom_revisions CASCADE;",
+                RuleId::DropTable
+            ),
             "warning[drop-table] 1:22: DROP TABLE bom_revisions breaks running code that still uses it, and \
              its data is lost.\n  help: First deploy code that no longer uses the table, then drop it in a \
              later migration."
@@ -43,6 +53,9 @@ mod tests {
 
     #[test]
     fn ok() {
-        lint_ok("CREATE TABLE scratch (a int); DROP TABLE scratch; DROP INDEX i;", RuleId::DropTable);
+        lint_ok(
+            "CREATE TABLE scratch (a int); DROP TABLE scratch; DROP INDEX i;",
+            RuleId::DropTable,
+        );
     }
 }

@@ -11,10 +11,18 @@ use crate::{RuleId, Severity};
 
 pub(crate) fn enum_add_value(ctx: &Context, out: &mut Vec<Violation>) {
     for stmt in &ctx.stmts {
-        let Statement::AlterType(AlterType { name, operation: AlterTypeOperation::AddValue(add) }) = &stmt.ast else {
+        let Statement::AlterType(AlterType {
+            name,
+            operation: AlterTypeOperation::AddValue(add),
+        }) = &stmt.ast
+        else {
             continue;
         };
-        let if_not_exists = if add.if_not_exists { "IF NOT EXISTS " } else { "" };
+        let if_not_exists = if add.if_not_exists {
+            "IF NOT EXISTS "
+        } else {
+            ""
+        };
         let what = format!("ALTER TYPE {name} ADD VALUE {if_not_exists}{}", add.value);
         if stmt.in_transaction {
             out.push(
@@ -54,7 +62,11 @@ mod tests {
     #[test]
     fn err() {
         assert_eq!(
-            lint_errors_with("ALTER TYPE alert_type ADD VALUE IF NOT EXISTS 'shortage_for_mo';", RuleId::EnumAddValue, &in_transaction()),
+            lint_errors_with(
+                "ALTER TYPE alert_type ADD VALUE IF NOT EXISTS 'shortage_for_mo';",
+                RuleId::EnumAddValue,
+                &in_transaction()
+            ),
             "warning[enum-add-value] 1:1: ALTER TYPE alert_type ADD VALUE IF NOT EXISTS 'shortage_for_mo' runs inside a \
              transaction block: the new value cannot be used until the transaction commits (PostgreSQL 12+; \
              older versions refuse the statement).\n  help: Run it as its own non-transactional step, \
@@ -68,12 +80,21 @@ mod tests {
 
     #[test]
     fn err_outside_transaction_is_info_only() {
-        let out = lint_errors("ALTER TYPE transaction_type ADD VALUE 'manufacturing_order' AFTER 'job'", RuleId::EnumAddValue);
-        assert!(out.starts_with("info[enum-add-value]") && !out.contains("warning"), "{out}");
+        let out = lint_errors(
+            "ALTER TYPE transaction_type ADD VALUE 'manufacturing_order' AFTER 'job'",
+            RuleId::EnumAddValue,
+        );
+        assert!(
+            out.starts_with("info[enum-add-value]") && !out.contains("warning"),
+            "{out}"
+        );
     }
 
     #[test]
     fn ok() {
-        lint_ok("ALTER TYPE alert_type RENAME VALUE 'a' TO 'b'; CREATE TYPE mood AS ENUM ('sad', 'ok');", RuleId::EnumAddValue);
+        lint_ok(
+            "ALTER TYPE alert_type RENAME VALUE 'a' TO 'b'; CREATE TYPE mood AS ENUM ('sad', 'ok');",
+            RuleId::EnumAddValue,
+        );
     }
 }

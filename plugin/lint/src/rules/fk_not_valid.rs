@@ -14,9 +14,15 @@ use crate::{RuleId, Severity};
 pub(crate) fn fk_not_valid(ctx: &Context, out: &mut Vec<Violation>) {
     for (stmt, table, op) in alter_existing_tables(ctx) {
         match op {
-            AlterTableOperation::AddConstraint { constraint: TableConstraint::ForeignKey(fk), not_valid: false } => {
+            AlterTableOperation::AddConstraint {
+                constraint: TableConstraint::ForeignKey(fk),
+                not_valid: false,
+            } => {
                 let columns: Vec<String> = fk.columns.iter().map(ToString::to_string).collect();
-                let name = fk.name.as_ref().map_or_else(|| String::from("FOREIGN KEY"), |n| format!("FOREIGN KEY {n}"));
+                let name = fk.name.as_ref().map_or_else(
+                    || String::from("FOREIGN KEY"),
+                    |n| format!("FOREIGN KEY {n}"),
+                );
                 out.push(
                     Violation::new(
                         RuleId::FkNotValid,
@@ -36,7 +42,9 @@ pub(crate) fn fk_not_valid(ctx: &Context, out: &mut Vec<Violation>) {
                     ),
                 );
             }
-            AlterTableOperation::AddColumn { column_def: column, .. } => {
+            AlterTableOperation::AddColumn {
+                column_def: column, ..
+            } => {
                 let Some(foreign_table) = column.options.iter().find_map(|o| match &o.option {
                     ColumnOption::ForeignKey(fk) => Some(&fk.foreign_table),
                     _ => None,
@@ -74,7 +82,10 @@ mod tests {
     #[test]
     fn err() {
         assert_eq!(
-            lint_errors("ALTER TABLE bom_components ADD CONSTRAINT fk_product FOREIGN KEY (product_id) REFERENCES products (id);", RuleId::FkNotValid),
+            lint_errors(
+                "ALTER TABLE bom_components ADD CONSTRAINT fk_product FOREIGN KEY (product_id) REFERENCES products (id);",
+                RuleId::FkNotValid
+            ),
             "warning[fk-not-valid] 1:67: FOREIGN KEY fk_product on existing table bom_components (product_id) \
              -> products is validated at once: a full scan of bom_components while bom_components and \
              products are locked against writes (SHARE ROW EXCLUSIVE).\n  help: Add it with NOT VALID, \
@@ -85,7 +96,10 @@ mod tests {
 
     #[test]
     fn err_add_column_references() {
-        let out = lint_errors("ALTER TABLE manufacturing_orders ADD COLUMN operator_id int REFERENCES users (id)", RuleId::FkNotValid);
+        let out = lint_errors(
+            "ALTER TABLE manufacturing_orders ADD COLUMN operator_id int REFERENCES users (id)",
+            RuleId::FkNotValid,
+        );
         assert!(out.starts_with("warning[fk-not-valid] 1:45: ADD COLUMN manufacturing_orders.operator_id REFERENCES users"), "{out}");
     }
 
@@ -96,6 +110,9 @@ mod tests {
              ALTER TABLE bom_components VALIDATE CONSTRAINT fk;",
             RuleId::FkNotValid,
         );
-        lint_ok("CREATE TABLE n (a int REFERENCES products (id)); ALTER TABLE n ADD FOREIGN KEY (a) REFERENCES products (id);", RuleId::FkNotValid);
+        lint_ok(
+            "CREATE TABLE n (a int REFERENCES products (id)); ALTER TABLE n ADD FOREIGN KEY (a) REFERENCES products (id);",
+            RuleId::FkNotValid,
+        );
     }
 }

@@ -3,7 +3,7 @@
 use alloc::vec::Vec;
 
 use sqlparser::ast::{
-    AlterTable, AlterTableOperation, ColumnDef, ColumnOption, DataType, Expr, ArrayElemTypeDef,
+    AlterTable, AlterTableOperation, ArrayElemTypeDef, ColumnDef, ColumnOption, DataType, Expr,
     GeneratedExpressionMode, Ident, ObjectName, Statement, Value,
 };
 
@@ -47,7 +47,9 @@ pub(crate) fn run_all(ctx: &Context, out: &mut Vec<Violation>) {
 /// `ALTER TABLE name op, op, ...` as its parts.
 pub(crate) fn alter_table(stmt: &Statement) -> Option<(&ObjectName, &[AlterTableOperation])> {
     match stmt {
-        Statement::AlterTable(AlterTable { name, operations, .. }) => Some((name, operations)),
+        Statement::AlterTable(AlterTable {
+            name, operations, ..
+        }) => Some((name, operations)),
         _ => None,
     }
 }
@@ -81,19 +83,36 @@ pub(crate) fn typed_columns<'a>(ctx: &'a Context) -> Vec<TypedColumn<'a>> {
         match &stmt.ast {
             Statement::CreateTable(ct) => {
                 for c in &ct.columns {
-                    columns.push(TypedColumn { stmt, table: &ct.name, column: &c.name, data_type: &c.data_type });
+                    columns.push(TypedColumn {
+                        stmt,
+                        table: &ct.name,
+                        column: &c.name,
+                        data_type: &c.data_type,
+                    });
                 }
             }
-            Statement::AlterTable(AlterTable { name, operations, .. }) => {
+            Statement::AlterTable(AlterTable {
+                name, operations, ..
+            }) => {
                 for op in operations {
                     match op {
                         AlterTableOperation::AddColumn { column_def: c, .. } => {
-                            columns.push(TypedColumn { stmt, table: name, column: &c.name, data_type: &c.data_type });
+                            columns.push(TypedColumn {
+                                stmt,
+                                table: name,
+                                column: &c.name,
+                                data_type: &c.data_type,
+                            });
                         }
                         AlterTableOperation::AlterColumn {
                             column_name,
                             op: sqlparser::ast::AlterColumnOperation::SetDataType { data_type, .. },
-                        } => columns.push(TypedColumn { stmt, table: name, column: column_name, data_type }),
+                        } => columns.push(TypedColumn {
+                            stmt,
+                            table: name,
+                            column: column_name,
+                            data_type,
+                        }),
                         _ => {}
                     }
                 }
@@ -120,14 +139,23 @@ pub(crate) fn element_type(data_type: &DataType) -> &DataType {
 
 /// `serial`, `bigserial`, ... (as written, lower-cased) if the type is one of the serial pseudo-types.
 pub(crate) fn serial_type(data_type: &DataType) -> Option<&'static str> {
-    let DataType::Custom(name, modifiers) = data_type else { return None };
+    let DataType::Custom(name, modifiers) = data_type else {
+        return None;
+    };
     if !modifiers.is_empty() || name.0.len() != 1 {
         return None;
     }
     let written = name.0[0].as_ident()?.value.to_ascii_lowercase();
-    ["serial", "serial4", "bigserial", "serial8", "smallserial", "serial2"]
-        .into_iter()
-        .find(|s| *s == written)
+    [
+        "serial",
+        "serial4",
+        "bigserial",
+        "serial8",
+        "smallserial",
+        "serial2",
+    ]
+    .into_iter()
+    .find(|s| *s == written)
 }
 
 /// Whether the column gets a value for existing rows when added: a non-NULL
@@ -137,10 +165,14 @@ pub(crate) fn fills_existing_rows(column: &ColumnDef) -> bool {
         || column.options.iter().any(|o| match &o.option {
             ColumnOption::Default(Expr::Value(v)) => !matches!(v.value, Value::Null),
             ColumnOption::Default(_) | ColumnOption::Identity(_) => true,
-            ColumnOption::Generated { generation_expr: None, .. } => true,
-            ColumnOption::Generated { generation_expr_mode, .. } => {
-                *generation_expr_mode == Some(GeneratedExpressionMode::Stored)
-            }
+            ColumnOption::Generated {
+                generation_expr: None,
+                ..
+            } => true,
+            ColumnOption::Generated {
+                generation_expr_mode,
+                ..
+            } => *generation_expr_mode == Some(GeneratedExpressionMode::Stored),
             _ => false,
         })
 }

@@ -50,18 +50,27 @@ mod tests {
     #[test]
     fn err() {
         assert_eq!(
-            lint_errors("ALTER TABLE manufacturing_orders\nADD COLUMN assigned_operator VARCHAR(255);", RuleId::PreferText),
+            lint_errors(
+                "ALTER TABLE manufacturing_orders\nADD COLUMN assigned_operator VARCHAR(255);",
+                RuleId::PreferText
+            ),
             "info[prefer-text] 2:12: manufacturing_orders.assigned_operator is VARCHAR(255): varchar(n) is no \
              faster than text, and while widening n is a catalog-only change, lowering it rewrites \
              manufacturing_orders under an ACCESS EXCLUSIVE lock.\n  help: Use text, with CHECK \
              (char_length(assigned_operator) <= 255) if the limit is a real rule: a CHECK can be replaced \
              with NOT VALID + VALIDATE CONSTRAINT without blocking writes."
         );
-        lint_errors("CREATE TABLE n (tags character varying(20)[])", RuleId::PreferText);
+        lint_errors(
+            "CREATE TABLE n (tags character varying(20)[])",
+            RuleId::PreferText,
+        );
     }
 
     #[test]
     fn ok() {
-        lint_ok("CREATE TABLE n (a text, b varchar, c text CHECK (char_length(c) <= 50))", RuleId::PreferText);
+        lint_ok(
+            "CREATE TABLE n (a text, b varchar, c text CHECK (char_length(c) <= 50))",
+            RuleId::PreferText,
+        );
     }
 }

@@ -12,7 +12,8 @@ use crate::{RuleId, Severity};
 
 pub(crate) fn prefer_timestamptz(ctx: &Context, out: &mut Vec<Violation>) {
     for c in typed_columns(ctx) {
-        let DataType::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) = element_type(c.data_type)
+        let DataType::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) =
+            element_type(c.data_type)
         else {
             continue;
         };
@@ -40,17 +41,26 @@ mod tests {
     #[test]
     fn err() {
         assert_eq!(
-            lint_errors("ALTER TABLE manufacturing_orders ADD COLUMN last_updated_at TIMESTAMP;", RuleId::PreferTimestamptz),
+            lint_errors(
+                "ALTER TABLE manufacturing_orders ADD COLUMN last_updated_at TIMESTAMP;",
+                RuleId::PreferTimestamptz
+            ),
             "warning[prefer-timestamptz] 1:45: manufacturing_orders.last_updated_at is TIMESTAMP: it keeps no \
              time zone, so values written and read under different session TimeZone settings are silently \
              shifted.\n  help: Use timestamptz (TIMESTAMP WITH TIME ZONE): it stores an instant and costs \
              the same 8 bytes."
         );
-        lint_errors("CREATE TABLE n (a timestamp(3) without time zone)", RuleId::PreferTimestamptz);
+        lint_errors(
+            "CREATE TABLE n (a timestamp(3) without time zone)",
+            RuleId::PreferTimestamptz,
+        );
     }
 
     #[test]
     fn ok() {
-        lint_ok("CREATE TABLE n (a TIMESTAMP WITH TIME ZONE, b timestamptz, c date)", RuleId::PreferTimestamptz);
+        lint_ok(
+            "CREATE TABLE n (a TIMESTAMP WITH TIME ZONE, b timestamptz, c date)",
+            RuleId::PreferTimestamptz,
+        );
     }
 }

@@ -7,7 +7,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use sqlparser::ast::{
-    AlterTableOperation, ColumnOption, Expr, ObjectName, ObjectType, Set, Statement, TableConstraint, Value,
+    AlterTableOperation, ColumnOption, Expr, ObjectName, ObjectType, Set, Statement,
+    TableConstraint, Value,
 };
 
 use super::alter_table;
@@ -21,8 +22,18 @@ pub(crate) fn require_lock_timeout(ctx: &Context, out: &mut Vec<Violation>) {
     let mut more = 0usize;
     for (i, stmt) in ctx.stmts.iter().enumerate() {
         match &stmt.ast {
-            Statement::Set(Set::SingleAssignment { scope, variable, values, .. })
-                if variable.0.last().and_then(|p| p.as_ident()).map(fold).as_deref() == Some("lock_timeout") =>
+            Statement::Set(Set::SingleAssignment {
+                scope,
+                variable,
+                values,
+                ..
+            }) if variable
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(fold)
+                .as_deref()
+                == Some("lock_timeout") =>
             {
                 let enabled = !values.first().is_some_and(is_zero);
                 match scope {
@@ -32,7 +43,10 @@ pub(crate) fn require_lock_timeout(ctx: &Context, out: &mut Vec<Violation>) {
                 continue;
             }
             // SET LOCAL lasts until the transaction ends.
-            Statement::Commit { .. } | Statement::Rollback { savepoint: None, .. } => local_timeout = false,
+            Statement::Commit { .. }
+            | Statement::Rollback {
+                savepoint: None, ..
+            } => local_timeout = false,
             _ => {}
         }
         if session_timeout || (local_timeout && stmt.in_transaction) {
@@ -71,7 +85,10 @@ fn is_zero(value: &Expr) -> bool {
     match &v.value {
         Value::Number(n, _) => n.trim_start_matches('0').is_empty(),
         Value::SingleQuotedString(s) => {
-            let digits = s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic()).trim();
+            let digits = s
+                .trim()
+                .trim_end_matches(|c: char| c.is_ascii_alphabetic())
+                .trim();
             !digits.is_empty() && digits.chars().all(|c| c == '0')
         }
         _ => false,
@@ -83,15 +100,23 @@ fn is_zero(value: &Expr) -> bool {
 fn blocking_lock(ctx: &Context, i: usize) -> Option<String> {
     let existing = |t: &ObjectName| !ctx.is_new_table(t, i);
     match &ctx.stmts[i].ast {
-        Statement::CreateIndex(ci) if !ci.concurrently && existing(&ci.table_name) => {
-            Some(format!("CREATE INDEX takes a SHARE lock on {}", ci.table_name))
-        }
-        Statement::Drop { object_type: ObjectType::Index, .. } if !ctx.stmts[i].drop_index_concurrently => {
-            Some(String::from("DROP INDEX takes an ACCESS EXCLUSIVE lock on its table"))
-        }
-        Statement::Drop { object_type: ObjectType::Table, names, .. } => {
-            names.iter().find(|t| existing(t)).map(|t| format!("DROP TABLE takes an ACCESS EXCLUSIVE lock on {t}"))
-        }
+        Statement::CreateIndex(ci) if !ci.concurrently && existing(&ci.table_name) => Some(
+            format!("CREATE INDEX takes a SHARE lock on {}", ci.table_name),
+        ),
+        Statement::Drop {
+            object_type: ObjectType::Index,
+            ..
+        } if !ctx.stmts[i].drop_index_concurrently => Some(String::from(
+            "DROP INDEX takes an ACCESS EXCLUSIVE lock on its table",
+        )),
+        Statement::Drop {
+            object_type: ObjectType::Table,
+            names,
+            ..
+        } => names
+            .iter()
+            .find(|t| existing(t))
+            .map(|t| format!("DROP TABLE takes an ACCESS EXCLUSIVE lock on {t}")),
         Statement::Truncate(t) => t
             .table_names
             .iter()
@@ -119,8 +144,11 @@ fn blocking_lock(ctx: &Context, i: usize) -> Option<String> {
         other => {
             let (table, ops) = alter_table(other)?;
             if existing(table) {
-                let only_validate = ops.iter().all(|op| matches!(op, AlterTableOperation::ValidateConstraint { .. }));
-                return (!only_validate).then(|| format!("ALTER TABLE takes an ACCESS EXCLUSIVE lock on {table}"));
+                let only_validate = ops
+                    .iter()
+                    .all(|op| matches!(op, AlterTableOperation::ValidateConstraint { .. }));
+                return (!only_validate)
+                    .then(|| format!("ALTER TABLE takes an ACCESS EXCLUSIVE lock on {table}"));
             }
             // A new table gaining a foreign key still locks the referenced table.
             ops.iter()
@@ -163,19 +191,38 @@ mod tests {
 
     #[test]
     fn err_foreign_key_locks_referenced_table() {
-        let out = lint_errors("CREATE TABLE n (u int REFERENCES users (id));", RuleId::RequireLockTimeout);
+        let out = lint_errors(
+            "CREATE TABLE n (u int REFERENCES users (id));",
+            RuleId::RequireLockTimeout,
+        );
         assert!(out.contains("SHARE ROW EXCLUSIVE lock on users"), "{out}");
         // A timeout set after the statement, or disabled, does not count.
-        lint_errors("CREATE INDEX i ON t (a); SET lock_timeout = '5s';", RuleId::RequireLockTimeout);
-        lint_errors("SET lock_timeout = 0; CREATE INDEX i ON t (a);", RuleId::RequireLockTimeout);
+        lint_errors(
+            "CREATE INDEX i ON t (a); SET lock_timeout = '5s';",
+            RuleId::RequireLockTimeout,
+        );
+        lint_errors(
+            "SET lock_timeout = 0; CREATE INDEX i ON t (a);",
+            RuleId::RequireLockTimeout,
+        );
         // SET LOCAL ends with the transaction.
-        lint_errors("BEGIN; SET LOCAL lock_timeout = '1s'; COMMIT; DROP TABLE t;", RuleId::RequireLockTimeout);
+        lint_errors(
+            "BEGIN; SET LOCAL lock_timeout = '1s'; COMMIT; DROP TABLE t;",
+            RuleId::RequireLockTimeout,
+        );
     }
 
     #[test]
     fn ok() {
-        lint_ok("SET lock_timeout = '5s';\nALTER TABLE t ADD COLUMN a int;\nCREATE INDEX i ON t (a);", RuleId::RequireLockTimeout);
-        lint_ok_with("SET LOCAL lock_timeout TO '2s'; ALTER TABLE t ADD COLUMN a int;", RuleId::RequireLockTimeout, &in_transaction());
+        lint_ok(
+            "SET lock_timeout = '5s';\nALTER TABLE t ADD COLUMN a int;\nCREATE INDEX i ON t (a);",
+            RuleId::RequireLockTimeout,
+        );
+        lint_ok_with(
+            "SET LOCAL lock_timeout TO '2s'; ALTER TABLE t ADD COLUMN a int;",
+            RuleId::RequireLockTimeout,
+            &in_transaction(),
+        );
         lint_ok(
             "CREATE TABLE n (a int); CREATE INDEX i ON n (a); CREATE INDEX CONCURRENTLY j ON t (a); \
              ALTER TABLE t VALIDATE CONSTRAINT fk;",

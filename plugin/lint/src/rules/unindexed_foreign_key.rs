@@ -8,7 +8,8 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use sqlparser::ast::{
-    AlterTableOperation, ColumnOption, Expr, Ident, IndexColumn, ObjectName, Statement, TableConstraint,
+    AlterTableOperation, ColumnOption, Expr, Ident, IndexColumn, ObjectName, Statement,
+    TableConstraint,
 };
 
 use super::alter_table;
@@ -46,7 +47,10 @@ pub(crate) fn unindexed_foreign_key(ctx: &Context, out: &mut Vec<Violation>) {
         let columns: Vec<String> = fk.columns.iter().map(ToString::to_string).collect();
         let (shown, list) = match columns.as_slice() {
             [one] => (format!("{}.{one}", fk.table), one.clone()),
-            many => (format!("{}.({})", fk.table, many.join(", ")), many.join(", ")),
+            many => (
+                format!("{}.({})", fk.table, many.join(", ")),
+                many.join(", "),
+            ),
         };
         out.push(
             Violation::new(
@@ -83,13 +87,23 @@ fn collect<'a>(ctx: &'a Context) -> (Vec<ForeignKey<'a>>, Vec<Index>) {
                     Some(_) => false,
                 };
                 if usable && !leading.is_empty() {
-                    indexes.push(Index { table: TableKey::from_name(&ci.table_name), leading });
+                    indexes.push(Index {
+                        table: TableKey::from_name(&ci.table_name),
+                        leading,
+                    });
                 }
             }
             Statement::CreateTable(ct) => {
                 for column in &ct.columns {
                     for o in &column.options {
-                        column_option(stmt, &ct.name, &column.name, &o.option, &mut fks, &mut indexes);
+                        column_option(
+                            stmt,
+                            &ct.name,
+                            &column.name,
+                            &o.option,
+                            &mut fks,
+                            &mut indexes,
+                        );
                     }
                 }
                 for c in &ct.constraints {
@@ -97,12 +111,23 @@ fn collect<'a>(ctx: &'a Context) -> (Vec<ForeignKey<'a>>, Vec<Index>) {
                 }
             }
             other => {
-                let Some((table, ops)) = alter_table(other) else { continue };
+                let Some((table, ops)) = alter_table(other) else {
+                    continue;
+                };
                 for op in ops {
                     match op {
-                        AlterTableOperation::AddColumn { column_def: column, .. } => {
+                        AlterTableOperation::AddColumn {
+                            column_def: column, ..
+                        } => {
                             for o in &column.options {
-                                column_option(stmt, table, &column.name, &o.option, &mut fks, &mut indexes);
+                                column_option(
+                                    stmt,
+                                    table,
+                                    &column.name,
+                                    &o.option,
+                                    &mut fks,
+                                    &mut indexes,
+                                );
                             }
                         }
                         AlterTableOperation::AddConstraint { constraint, .. } => {
@@ -127,10 +152,18 @@ fn column_option<'a>(
 ) {
     match option {
         ColumnOption::ForeignKey(fk) => {
-            fks.push(ForeignKey { stmt, table, columns: alloc::vec![column], foreign_table: &fk.foreign_table });
+            fks.push(ForeignKey {
+                stmt,
+                table,
+                columns: alloc::vec![column],
+                foreign_table: &fk.foreign_table,
+            });
         }
         ColumnOption::PrimaryKey(_) | ColumnOption::Unique(_) => {
-            indexes.push(Index { table: TableKey::from_name(table), leading: alloc::vec![fold(column)] });
+            indexes.push(Index {
+                table: TableKey::from_name(table),
+                leading: alloc::vec![fold(column)],
+            });
         }
         _ => {}
     }
@@ -145,7 +178,12 @@ fn table_constraint<'a>(
 ) {
     let leading = match constraint {
         TableConstraint::ForeignKey(fk) => {
-            fks.push(ForeignKey { stmt, table, columns: fk.columns.iter().collect(), foreign_table: &fk.foreign_table });
+            fks.push(ForeignKey {
+                stmt,
+                table,
+                columns: fk.columns.iter().collect(),
+                foreign_table: &fk.foreign_table,
+            });
             return;
         }
         TableConstraint::PrimaryKey(pk) => leading_columns(&pk.columns),
@@ -153,7 +191,10 @@ fn table_constraint<'a>(
         _ => return,
     };
     if !leading.is_empty() {
-        indexes.push(Index { table: TableKey::from_name(table), leading });
+        indexes.push(Index {
+            table: TableKey::from_name(table),
+            leading,
+        });
     }
 }
 
@@ -193,10 +234,16 @@ mod tests {
              CREATE INDEX ix ON a (organization_id, alternate_item_id);",
             RuleId::UnindexedForeignKey,
         );
-        let out = lint_errors("ALTER TABLE t ADD CONSTRAINT fk FOREIGN KEY (a, b) REFERENCES u (x, y) NOT VALID", RuleId::UnindexedForeignKey);
+        let out = lint_errors(
+            "ALTER TABLE t ADD CONSTRAINT fk FOREIGN KEY (a, b) REFERENCES u (x, y) NOT VALID",
+            RuleId::UnindexedForeignKey,
+        );
         assert!(out.contains("foreign key t.(a, b) -> u"), "{out}");
         // A partial index with another predicate does not count.
-        lint_errors("CREATE TABLE c (u int REFERENCES users (id)); CREATE INDEX ON c (u) WHERE u > 10;", RuleId::UnindexedForeignKey);
+        lint_errors(
+            "CREATE TABLE c (u int REFERENCES users (id)); CREATE INDEX ON c (u) WHERE u > 10;",
+            RuleId::UnindexedForeignKey,
+        );
     }
 
     #[test]
@@ -208,6 +255,9 @@ mod tests {
             RuleId::UnindexedForeignKey,
         );
         // The index may come in a later statement of the same SQL.
-        lint_ok("ALTER TABLE t ADD COLUMN u int REFERENCES users (id); CREATE INDEX i ON public.t (u);", RuleId::UnindexedForeignKey);
+        lint_ok(
+            "ALTER TABLE t ADD COLUMN u int REFERENCES users (id); CREATE INDEX i ON public.t (u);",
+            RuleId::UnindexedForeignKey,
+        );
     }
 }

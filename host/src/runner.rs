@@ -1,0 +1,519 @@
+//! Executes plans against a live database.
+//!
+//! One session-level advisory lock per database keeps two runners from both
+//! applying. Each revision is planned against the catalog as it is right
+//! then, its transactional steps run in one transaction together with its
+//! history row, and its non-transactional steps (concurrent index builds,
+//! enum `ADD VALUE`) run alone, bracketed by an `applying` / `reverting`
+//! marker so a rerun after a crash resumes the revision instead of refusing
+//! it as drift. A statement that cannot get its table lock within
+//! `lock_timeout` is retried with backoff and jitter by re-planning.
+
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+use crate::component::{Catalog, Finding, PlanOptions, Plugin, Revision, Step};
+use crate::db::{self, describe, sqlstate};
+use crate::error::MigrateError;
+use crate::history;
+
+/// How a runner behaves.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Force online index builds on or off; none = when the table has rows.
+    pub online: Option<bool>,
+    /// How long to wait for another run's advisory lock.
+    pub lock_wait: Duration,
+    /// `lock_timeout` for statements that block writers.
+    pub lock_timeout: Duration,
+    /// How many times to retry a revision whose statement hit `lock_timeout`.
+    pub lock_retries: u32,
+    /// Lint rules whose error-level findings are allowed in plugin plans.
+    pub allow_lint: Vec<String>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            online: None,
+            lock_wait: Duration::from_secs(60),
+            lock_timeout: Duration::from_millis(500),
+            lock_retries: 20,
+            allow_lint: Vec::new(),
+        }
+    }
+}
+
+/// Where the database stands.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Status {
+    /// The last revision of the applied prefix of the chain (none = nothing applied).
+    pub current: Option<String>,
+    /// A revision a stopped run left part-way, and whether it was `applying` or `reverting`.
+    pub in_progress: Option<(String, String)>,
+}
+
+/// What one revision move did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Move {
+    pub revision: String,
+    pub direction: &'static str,
+    pub steps: Vec<String>,
+    pub resumed: bool,
+    pub retries: u32,
+    pub ms: u128,
+}
+
+/// Runs one plugin's chain against one database connection.
+pub struct Runner<'p> {
+    plugin: &'p Plugin,
+    conn: PgConnection,
+    chain: Vec<Revision>,
+    options: RunOptions,
+}
+
+const LOCK_KEY: &str = "2063385703, hashtext(current_database())";
+
+enum Way {
+    Up,
+    Down,
+}
+
+impl<'p> Runner<'p> {
+    /// Connects to `url` and reads the plugin's chain.
+    pub async fn connect(plugin: &'p Plugin, url: &str, options: RunOptions) -> Result<Runner<'p>, MigrateError> {
+        let conn = db::connect(url, Duration::from_secs(10)).await?;
+        Runner::with_connection(plugin, conn, options)
+    }
+
+    /// Uses an open connection.
+    pub fn with_connection(plugin: &'p Plugin, conn: PgConnection, options: RunOptions) -> Result<Runner<'p>, MigrateError> {
+        let chain = plugin.revisions()?;
+        Ok(Runner { plugin, conn, chain, options })
+    }
+
+    /// The plugin's chain.
+    pub fn chain(&self) -> &[Revision] {
+        &self.chain
+    }
+
+    /// The connection, for callers that need to look around.
+    pub fn connection(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+
+    /// Resolves a revision id (or `head`) to its position: 0 = nothing applied.
+    pub fn position(&self, id: Option<&str>) -> Result<usize, MigrateError> {
+        match id {
+            None => Ok(0),
+            Some("head") => Ok(self.chain.len()),
+            Some(id) => self.chain.iter().position(|r| r.id == id).map(|p| p + 1).ok_or_else(|| MigrateError::Plan {
+                kind: crate::component::ErrorKind::UnknownRevision,
+                message: format!(
+                    "unknown revision `{id}`: the plugin has {} (or `head`)",
+                    self.chain.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            }),
+        }
+    }
+
+    fn id_at(&self, position: usize) -> Option<String> {
+        (position > 0).then(|| self.chain[position - 1].id.clone())
+    }
+
+    /// Reads where the database stands.
+    pub async fn status(&mut self) -> Result<Status, MigrateError> {
+        let recorded = history::recorded(&mut self.conn).await?;
+        let mut current = 0;
+        while current < self.chain.len()
+            && recorded.iter().any(|r| r.revision == self.chain[current].id && r.state == "applied")
+        {
+            current += 1;
+        }
+        let in_progress = recorded.iter().find(|r| r.state != "applied").map(|r| (r.revision.clone(), r.state.clone()));
+        Ok(Status { current: self.id_at(current), in_progress })
+    }
+
+    async fn check_checksums(&mut self) -> Result<(), MigrateError> {
+        for r in history::recorded(&mut self.conn).await? {
+            let Some(rev) = self.chain.iter().find(|c| c.id == r.revision) else {
+                return Err(MigrateError::Plan {
+                    kind: crate::component::ErrorKind::UnknownRevision,
+                    message: format!(
+                        "the database records revision {} which this plugin does not have: use the plugin that applied it",
+                        r.revision
+                    ),
+                });
+            };
+            if rev.checksum != r.checksum {
+                return Err(MigrateError::ChecksumMismatch {
+                    revision: r.revision,
+                    recorded: r.checksum,
+                    current: rev.checksum.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The live catalog.
+    pub async fn catalog(&mut self) -> Result<Catalog, MigrateError> {
+        db::catalog(&mut self.conn, self.plugin).await
+    }
+
+    /// Compares the live catalog with what the current revision promises.
+    pub async fn verify(&mut self) -> Result<(Option<String>, Vec<Finding>), MigrateError> {
+        let status = self.status().await?;
+        let catalog = self.catalog().await?;
+        let findings = self.plugin.verify(status.current.as_deref(), &catalog)?;
+        Ok((status.current, findings))
+    }
+
+    /// Applies revisions up to `target` (`head` or none = the last one).
+    pub async fn up(&mut self, target: Option<&str>) -> Result<Vec<Move>, MigrateError> {
+        let to = self.position(Some(target.unwrap_or("head")))?;
+        self.locked(|r| Box::pin(r.walk(to, Way::Up))).await
+    }
+
+    /// Reverts revisions down to `target` (none = before the first revision).
+    pub async fn down(&mut self, target: Option<&str>) -> Result<Vec<Move>, MigrateError> {
+        let to = self.position(target)?;
+        self.locked(|r| Box::pin(r.walk(to, Way::Down))).await
+    }
+
+    /// Reverts `steps` revisions from the current one.
+    pub async fn down_steps(&mut self, steps: usize) -> Result<Vec<Move>, MigrateError> {
+        let status = self.status().await?;
+        let current = self.position(status.current.as_deref())?;
+        let to = current.saturating_sub(steps);
+        self.locked(|r| Box::pin(r.walk(to, Way::Down))).await
+    }
+
+    /// Records `revision` as applied without running anything, after checking
+    /// that the schema is what it promises (unless `force`).
+    pub async fn stamp(&mut self, revision: &str, force: bool) -> Result<Vec<Finding>, MigrateError> {
+        let at = self.position(Some(revision))?;
+        let id = self.id_at(at);
+        self.locked(|r| {
+            Box::pin(async move {
+                let catalog = r.catalog().await?;
+                let findings = r.plugin.verify(id.as_deref(), &catalog)?;
+                if !findings.is_empty() && !force {
+                    return Ok(findings);
+                }
+                let records: Vec<(String, String)> =
+                    r.chain[..at].iter().map(|rev| (rev.id.clone(), rev.checksum.clone())).collect();
+                r.require_history_privilege().await?;
+                let mut tx = r.conn.begin().await.map_err(|e| MigrateError::Db(describe(&e)))?;
+                history::ensure(&mut tx).await?;
+                history::stamp(&mut tx, &records).await?;
+                tx.commit().await.map_err(|e| MigrateError::Db(describe(&e)))?;
+                Ok(Vec::new())
+            })
+        })
+        .await
+    }
+
+    async fn locked<T>(
+        &mut self,
+        f: impl for<'a> FnOnce(&'a mut Self) -> std::pin::Pin<Box<dyn Future<Output = Result<T, MigrateError>> + 'a>>,
+    ) -> Result<T, MigrateError> {
+        let deadline = Instant::now() + self.options.lock_wait;
+        let mut said = false;
+        loop {
+            let got: bool = sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({LOCK_KEY})"))
+                .fetch_one(&mut self.conn)
+                .await
+                .map_err(|e| MigrateError::Db(describe(&e)))?;
+            if got {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(MigrateError::LockTimeout(self.options.lock_wait));
+            }
+            if !said {
+                tracing::info!("another wasmig run holds the migration lock on this database; waiting");
+                said = true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let result = f(self).await;
+        // A failed unlock only matters while this connection lives; it dies with us.
+        let _ = sqlx::query(&format!("SELECT pg_advisory_unlock({LOCK_KEY})")).execute(&mut self.conn).await;
+        result
+    }
+
+    async fn walk(&mut self, to: usize, way: Way) -> Result<Vec<Move>, MigrateError> {
+        let mut moves = Vec::new();
+        let mut retries = 0;
+        loop {
+            self.check_checksums().await?;
+            let status = self.status().await?;
+            let current = self.position(status.current.as_deref())?;
+            // A stopped run is finished first, in the direction it was going.
+            let (rev_pos, up, resume) = match &status.in_progress {
+                Some((id, state)) => {
+                    let p = self.position(Some(id))?;
+                    match (state.as_str(), &way) {
+                        ("applying", Way::Up) => (p, true, true),
+                        ("reverting", Way::Down) => (p, false, true),
+                        (state, _) => {
+                            let (verb, cmd) = if state == "applying" {
+                                ("applied", format!("wasmig up --to {id}"))
+                            } else {
+                                ("reverted", format!("wasmig down --to {}", self.id_at(p - 1).unwrap_or_else(|| "<nothing>".into())))
+                            };
+                            return Err(MigrateError::Plan {
+                                kind: crate::component::ErrorKind::Drift,
+                                message: format!("revision {id} was being {verb} when an earlier run stopped: finish that first with `{cmd}`"),
+                            });
+                        }
+                    }
+                }
+                None => match way {
+                    Way::Up if current < to => (current + 1, true, false),
+                    Way::Down if current > to => (current, false, false),
+                    _ => return Ok(moves),
+                },
+            };
+            let rev = self.chain[rev_pos - 1].clone();
+            match self.move_one(&rev, up, resume).await {
+                Ok(mut m) => {
+                    m.retries = retries;
+                    retries = 0;
+                    moves.push(m);
+                }
+                Err(MigrateError::LockNotAvailable(why)) if retries < self.options.lock_retries => {
+                    retries += 1;
+                    let base = 100u64 << retries.min(6);
+                    let wait = Duration::from_millis(base + rand::rng().random_range(0..base));
+                    tracing::warn!("{why}; retry {retries}/{} in {wait:?}", self.options.lock_retries);
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn move_one(&mut self, rev: &Revision, up: bool, resume: bool) -> Result<Move, MigrateError> {
+        let started = Instant::now();
+        let catalog = self.catalog().await?;
+        let (from, to) = if up {
+            (rev.down_revision.clone(), Some(rev.id.clone()))
+        } else {
+            (Some(rev.id.clone()), rev.down_revision.clone())
+        };
+        let options = PlanOptions { resume, online: self.options.online };
+        let plan = self.plugin.plan(from.as_deref(), to.as_deref(), &catalog, options)??;
+        self.check_lint(&plan.steps)?;
+        self.check_privileges(&plan.steps, &catalog).await?;
+        tracing::info!(
+            "{} {} ({} step(s){})",
+            if up { "applying" } else { "reverting" },
+            rev.id,
+            plan.steps.len(),
+            if resume { ", resuming a stopped run" } else { "" }
+        );
+        self.require_history_privilege().await?;
+        history::ensure(&mut self.conn).await?;
+        let any_alone = plan.steps.iter().any(|s| !s.transactional);
+        if any_alone {
+            history::mark(&mut self.conn, &rev.id, &rev.checksum, if up { "applying" } else { "reverting" }).await?;
+        }
+        // Consecutive transactional steps form one transaction.
+        let mut segments: Vec<(bool, Vec<&Step>)> = Vec::new();
+        for s in &plan.steps {
+            match segments.last_mut() {
+                Some((tx, v)) if *tx == s.transactional => v.push(s),
+                _ => segments.push((s.transactional, vec![s])),
+            }
+        }
+        let last_tx = segments.iter().rposition(|(tx, _)| *tx);
+        let record_in_last_tx = last_tx.is_some_and(|i| i + 1 == segments.len());
+        let ms = || started.elapsed().as_millis() as i64;
+        for (i, (tx, steps)) in segments.iter().enumerate() {
+            if *tx {
+                let mut t = self.conn.begin().await.map_err(|e| MigrateError::Db(describe(&e)))?;
+                sqlx::query(&format!("SET LOCAL lock_timeout = '{}ms'", self.options.lock_timeout.as_millis()))
+                    .execute(&mut *t)
+                    .await
+                    .map_err(|e| MigrateError::Db(describe(&e)))?;
+                for step in steps {
+                    run_step(&mut t, rev, step).await?;
+                }
+                if Some(i) == last_tx && record_in_last_tx {
+                    record(&mut t, rev, up, ms()).await?;
+                }
+                t.commit().await.map_err(|e| MigrateError::Db(describe(&e)))?;
+            } else {
+                for step in steps {
+                    // Only statements that block writers get the short lock_timeout;
+                    // a concurrent build may wait for old transactions as long as it must.
+                    let timeout = if blocks_writers(step) { self.options.lock_timeout.as_millis() } else { 0 };
+                    sqlx::query(&format!("SET lock_timeout = '{timeout}ms'"))
+                        .execute(&mut self.conn)
+                        .await
+                        .map_err(|e| MigrateError::Db(describe(&e)))?;
+                    let r = run_step(&mut self.conn, rev, step).await;
+                    let _ = sqlx::query("RESET lock_timeout").execute(&mut self.conn).await;
+                    r?;
+                }
+            }
+        }
+        if !record_in_last_tx {
+            let mut t = self.conn.begin().await.map_err(|e| MigrateError::Db(describe(&e)))?;
+            record(&mut t, rev, up, ms()).await?;
+            t.commit().await.map_err(|e| MigrateError::Db(describe(&e)))?;
+        }
+        Ok(Move {
+            revision: rev.id.clone(),
+            direction: if up { "up" } else { "down" },
+            steps: plan.steps.iter().map(|s| s.summary.clone()).collect(),
+            resumed: resume,
+            retries: 0,
+            ms: started.elapsed().as_millis(),
+        })
+    }
+
+    fn check_lint(&self, steps: &[Step]) -> Result<(), MigrateError> {
+        // The plugin lints its own steps knowing the plan (new tables, transactions).
+        for step in steps {
+            if let Some(f) = step.lint.iter().find(|f| {
+                f.severity == crate::component::Severity::Error && !self.options.allow_lint.iter().any(|a| a == &f.rule)
+            }) {
+                return Err(MigrateError::Lint(format!(
+                    "the plan's step `{}` has a lint error [{}]: {}. Allow it with `--allow {}` if that is intended",
+                    step.summary, f.rule, f.message, f.rule
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn require_history_privilege(&mut self) -> Result<(), MigrateError> {
+        if history::exists(&mut self.conn).await? {
+            return Ok(());
+        }
+        let (ok, role): (bool, String) = sqlx::query_as(
+            "SELECT has_database_privilege(current_database(), 'CREATE') \
+                 OR EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'wasmig'), current_user::text",
+        )
+        .fetch_one(&mut self.conn)
+        .await
+        .map_err(|e| MigrateError::Db(describe(&e)))?;
+        if ok {
+            Ok(())
+        } else {
+            Err(MigrateError::Privilege(format!(
+                "role {role} cannot create the wasmig history schema: GRANT CREATE ON DATABASE <db> TO {role}, \
+                 or create schema wasmig owned by {role} once"
+            )))
+        }
+    }
+
+    async fn check_privileges(&mut self, steps: &[Step], catalog: &Catalog) -> Result<(), MigrateError> {
+        let mut owned: Vec<String> = steps
+            .iter()
+            .filter_map(|s| s.objects.first())
+            .filter(|o| catalog.tables.iter().any(|t| &t.name == *o))
+            .cloned()
+            .collect();
+        owned.sort();
+        owned.dedup();
+        let creates = steps.iter().any(|s| s.sql.starts_with("CREATE TABLE") || s.sql.starts_with("CREATE TYPE"));
+        let (not_owned, can_create, role): (Vec<String>, bool, String) = sqlx::query_as(
+            "SELECT COALESCE(array_agg(c.relname::text ORDER BY c.relname) FILTER (WHERE NOT pg_has_role(c.relowner, 'USAGE')), '{}'), \
+                    has_schema_privilege(current_schema(), 'CREATE'), current_user::text \
+             FROM (SELECT 1) one LEFT JOIN pg_class c \
+               ON c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) AND c.relname = ANY($1)",
+        )
+        .bind(&owned)
+        .fetch_one(&mut self.conn)
+        .await
+        .map_err(|e| MigrateError::Db(describe(&e)))?;
+        if !not_owned.is_empty() {
+            return Err(MigrateError::Privilege(format!(
+                "role {role} does not own table(s) {}: ALTER TABLE, CREATE INDEX and DROP need the owner's rights. \
+                 Run wasmig as the owning role, or GRANT that role to {role}. Nothing was changed",
+                not_owned.join(", ")
+            )));
+        }
+        if creates && !can_create {
+            return Err(MigrateError::Privilege(format!(
+                "role {role} lacks CREATE on the schema: GRANT CREATE ON SCHEMA <schema> TO {role}. Nothing was changed"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn blocks_writers(step: &Step) -> bool {
+    use crate::component::LockLevel as L;
+    matches!(step.lock, L::Share | L::ShareRowExclusive | L::Exclusive | L::AccessExclusive)
+}
+
+async fn record(conn: &mut PgConnection, rev: &Revision, up: bool, ms: i64) -> Result<(), MigrateError> {
+    if up {
+        history::applied(conn, &rev.id, &rev.checksum, ms).await
+    } else {
+        history::reverted(conn, &rev.id, &rev.checksum, ms).await
+    }
+}
+
+/// Whether a step's SQL is only comments (a "nothing to change" step).
+pub fn is_comment_only(sql: &str) -> bool {
+    sql.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with("--"))
+}
+
+async fn run_step(conn: &mut PgConnection, rev: &Revision, step: &Step) -> Result<(), MigrateError> {
+    if is_comment_only(&step.sql) {
+        tracing::debug!("  {}", step.summary);
+        return Ok(());
+    }
+    let t = Instant::now();
+    match sqlx::raw_sql(&step.sql).execute(&mut *conn).await {
+        Ok(_) => {
+            tracing::debug!("  {} ({} ms)", step.summary, t.elapsed().as_millis());
+            Ok(())
+        }
+        Err(e) => {
+            let reason = describe(&e);
+            Err(match sqlstate(&e).as_deref() {
+                Some("55P03") => MigrateError::LockNotAvailable(format!(
+                    "`{}` could not get its lock within lock_timeout{}",
+                    step.summary,
+                    blockers(conn, &step.objects).await
+                )),
+                Some("42501") => MigrateError::Privilege(format!("{reason}: run wasmig as a role that owns the tables")),
+                _ if reason.contains("wasmig: cannot remove") => MigrateError::DataInUse(reason),
+                _ => MigrateError::Step { revision: rev.id.clone(), summary: step.summary.clone(), reason },
+            })
+        }
+    }
+}
+
+/// Who holds locks on `objects`, for the message when we give up waiting.
+async fn blockers(conn: &mut PgConnection, objects: &[String]) -> String {
+    let rows: Result<Vec<(i32, String, String, String)>, _> = sqlx::query_as(
+        "SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.state, ''), left(coalesce(a.query, ''), 80) \
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid JOIN pg_class c ON c.oid = l.relation \
+         WHERE l.granted AND l.pid <> pg_backend_pid() AND c.relname = ANY($1) \
+         GROUP BY a.pid, a.usename, a.state, a.query ORDER BY a.pid LIMIT 5",
+    )
+    .bind(objects)
+    .fetch_all(conn)
+    .await;
+    match rows {
+        Ok(rows) if !rows.is_empty() => {
+            let who: Vec<String> = rows
+                .iter()
+                .map(|(pid, user, state, query)| format!("pid {pid} ({user}, {state}: {query})"))
+                .collect();
+            format!("; held by {}", who.join(", "))
+        }
+        _ => String::new(),
+    }
+}
