@@ -82,6 +82,7 @@ impl Drop for Ticker {
 /// A loaded, compiled plugin ready to be called.
 pub struct Plugin {
     engine: Engine,
+    component: Component,
     pre: InstancePre<StoreLimits>,
     limits: Limits,
     origin: String,
@@ -133,7 +134,17 @@ impl Plugin {
                 })
                 .map_err(|e| PluginError::Engine(e.to_string()))?;
         }
-        Ok(Plugin { engine, pre, limits, origin, size: bytes.len(), _ticker: Ticker { stop } })
+        Ok(Plugin { engine, component, pre, limits, origin, size: bytes.len(), _ticker: Ticker { stop } })
+    }
+
+    /// The names of everything the component imports (a wasmig plugin has none).
+    pub fn imports(&self) -> Vec<String> {
+        self.component.component_type().imports(&self.engine).map(|(name, _)| name.to_string()).collect()
+    }
+
+    /// The names of everything the component exports.
+    pub fn exports(&self) -> Vec<String> {
+        self.component.component_type().exports(&self.engine).map(|(name, _)| name.to_string()).collect()
     }
 
     /// The component's size in bytes.

@@ -1,1 +1,199 @@
+//! Shared test bed: the real plugin component, one throwaway PostgreSQL server
+//! per test binary, a fresh database per test, and helpers to look at what a
+//! database holds (catalog, rows, history) so tests can assert that bad input
+//! changed nothing.
 
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+use wasmig::component::{Catalog, PlanOptions};
+use wasmig::forms::Form;
+use wasmig::{Plugin, RunOptions, Runner};
+
+/// The bundled plugin, loaded once per test binary.
+pub fn plugin() -> &'static Plugin {
+    static PLUGIN: OnceLock<Plugin> = OnceLock::new();
+    PLUGIN.get_or_init(|| Plugin::bundled().expect("the bundled plugin loads"))
+}
+
+/// The revision ids, oldest first.
+pub fn chain() -> Vec<String> {
+    plugin().revisions().unwrap().into_iter().map(|r| r.id).collect()
+}
+
+/// The catalog of an empty schema.
+pub fn empty() -> Catalog {
+    Catalog { tables: vec![], indexes: vec![], constraints: vec![], enums: vec![] }
+}
+
+/// The catalog the chain itself produces at `at`.
+pub fn model_at(at: Option<&str>) -> Catalog {
+    plugin()
+        .plan(None, at, &empty(), PlanOptions { resume: false, online: Some(false) })
+        .unwrap()
+        .unwrap()
+        .expected
+}
+
+/// A fresh, empty database on the shared throwaway server; returns its URL.
+pub async fn fresh_db() -> String {
+    let server = wasmig_throwaway::shared();
+    let name = server.create_database(None).await.expect("create a test database");
+    server.url(&name)
+}
+
+/// A fresh database at `erp_base` in the given form.
+pub async fn db_at_base(form: Form) -> String {
+    let url = fresh_db().await;
+    let mut r = runner(&url).await;
+    r.up(Some("erp_base")).await.expect("up to erp_base");
+    if form != Form::Plain {
+        exec(&url, form.setup_sql()).await;
+    }
+    url
+}
+
+/// A runner on `url` with default options.
+pub async fn runner(url: &str) -> Runner<'static> {
+    Runner::connect(plugin(), url, RunOptions::default()).await.expect("connect")
+}
+
+/// A runner with options.
+pub async fn runner_with(url: &str, options: RunOptions) -> Runner<'static> {
+    Runner::connect(plugin(), url, options).await.expect("connect")
+}
+
+/// One connection.
+pub async fn conn(url: &str) -> PgConnection {
+    PgConnection::connect(url).await.expect("connect")
+}
+
+/// Runs SQL (several statements allowed), panicking on error.
+pub async fn exec(url: &str, sql: &str) {
+    let mut c = conn(url).await;
+    sqlx::raw_sql(sql).execute(&mut c).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// The live catalog, read through the plugin.
+pub async fn catalog(url: &str) -> Catalog {
+    let mut c = conn(url).await;
+    wasmig::db::catalog(&mut c, plugin()).await.expect("read catalog")
+}
+
+/// Everything a test needs to say "nothing changed": the catalog, the history
+/// and a digest of every row of every table in the public schema.
+#[derive(Debug, PartialEq)]
+pub struct Snapshot {
+    pub catalog: Catalog,
+    pub history: String,
+    pub rows: String,
+}
+
+/// Takes a [`Snapshot`].
+pub async fn snapshot(url: &str) -> Snapshot {
+    let mut c = conn(url).await;
+    let history: String = sqlx::query_scalar(
+        "SELECT CASE WHEN to_regclass('wasmig.revisions') IS NULL THEN '-' ELSE \
+           (SELECT coalesce(string_agg(revision || ':' || state, ',' ORDER BY revision), '') FROM wasmig.revisions) || '|' || \
+           (SELECT count(*)::text FROM wasmig.log) END",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    Snapshot { catalog: catalog(url).await, history, rows: row_digest(&mut c).await }
+}
+
+/// md5 of every row of every table of the public schema, in a stable order.
+pub async fn row_digest(c: &mut PgConnection) -> String {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' ORDER BY relname",
+    )
+    .fetch_all(&mut *c)
+    .await
+    .unwrap();
+    let mut out = String::new();
+    for t in tables {
+        let d: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT md5(string_agg(md5(x::text), ',' ORDER BY md5(x::text))) FROM {t} x"
+        ))
+        .fetch_one(&mut *c)
+        .await
+        .unwrap();
+        out.push_str(&format!("{t}={};", d.unwrap_or_default()));
+    }
+    out
+}
+
+/// The `wasmig` binary built next to this test binary.
+pub fn wasmig_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let bin = dir.join("wasmig");
+    assert!(bin.exists(), "{} is missing: run `cargo build -p wasmig` (cargo test --workspace builds it)", bin.display());
+    bin
+}
+
+/// Runs the CLI with `args` and the given DATABASE_URL (none = unset).
+pub fn wasmig(url: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(wasmig_bin());
+    cmd.args(args).env_remove("DATABASE_URL").env("NO_COLOR", "1");
+    if let Some(url) = url {
+        cmd.env("DATABASE_URL", url);
+    }
+    cmd.output().expect("run wasmig")
+}
+
+/// stdout + stderr of an output, for messages.
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Runs `psql -v ON_ERROR_STOP=1` with SQL on stdin.
+pub fn psql(url: &str, sql: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("psql is installed (apt-get install postgresql-client)");
+    child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `pg_dump --schema-only` of the public schema, without comments and settings
+/// that differ between databases.
+pub fn schema_dump(url: &str) -> String {
+    let out = Command::new("pg_dump")
+        .args(["--schema-only", "--no-owner", "--no-privileges", "--schema=public", "-d", url])
+        .output()
+        .expect("pg_dump is installed (apt-get install postgresql-client)");
+    assert!(out.status.success(), "pg_dump failed: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("--") && !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A file of `tests/fixtures`.
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)).unwrap()
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < end {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}

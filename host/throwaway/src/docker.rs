@@ -94,9 +94,9 @@ impl DockerServer {
             let p = container.get_host_port_ipv4(5432).await?;
             Ok::<_, testcontainers::TestcontainersError>((h, p))
         };
-        let (host_name, port) = endpoint
-            .await
-            .map_err(|e| format!("container {short} from {reference} has no reachable port 5432: {e}"))?;
+        let (host_name, port) = endpoint.await.map_err(|e| {
+            format!("container {short} from {reference} has no reachable port 5432: {e}")
+        })?;
         let base_url = Url::parse(&format!(
             "postgres://{USER}:{PASSWORD}@{host_name}:{port}/{DATABASE}"
         ))
@@ -107,7 +107,12 @@ impl DockerServer {
             elapsed_ms = ready_in.as_millis() as u64,
             "container started and ready"
         );
-        Ok(DockerServer { base_url, id, container: Some(container), watchdog })
+        Ok(DockerServer {
+            base_url,
+            id,
+            container: Some(container),
+            watchdog,
+        })
     }
 }
 
@@ -120,7 +125,10 @@ impl Drop for DockerServer {
                 drop(container);
             } else {
                 let _ = std::thread::spawn(move || {
-                    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
                         Ok(rt) => rt.block_on(async move { drop(container) }),
                         // The watchdog cannot help either (it is killed below): use the CLI.
                         Err(_) => {
@@ -154,18 +162,24 @@ fn spawn_watchdog(id: &str) -> Option<Watchdog> {
 }
 
 fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_string())
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_string())
 }
 
 pub(crate) fn find_on_path(program: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| is_executable(p))
+        std::env::split_paths(&paths)
+            .map(|d| d.join(program))
+            .find(|p| is_executable(p))
     })
 }
 
 pub(crate) fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    p.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// The Docker daemon address, resolved like testcontainers does: `DOCKER_HOST`, else the
@@ -176,7 +190,10 @@ fn docker_host() -> String {
     }
     let mut candidates = vec!["/var/run/docker.sock".to_string()];
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
-        candidates.push(format!("{}/.docker/run/docker.sock", Path::new(&dir).display()));
+        candidates.push(format!(
+            "{}/.docker/run/docker.sock",
+            Path::new(&dir).display()
+        ));
     }
     if let Some(home) = std::env::var_os("HOME") {
         let home = Path::new(&home).display().to_string();
@@ -201,7 +218,9 @@ async fn ping(host: &str) -> Result<(), String> {
             body.trim()
         )),
         Ok(None) => Ok(()), // Not checkable here (TLS, ssh, npipe): testcontainers will tell.
-        Err(e) => Err(format!("the Docker daemon is not reachable at {host} ({e}): {hint}")),
+        Err(e) => Err(format!(
+            "the Docker daemon is not reachable at {host} ({e}): {hint}"
+        )),
     }
 }
 
@@ -244,13 +263,18 @@ async fn get(host: &str, path: &str) -> Result<Option<(u16, String)>, String> {
         .await
         .map_err(|_| format!("no answer within {}s", PING_TIMEOUT.as_secs()))?
         .map_err(|e| e.to_string())?;
-    let Some(response) = response else { return Ok(None) };
+    let Some(response) = response else {
+        return Ok(None);
+    };
     let text = String::from_utf8_lossy(&response);
     let status = text
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse::<u16>().ok())
         .ok_or_else(|| "not an HTTP answer".to_string())?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok(Some((status, body)))
 }

@@ -67,7 +67,8 @@ pub enum ProviderKind {
 
 impl ProviderKind {
     /// All providers, in the order [`Server::start`] tries them.
-    pub const ALL: [ProviderKind; 3] = [ProviderKind::Url, ProviderKind::Docker, ProviderKind::Local];
+    pub const ALL: [ProviderKind; 3] =
+        [ProviderKind::Url, ProviderKind::Docker, ProviderKind::Local];
 
     /// The provider forced by `WASMIG_PG_PROVIDER`, if that variable is set and not empty.
     pub fn from_env() -> Result<Option<ProviderKind>, Error> {
@@ -111,7 +112,9 @@ impl FromStr for ProviderKind {
 #[non_exhaustive]
 pub enum Error {
     /// `WASMIG_PG_PROVIDER` (or a parsed string) names no provider.
-    #[error("unknown PostgreSQL provider {0:?}: expected url, docker or local (env {PROVIDER_ENV})")]
+    #[error(
+        "unknown PostgreSQL provider {0:?}: expected url, docker or local (env {PROVIDER_ENV})"
+    )]
     UnknownProvider(String),
 
     /// The provider asked for with [`Server::start_with`] could not give a server.
@@ -164,7 +167,7 @@ pub enum Error {
 /// running; only the databases the caller drops are removed from it).
 pub struct Server {
     kind: ProviderKind,
-    /// postgres://user:password@host:port/<admin database>[?params]
+    /// `postgres://user:password@host:port/<admin database>[?params]`
     base: Url,
     admin_database: String,
     backend: Backend,
@@ -173,8 +176,8 @@ pub struct Server {
 
 enum Backend {
     Url,
-    Docker(docker::DockerServer),
-    Local(local::LocalCluster),
+    Docker(Box<docker::DockerServer>),
+    Local(Box<local::LocalCluster>),
 }
 
 /// Counter for unique database names within this process.
@@ -190,7 +193,9 @@ impl Server {
     pub async fn start() -> Result<Server, Error> {
         if let Some(kind) = ProviderKind::from_env()? {
             tracing::debug!(%kind, "PostgreSQL provider forced by {PROVIDER_ENV}");
-            return Self::start_inner(kind).await.map_err(|reason| Error::Forced { kind, reason });
+            return Self::start_inner(kind)
+                .await
+                .map_err(|reason| Error::Forced { kind, reason });
         }
         if std::env::var_os(DATABASE_URL_ENV).is_some_and(|v| !v.is_empty()) {
             return Self::start_with(ProviderKind::Url).await;
@@ -210,7 +215,9 @@ impl Server {
 
     /// Starts a server from exactly this provider (ignores `WASMIG_PG_PROVIDER`).
     pub async fn start_with(kind: ProviderKind) -> Result<Server, Error> {
-        Self::start_inner(kind).await.map_err(|reason| Error::Unavailable { kind, reason })
+        Self::start_inner(kind)
+            .await
+            .map_err(|reason| Error::Unavailable { kind, reason })
     }
 
     async fn start_inner(kind: ProviderKind) -> Result<Server, String> {
@@ -219,11 +226,11 @@ impl Server {
             ProviderKind::Url => (url_from_env()?, Backend::Url),
             ProviderKind::Docker => {
                 let d = docker::DockerServer::start().await?;
-                (d.base_url.clone(), Backend::Docker(d))
+                (d.base_url.clone(), Backend::Docker(Box::new(d)))
             }
             ProviderKind::Local => {
                 let l = local::LocalCluster::start().await?;
-                (l.base_url.clone(), Backend::Local(l))
+                (l.base_url.clone(), Backend::Local(Box::new(l)))
             }
         };
         let admin_database = base.path().trim_start_matches('/').to_string();
@@ -245,10 +252,12 @@ impl Server {
             ProviderKind::Url => Duration::ZERO,
             _ => Duration::from_secs(15),
         };
-        server
-            .wait_until_answering(patience)
-            .await
-            .map_err(|e| format!("server at {} does not answer: {e}", redact_url(server.base.as_str())))?;
+        server.wait_until_answering(patience).await.map_err(|e| {
+            format!(
+                "server at {} does not answer: {e}",
+                redact_url(server.base.as_str())
+            )
+        })?;
         server.started_in = started.elapsed();
         tracing::info!(
             provider = %kind,
@@ -322,13 +331,15 @@ impl Server {
     }
 
     async fn admin(&self, what: &str) -> Result<PgConnection, Error> {
-        self.connect_admin().await.map_err(|source| Error::Database {
-            context: format!(
-                "{what}: cannot connect to {}",
-                redact_url(&self.url(&self.admin_database))
-            ),
-            source,
-        })
+        self.connect_admin()
+            .await
+            .map_err(|source| Error::Database {
+                context: format!(
+                    "{what}: cannot connect to {}",
+                    redact_url(&self.url(&self.admin_database))
+                ),
+                source,
+            })
     }
 
     /// Creates a fresh database with a unique name (`wasmig_t_<pid>_<counter>`), as a copy of
@@ -351,7 +362,9 @@ impl Server {
             match conn.execute(sql.as_str()).await {
                 Ok(_) => break name,
                 // A leftover from an earlier process with the same pid (existing server).
-                Err(e) if sql_state(&e).as_deref() == Some("42P04") && attempts < 100 => attempts += 1,
+                Err(e) if sql_state(&e).as_deref() == Some("42P04") && attempts < 100 => {
+                    attempts += 1
+                }
                 Err(source) => {
                     let hint = match sql_state(&source).as_deref() {
                         Some("55006") => {
@@ -360,7 +373,10 @@ impl Server {
                         _ => "",
                     };
                     let _ = conn.close().await;
-                    return Err(Error::Database { context: format!("{sql}{hint}"), source });
+                    return Err(Error::Database {
+                        context: format!("{sql}{hint}"),
+                        source,
+                    });
                 }
             }
         };
@@ -380,7 +396,10 @@ impl Server {
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name));
         let result = conn.execute(sql.as_str()).await;
         let _ = conn.close().await;
-        result.map_err(|source| Error::Database { context: sql, source })?;
+        result.map_err(|source| Error::Database {
+            context: sql,
+            source,
+        })?;
         tracing::debug!(database = %name, "dropped database");
         Ok(())
     }
@@ -389,7 +408,8 @@ impl Server {
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Server");
-        d.field("kind", &self.kind).field("url", &redact_url(self.base.as_str()));
+        d.field("kind", &self.kind)
+            .field("url", &redact_url(self.base.as_str()));
         match &self.backend {
             Backend::Url => {}
             Backend::Docker(c) => {
@@ -410,7 +430,8 @@ fn url_from_env() -> Result<Url, String> {
              (postgres://user:password@host:5432/postgres; the user needs CREATEDB)"
         )
     })?;
-    let url = Url::parse(&raw).map_err(|e| format!("{DATABASE_URL_ENV} is not a valid URL: {e}"))?;
+    let url =
+        Url::parse(&raw).map_err(|e| format!("{DATABASE_URL_ENV} is not a valid URL: {e}"))?;
     if !matches!(url.scheme(), "postgres" | "postgresql") {
         return Err(format!(
             "{DATABASE_URL_ENV} must be a postgres:// URL, not {}",
@@ -477,7 +498,10 @@ pub fn shared() -> &'static Server {
                 result
             })
             .map_err(|e| format!("cannot spawn a thread: {e}"))
-            .and_then(|t| t.join().map_err(|_| "the thread starting the server panicked".to_string()))
+            .and_then(|t| {
+                t.join()
+                    .map_err(|_| "the thread starting the server panicked".to_string())
+            })
             .and_then(|r| r)
     });
     match result {
@@ -505,7 +529,10 @@ mod tests {
         for kind in ProviderKind::ALL {
             assert_eq!(kind.to_string().parse::<ProviderKind>().unwrap(), kind);
         }
-        assert_eq!("Docker".parse::<ProviderKind>().unwrap(), ProviderKind::Docker);
+        assert_eq!(
+            "Docker".parse::<ProviderKind>().unwrap(),
+            ProviderKind::Docker
+        );
         let err = "podman".parse::<ProviderKind>().unwrap_err();
         assert!(err.to_string().contains("url, docker or local"), "{err}");
     }
@@ -523,8 +550,18 @@ mod tests {
 
     #[test]
     fn no_provider_message_names_all_three() {
-        let e = Error::NoProvider { docker: "D".into(), local: "L".into() }.to_string();
-        for needle in ["url:", "DATABASE_URL", "docker: D", "local: L", "WASMIG_PG_PROVIDER"] {
+        let e = Error::NoProvider {
+            docker: "D".into(),
+            local: "L".into(),
+        }
+        .to_string();
+        for needle in [
+            "url:",
+            "DATABASE_URL",
+            "docker: D",
+            "local: L",
+            "WASMIG_PG_PROVIDER",
+        ] {
             assert!(e.contains(needle), "{needle} missing in {e}");
         }
     }

@@ -37,7 +37,12 @@ pub(crate) struct LocalCluster {
 #[derive(Clone)]
 enum RunAs {
     Me,
-    User { name: String, uid: u32, gid: u32, via: Via },
+    User {
+        name: String,
+        uid: u32,
+        gid: u32,
+        via: Via,
+    },
 }
 
 #[derive(Clone)]
@@ -59,7 +64,9 @@ impl RunAs {
         let id = |flag: &str| {
             command_stdout("id", &[flag, &name])
                 .and_then(|s| s.parse::<u32>().ok())
-                .ok_or_else(|| format!("running as root and user {name:?} does not exist: set {USER_ENV}"))
+                .ok_or_else(|| {
+                    format!("running as root and user {name:?} does not exist: set {USER_ENV}")
+                })
         };
         let (uid, gid) = (id("-u")?, id("-g")?);
         let via = if let Some(p) = find_tool("runuser") {
@@ -67,22 +74,38 @@ impl RunAs {
         } else if let Some(p) = find_tool("setpriv") {
             Via::Setpriv(p)
         } else {
-            return Err("running as root (PostgreSQL refuses to) and neither runuser nor setpriv \
+            return Err(
+                "running as root (PostgreSQL refuses to) and neither runuser nor setpriv \
                         is available to switch to an unprivileged user: install util-linux"
-                .to_string());
+                    .to_string(),
+            );
         };
-        Ok(RunAs::User { name, uid, gid, via })
+        Ok(RunAs::User {
+            name,
+            uid,
+            gid,
+            via,
+        })
     }
 
     fn command(&self, program: &Path) -> Command {
         match self {
             RunAs::Me => Command::new(program),
-            RunAs::User { name, via: Via::Runuser(runuser), .. } => {
+            RunAs::User {
+                name,
+                via: Via::Runuser(runuser),
+                ..
+            } => {
                 let mut c = Command::new(runuser);
                 c.args(["-u", name, "--"]).arg(program);
                 c
             }
-            RunAs::User { uid, gid, via: Via::Setpriv(setpriv), .. } => {
+            RunAs::User {
+                uid,
+                gid,
+                via: Via::Setpriv(setpriv),
+                ..
+            } => {
                 let mut c = Command::new(setpriv);
                 c.arg(format!("--reuid={uid}"))
                     .arg(format!("--regid={gid}"))
@@ -119,7 +142,12 @@ impl LocalCluster {
         let dir = tempfile::Builder::new()
             .prefix("wasmig-pg-")
             .tempdir_in(&parent)
-            .map_err(|e| format!("cannot create a temporary directory in {}: {e}", parent.display()))?;
+            .map_err(|e| {
+                format!(
+                    "cannot create a temporary directory in {}: {e}",
+                    parent.display()
+                )
+            })?;
         run_as.chown(dir.path())?;
         let data = dir.path().join("data");
         let password = random_password();
@@ -134,7 +162,12 @@ impl LocalCluster {
             .arg(&data)
             .arg(format!("--username={SUPERUSER}"))
             .arg(format!("--pwfile={}", pwfile.display()))
-            .args(["--auth=scram-sha-256", "--auth-local=trust", "--encoding=UTF8", "--locale=C"])
+            .args([
+                "--auth=scram-sha-256",
+                "--auth-local=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+            ])
             .arg("--no-sync");
         run(initdb, dir.path(), "initdb").await?;
         let _ = std::fs::remove_file(&pwfile);
@@ -191,7 +224,10 @@ impl LocalCluster {
             "kill -QUIT \"$1\" 2>/dev/null; i=0; \
              while kill -0 \"$1\" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; \
              kill -KILL \"$1\" 2>/dev/null; rm -rf \"$2\"",
-            &[&postmaster_pid.to_string(), &dir.path().display().to_string()],
+            &[
+                &postmaster_pid.to_string(),
+                &dir.path().display().to_string(),
+            ],
         );
         let base_url = Url::parse(&format!(
             "postgres://{SUPERUSER}:{password}@127.0.0.1:{port}/postgres"
@@ -242,10 +278,10 @@ impl Drop for LocalCluster {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        if let Some(dir) = self.dir.take() {
-            if let Err(e) = dir.close() {
-                tracing::warn!("cannot remove the local cluster's directory: {e}");
-            }
+        if let Some(dir) = self.dir.take()
+            && let Err(e) = dir.close()
+        {
+            tracing::warn!("cannot remove the local cluster's directory: {e}");
         }
         drop(self.watchdog.take());
     }
@@ -260,13 +296,16 @@ fn find_bindir() -> Result<PathBuf, String> {
         return if complete(&d) {
             Ok(d)
         } else {
-            Err(format!("{BINDIR_ENV}={} has no initdb and pg_ctl: {INSTALL_HINT}", d.display()))
+            Err(format!(
+                "{BINDIR_ENV}={} has no initdb and pg_ctl: {INSTALL_HINT}",
+                d.display()
+            ))
         };
     }
-    if let Some(d) = find_on_path("initdb").and_then(|p| p.parent().map(Path::to_path_buf)) {
-        if complete(&d) {
-            return Ok(d);
-        }
+    if let Some(d) = find_on_path("initdb").and_then(|p| p.parent().map(Path::to_path_buf))
+        && complete(&d)
+    {
+        return Ok(d);
     }
     let mut versions: Vec<(Vec<u32>, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
@@ -274,7 +313,10 @@ fn find_bindir() -> Result<PathBuf, String> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().to_string();
-            let version = name.split('.').map(|p| p.parse::<u32>().ok()).collect::<Option<Vec<_>>>()?;
+            let version = name
+                .split('.')
+                .map(|p| p.parse::<u32>().ok())
+                .collect::<Option<Vec<_>>>()?;
             Some((version, e.path().join("bin")))
         })
         .filter(|(_, d)| complete(d))
@@ -319,12 +361,22 @@ async fn run(mut command: Command, cwd: &Path, what: &str) -> Result<(), String>
     );
     let last: Vec<&str> = text.lines().rev().take(15).collect();
     let last: Vec<&str> = last.into_iter().rev().collect();
-    Err(format!("{what} failed ({}):\n{}", output.status, last.join("\n")))
+    Err(format!(
+        "{what} failed ({}):\n{}",
+        output.status,
+        last.join("\n")
+    ))
 }
 
 fn command_stdout(program: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(program).args(args).stderr(Stdio::null()).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = Command::new(program)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn write_private(path: &Path, content: &str) -> Result<(), String> {

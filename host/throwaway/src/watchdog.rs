@@ -6,8 +6,8 @@
 //! does not kill it before it has cleaned up) with its stdio on /dev/null (it does not hold
 //! the test runner's pipes open). Dropping a [`Watchdog`] kills it: the owner cleans up itself.
 
-use std::process::{Child, Command, Stdio};
 use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
 
 /// A running watchdog; killed on drop.
 pub(crate) struct Watchdog {

@@ -9,7 +9,10 @@ use wasmig_throwaway::{ProviderKind, Server};
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("wasmig_throwaway=debug"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
 }
 
 /// The provider forced by WASMIG_PG_PROVIDER.
@@ -34,7 +37,9 @@ pub async fn start_for_test(kind: ProviderKind) -> Option<Server> {
         None => match Server::start_with(kind).await {
             Ok(s) => Some(s),
             Err(e) => {
-                eprintln!("SKIPPED: {kind} provider test (set WASMIG_PG_PROVIDER={kind} to make this fail): {e}");
+                eprintln!(
+                    "SKIPPED: {kind} provider test (set WASMIG_PG_PROVIDER={kind} to make this fail): {e}"
+                );
                 None
             }
         },
@@ -45,7 +50,10 @@ pub async fn start_for_test(kind: ProviderKind) -> Option<Server> {
 /// `create_database(Some(template))` took.
 pub async fn exercise(server: &Server) -> Duration {
     let kind = server.kind();
-    let template = server.create_database(None).await.expect("create template database");
+    let template = server
+        .create_database(None)
+        .await
+        .expect("create template database");
     assert!(template.starts_with("wasmig_t_"), "{template}");
     {
         let mut c = PgConnection::connect_with(&server.connect_options(&template).unwrap())
@@ -58,16 +66,30 @@ pub async fn exercise(server: &Server) -> Duration {
     }
 
     let t = Instant::now();
-    let db = server.create_database(Some(&template)).await.expect("create database from template");
+    let db = server
+        .create_database(Some(&template))
+        .await
+        .expect("create database from template");
     let create = t.elapsed();
     assert_ne!(db, template);
 
-    let mut c = PgConnection::connect(&server.url(&db)).await.expect("connect to the copy");
-    let one: i32 = sqlx::query_scalar("select 1").fetch_one(&mut c).await.unwrap();
+    let mut c = PgConnection::connect(&server.url(&db))
+        .await
+        .expect("connect to the copy");
+    let one: i32 = sqlx::query_scalar("select 1")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
     assert_eq!(one, 1);
-    let current: String = sqlx::query_scalar("select current_database()").fetch_one(&mut c).await.unwrap();
+    let current: String = sqlx::query_scalar("select current_database()")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
     assert_eq!(current, db);
-    let v: String = sqlx::query_scalar("select v from marker").fetch_one(&mut c).await.unwrap();
+    let v: String = sqlx::query_scalar("select v from marker")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
     assert_eq!(v, "from template");
     for setting in ["fsync", "synchronous_commit", "full_page_writes"] {
         let value: String = sqlx::query_scalar("select current_setting($1)")
@@ -81,14 +103,29 @@ pub async fn exercise(server: &Server) -> Duration {
         .fetch_one(&mut c)
         .await
         .unwrap();
-    assert!(max.parse::<u32>().unwrap() >= 100, "{kind}: max_connections {max}");
+    assert!(
+        max.parse::<u32>().unwrap() >= 100,
+        "{kind}: max_connections {max}"
+    );
 
     // WITH (FORCE): `c` is still connected.
-    server.drop_database(&db).await.expect("drop database with a session open");
-    assert!(sqlx::query("select 1").execute(&mut c).await.is_err(), "session survived the drop");
-    assert!(PgConnection::connect(&server.url(&db)).await.is_err(), "database still exists");
+    server
+        .drop_database(&db)
+        .await
+        .expect("drop database with a session open");
+    assert!(
+        sqlx::query("select 1").execute(&mut c).await.is_err(),
+        "session survived the drop"
+    );
+    assert!(
+        PgConnection::connect(&server.url(&db)).await.is_err(),
+        "database still exists"
+    );
     server.drop_database(&template).await.unwrap();
-    server.drop_database(&template).await.expect("dropping a missing database is fine");
+    server
+        .drop_database(&template)
+        .await
+        .expect("dropping a missing database is fine");
     eprintln!("[{kind}] create_database from template: {create:?}");
     create
 }
@@ -98,6 +135,9 @@ pub fn assert_redacted(server: &Server) {
     let url = url::Url::parse(&server.url("postgres")).unwrap();
     let password = url.password().expect("URL has a password").to_string();
     let debug = format!("{server:?}");
-    assert!(!debug.contains(&format!(":{password}@")), "password in {debug}");
+    assert!(
+        !debug.contains(&format!(":{password}@")),
+        "password in {debug}"
+    );
     assert!(debug.contains("***"), "{debug}");
 }

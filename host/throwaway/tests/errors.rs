@@ -39,7 +39,10 @@ fn contains_all(message: &str, needles: &[&str]) {
 #[test]
 fn unavailable_providers_say_why() {
     common::init_tracing();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let real_docker_host = std::env::var("DOCKER_HOST").ok();
     unset("DATABASE_URL");
 
@@ -51,9 +54,26 @@ fn unavailable_providers_say_why() {
     set("WASMIG_PG_PROVIDER", "docker");
     set("DOCKER_HOST", "unix:///nonexistent/docker.sock");
     let (r, took) = start(&rt);
-    assert!(matches!(r, Err(Error::Forced { kind: ProviderKind::Docker, .. })), "{r:?}");
+    assert!(
+        matches!(
+            r,
+            Err(Error::Forced {
+                kind: ProviderKind::Docker,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
     let m = message(r);
-    contains_all(&m, &["WASMIG_PG_PROVIDER=docker", "not reachable", "unix:///nonexistent/docker.sock", "ci/install-docker.sh"]);
+    contains_all(
+        &m,
+        &[
+            "WASMIG_PG_PROVIDER=docker",
+            "not reachable",
+            "unix:///nonexistent/docker.sock",
+            "ci/install-docker.sh",
+        ],
+    );
     assert!(took < Duration::from_secs(5), "docker check took {took:?}");
     eprintln!("docker forced, no daemon ({took:?}): {m}");
 
@@ -79,7 +99,10 @@ fn unavailable_providers_say_why() {
     contains_all(&m, &["WASMIG_PG_PROVIDER=url", "DATABASE_URL is not set"]);
 
     // URL forced, server down: the password is redacted.
-    set("DATABASE_URL", "postgres://someone:topsecret@127.0.0.1:1/db");
+    set(
+        "DATABASE_URL",
+        "postgres://someone:topsecret@127.0.0.1:1/db",
+    );
     let m = message(start(&rt).0);
     assert!(!m.contains("topsecret"), "password leaked: {m}");
     contains_all(&m, &["someone:***@127.0.0.1:1"]);
@@ -88,7 +111,16 @@ fn unavailable_providers_say_why() {
     // DATABASE_URL set and not forced: used, and its failure is not silently skipped.
     unset("WASMIG_PG_PROVIDER");
     let r = start(&rt).0;
-    assert!(matches!(r, Err(Error::Unavailable { kind: ProviderKind::Url, .. })), "{r:?}");
+    assert!(
+        matches!(
+            r,
+            Err(Error::Unavailable {
+                kind: ProviderKind::Url,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
     unset("DATABASE_URL");
 
     // Local forced without binaries.
@@ -103,7 +135,16 @@ fn unavailable_providers_say_why() {
     let (r, took) = start(&rt);
     assert!(matches!(r, Err(Error::NoProvider { .. })), "{r:?}");
     let m = message(r);
-    contains_all(&m, &["DATABASE_URL", "docker:", "ci/install-docker.sh", "local:", "WASMIG_PG_BINDIR"]);
+    contains_all(
+        &m,
+        &[
+            "DATABASE_URL",
+            "docker:",
+            "ci/install-docker.sh",
+            "local:",
+            "WASMIG_PG_BINDIR",
+        ],
+    );
     assert!(took < Duration::from_secs(5), "took {took:?}");
     eprintln!("no provider ({took:?}): {m}");
 }

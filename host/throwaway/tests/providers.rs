@@ -16,8 +16,14 @@ use wasmig_throwaway::{ProviderKind, Server, shared};
 async fn check_provider(kind: ProviderKind) {
     init_tracing();
     let t = Instant::now();
-    let Some(server) = start_for_test(kind).await else { return };
-    eprintln!("[{kind}] server ready in {:?} (start_with total {:?})", server.started_in(), t.elapsed());
+    let Some(server) = start_for_test(kind).await else {
+        return;
+    };
+    eprintln!(
+        "[{kind}] server ready in {:?} (start_with total {:?})",
+        server.started_in(),
+        t.elapsed()
+    );
     assert_eq!(server.kind(), kind);
     assert_redacted(&server);
     exercise(&server).await;
@@ -64,10 +70,17 @@ async fn default_order() {
         None => ProviderKind::Local,
     };
     assert_eq!(server.kind(), expected);
-    eprintln!("[default order] chose {} in {:?}", server.kind(), server.started_in());
+    eprintln!(
+        "[default order] chose {} in {:?}",
+        server.kind(),
+        server.started_in()
+    );
     let db = server.create_database(None).await.unwrap();
     let mut c = PgConnection::connect(&server.url(&db)).await.unwrap();
-    let one: i32 = sqlx::query_scalar("select 1").fetch_one(&mut c).await.unwrap();
+    let one: i32 = sqlx::query_scalar("select 1")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
     assert_eq!(one, 1);
     c.close().await.unwrap();
     server.drop_database(&db).await.unwrap();
@@ -100,7 +113,10 @@ async fn shared_from_multi_thread_runtime() {
     let server = shared();
     let name = server.create_database(None).await.unwrap();
     let mut c = PgConnection::connect(&server.url(&name)).await.unwrap();
-    let one: i32 = sqlx::query_scalar("select 1").fetch_one(&mut c).await.unwrap();
+    let one: i32 = sqlx::query_scalar("select 1")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
     assert_eq!(one, 1);
     c.close().await.unwrap();
     server.drop_database(&name).await.unwrap();
@@ -115,8 +131,14 @@ fn shared_from_plain_threads() {
         .into_iter()
         .map(|t| t.join().unwrap())
         .collect();
-    assert!(addresses.iter().all(|a| *a == addresses[0]), "one server per process");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    assert!(
+        addresses.iter().all(|a| *a == addresses[0]),
+        "one server per process"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let name = shared().create_database(None).await.unwrap();
         shared().drop_database(&name).await.unwrap();
