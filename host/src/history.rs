@@ -53,12 +53,25 @@ CREATE TABLE IF NOT EXISTS wasmig.log (
 );";
 
 fn db(context: &str) -> impl Fn(sqlx::Error) -> MigrateError + '_ {
-    move |e| MigrateError::Db(format!("{context}: {}", describe(&e)))
+    move |e| {
+        if crate::db::sqlstate(&e).as_deref() == Some("42501") {
+            return MigrateError::Privilege(format!(
+                "{context}: {}. GRANT USAGE ON SCHEMA wasmig and SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA wasmig \
+                 to this role, or run wasmig as the role that owns the schema",
+                describe(&e)
+            ));
+        }
+        MigrateError::Db(format!("{context}: {}", describe(&e)))
+    }
 }
 
 /// Whether the history tables exist yet.
 pub async fn exists(conn: &mut PgConnection) -> Result<bool, MigrateError> {
-    sqlx::query_scalar::<_, bool>("SELECT to_regclass('wasmig.revisions') IS NOT NULL AND to_regclass('wasmig.log') IS NOT NULL")
+    // Catalog lookups, not to_regclass: they work without USAGE on the schema.
+    sqlx::query_scalar::<_, bool>(
+        "SELECT count(*) = 2 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'wasmig' AND c.relname IN ('revisions', 'log')",
+    )
         .fetch_one(conn)
         .await
         .map_err(db("reading the history"))

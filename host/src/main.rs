@@ -442,9 +442,18 @@ fn report_moves(g: &Global, moves: &[wasmig::runner::Move], current: Option<&str
 }
 
 async fn roundtrip_cmd(g: &Global, plugin: &Plugin, forms: &[Form]) -> anyhow::Result<ExitCode> {
+    // With no URL, a throwaway server (Docker, else local binaries) lives for this command.
+    let mut server = None;
     let url = match &g.database_url {
         Some(url) => url.clone(),
-        None => anyhow::bail!("roundtrip needs DATABASE_URL (a server where it may create scratch databases)"),
+        None => {
+            eprintln!("no DATABASE_URL: starting a throwaway PostgreSQL (WASMIG_PG_PROVIDER=docker|local to choose)");
+            let s = wasmig_throwaway::Server::start().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!("started a {} PostgreSQL in {:.1} s", s.kind(), s.started_in().as_secs_f64());
+            let url = s.url(s.admin_database());
+            server = Some(s);
+            url
+        }
     };
     let tty = std::io::stdout().is_terminal();
     let json = g.json;
@@ -457,6 +466,7 @@ async fn roundtrip_cmd(g: &Global, plugin: &Plugin, forms: &[Form]) -> anyhow::R
         let _ = tty;
     })
     .await?;
+    drop(server);
     let failed = report.checks.iter().filter(|c| !c.ok).count();
     if json {
         print_json(&json!(report));

@@ -319,10 +319,10 @@ impl<'p> Runner<'p> {
         );
         self.require_history_privilege().await?;
         history::ensure(&mut self.conn).await?;
-        let any_alone = plan.steps.iter().any(|s| !s.transactional);
-        if any_alone {
-            history::mark(&mut self.conn, &rev.id, &rev.checksum, if up { "applying" } else { "reverting" }).await?;
-        }
+        // The marker goes in just before the first change that is not covered by a
+        // transaction; read-only checks (access-share) before it leave no trace.
+        let mut marked = false;
+        let marker = if up { "applying" } else { "reverting" };
         // Consecutive transactional steps form one transaction.
         let mut segments: Vec<(bool, Vec<&Step>)> = Vec::new();
         for s in &plan.steps {
@@ -350,6 +350,10 @@ impl<'p> Runner<'p> {
                 t.commit().await.map_err(|e| MigrateError::Db(describe(&e)))?;
             } else {
                 for step in steps {
+                    if !marked && step.lock != crate::component::LockLevel::AccessShare {
+                        history::mark(&mut self.conn, &rev.id, &rev.checksum, marker).await?;
+                        marked = true;
+                    }
                     // Only statements that block writers get the short lock_timeout;
                     // a concurrent build may wait for old transactions as long as it must.
                     let timeout = if blocks_writers(step) { self.options.lock_timeout.as_millis() } else { 0 };

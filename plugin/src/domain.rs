@@ -103,6 +103,7 @@ pub fn disallow(v: &AllowValueDef, model: &mut Catalog, ctx: &mut Ctx) -> Result
                 ctx.already(format!("enum type {} has no value '{value}'", e.name))?;
                 return Ok(());
             }
+            refuse_early(ctx, model, &e.name, v, &format!("enum type {}", e.name));
             recreate_enum_without(ctx, model, &e, value);
         }
         Form::Check(k) => {
@@ -113,6 +114,7 @@ pub fn disallow(v: &AllowValueDef, model: &mut Catalog, ctx: &mut Ctx) -> Result
                     return Ok(());
                 }
             } else {
+                refuse_early(ctx, model, "", v, &format!("check constraint {}", k.name));
                 values.retain(|x| x != value);
                 replace_check(ctx, model, &k, &column, &values, format!("stop allowing '{value}' in {t}.{c}"));
                 // Under the ACCESS EXCLUSIVE lock just taken, so the count is exact.
@@ -129,6 +131,32 @@ pub fn disallow(v: &AllowValueDef, model: &mut Catalog, ctx: &mut Ctx) -> Result
         Form::Plain => nothing(ctx, &column, v, "left as it is"),
     }
     Ok(())
+}
+
+/// A read-only count before anything changes, so a refused downgrade leaves
+/// the database untouched even when the plan has non-transactional steps.
+/// The exact check runs again inside the transaction, under a lock.
+fn refuse_early(ctx: &mut Ctx, model: &Catalog, enum_name: &str, v: &AllowValueDef, what: &str) {
+    let columns: Vec<(String, String)> = if enum_name.is_empty() {
+        vec![(v.table.to_string(), v.column.to_string())]
+    } else {
+        model
+            .tables
+            .iter()
+            .flat_map(|t| t.columns.iter().map(move |c| (t.name.clone(), c.clone())))
+            .filter(|(_, c)| c.data_type.trim_matches('"') == enum_name)
+            .map(|(t, c)| (t, c.name))
+            .collect()
+    };
+    for (t, c) in columns {
+        ctx.push(
+            Phase::Before,
+            Lock::AccessShare,
+            &[&t],
+            guard_sql(&t, &c, v.value, what),
+            format!("check that no row of {t}.{c} holds '{}' before changing anything", v.value),
+        );
+    }
 }
 
 fn nothing(ctx: &mut Ctx, column: &Column, v: &AllowValueDef, what: &str) {
@@ -211,6 +239,10 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
             &[t, &e.name],
             format!("ALTER TABLE {t}\n    {}", alter.join(",\n    ")),
             format!("move {t}.{} to the recreated {}", c.name, e.name),
+        );
+        ctx.allow(
+            "change-column-type",
+            "PostgreSQL cannot drop an enum value; recreating the type is the only full downgrade",
         );
         if let Some(d) = &c.default {
             ctx.push(

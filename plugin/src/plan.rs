@@ -53,6 +53,8 @@ pub struct Step {
     pub summary: String,
     /// Lint findings for this step in the plan's context.
     pub lint: Vec<crate::verify::Finding>,
+    /// A lint rule this step breaks knowingly, and why (reported as a warning).
+    pub allowed: Option<(&'static str, &'static str)>,
 }
 
 impl Step {
@@ -121,7 +123,15 @@ impl Ctx<'_> {
             objects: objects.iter().map(|o| o.to_string()).collect(),
             summary,
             lint: Vec::new(),
+            allowed: None,
         });
+    }
+
+    /// Marks the last pushed step as breaking `rule` on purpose, for `reason`.
+    pub fn allow(&mut self, rule: &'static str, reason: &'static str) {
+        if let Some(s) = self.steps.last_mut() {
+            s.allowed = Some((rule, reason));
+        }
     }
 
     /// Whether an index on `table` should be built or dropped online.
@@ -190,6 +200,12 @@ pub fn plan(current: Option<&str>, target: Option<&str>, live: &Catalog, options
         let new_tables: Vec<String> = rev.created_tables().iter().map(|t| t.to_string()).collect();
         for s in &mut ctx.steps {
             s.lint = crate::lint_step(&s.sql, s.transactional(), &new_tables);
+            if let Some((rule, reason)) = s.allowed {
+                for f in s.lint.iter_mut().filter(|f| f.rule == rule) {
+                    f.severity = f.severity.min(crate::verify::Severity::Warning);
+                    f.message = format!("allowed by the plan ({reason}): {}", f.message);
+                }
+            }
         }
         steps.extend(ctx.steps);
         Ok(())

@@ -177,6 +177,8 @@ pub fn schema_dump(url: &str) -> String {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.starts_with("--") && !l.trim().is_empty())
+        // pg_dump 15.14+ brackets its output with a random \restrict key.
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
         .collect::<Vec<_>>()
         .join("\n")
 }
