@@ -166,21 +166,21 @@ for case in "${CASES[@]}"; do
     name=${case%%|*}
     read -r -a args <<<"${case#*|}"
     out=$WORK/steps-$name
-    "$WASMIG" sql --json "${args[@]}" | "$PY" -c "$RUST_CANON" >"$out.rust.json"
-    "$PY" examples/python/plan.py steps "${args[@]}" >"$out.python.json"
-    node examples/js/plan.mjs steps "${args[@]}" >"$out.js.json"
-    n=$("$PY" -c 'import json, sys; print(len(json.load(open(sys.argv[1]))))' "$out.rust.json")
     status=same
-    for lang in python js; do
-        if ! cmp -s "$out.rust.json" "$out.$lang.json"; then
-            status="DIFFERENT ($lang: $(cmp "$out.rust.json" "$out.$lang.json" 2>&1 | head -1))"
-            failures=$((failures + 1))
-        fi
-    done
-    if [[ $n == 0 ]]; then
-        status="EMPTY PLAN (expected steps)"
-        failures=$((failures + 1))
+    { "$WASMIG" sql --json "${args[@]}" | "$PY" -c "$RUST_CANON"; } >"$out.rust.json" || status="FAILED (rust)"
+    "$PY" examples/python/plan.py steps "${args[@]}" >"$out.python.json" || status="FAILED (python)"
+    node examples/js/plan.mjs steps "${args[@]}" >"$out.js.json" || status="FAILED (js)"
+    n=$("$PY" -c 'import json, sys; print(len(json.load(open(sys.argv[1]))))' "$out.rust.json" 2>/dev/null) || n=-
+    if [[ $status == same ]]; then
+        for lang in python js; do
+            if ! cmp -s "$out.rust.json" "$out.$lang.json"; then
+                detail=$(cmp "$out.rust.json" "$out.$lang.json" 2>&1 | sed 's/.* differ: //') || true
+                status="DIFFERENT ($lang: $detail)"
+            fi
+        done
+        [[ $n == 0 ]] && status="EMPTY PLAN (expected steps)"
     fi
+    [[ $status == same ]] || failures=$((failures + 1))
     compared=$((compared + 1))
     summary+=("$(printf '%-16s %3s steps  %s' "$name" "$n" "$status")")
 done

@@ -26,7 +26,7 @@ fn main() {
         // The SQL parser is most of the module; optimise it for size.
         .args(["--config", "profile.release.package.sqlparser.opt-level=\"z\""])
         // A small, self-contained module: size matters more than the last percent of speed here.
-        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "s")
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "z")
         .env("CARGO_PROFILE_RELEASE_LTO", "true")
         .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
         .env("CARGO_PROFILE_RELEASE_PANIC", "abort")

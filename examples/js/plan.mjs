@@ -43,8 +43,6 @@ function call(fn, ...args) {
 }
 
 const emptyCatalog = () => ({ tables: [], indexes: [], constraints: [], enums: [] });
-// option<T> goes in as `undefined` for none.
-const opt = (v) => (v === null ? undefined : v);
 
 // The steps JSON every language prints byte for byte the same: keys sorted,
 // no spaces, UTF-8, one trailing newline.
@@ -63,8 +61,8 @@ function steps(values) {
   const live = values.catalog
     ? call(migrations.decodeCatalog, readFileSync(values.catalog, 'utf8'))
     // The chain's own catalog at --from, as `wasmig sql` plans without --catalog.
-    : call(migrations.plan, undefined, opt(values.from), emptyCatalog(), { resume: false, online: false }).expected;
-  const plan = call(migrations.plan, opt(values.from), target, live, { resume: false, online: undefined });
+    : call(migrations.plan, undefined, values.from, emptyCatalog(), { resume: false, online: false }).expected;
+  const plan = call(migrations.plan, values.from, target, live, { resume: false, online: undefined });
   process.stdout.write(Buffer.from(canonical(plan.steps), 'utf8'));
   return 0;
 }

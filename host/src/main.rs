@@ -166,7 +166,10 @@ impl RunArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The round trip prints its own report; per-revision lines would interleave with it.
+    let quiet = matches!(cli.command, Command::Roundtrip { .. } | Command::Sql { .. } | Command::List);
     let level = match cli.global.verbose {
+        0 if quiet => "warn",
         0 => "wasmig=info,warn",
         1 => "wasmig=debug,info",
         _ => "debug",
