@@ -147,9 +147,6 @@ RUST_CANON='
 import json, sys
 KEYS = ("revision", "direction", "sql", "transactional", "lock", "objects", "summary")
 rows = [{k: s[k] for k in KEYS} for s in json.load(sys.stdin)["steps"]]
-for r in rows:
-    # Tolerates the Rust CLI printing an enum Debug name (`direction::up`).
-    r["direction"] = r["direction"].rsplit("::", 1)[-1]
 sys.stdout.buffer.write((json.dumps(rows, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8"))
 '
 CASES=(

@@ -229,16 +229,24 @@ fn lock_name(l: LockLevel) -> &'static str {
     }
 }
 
+fn severity_name(s: wasmig::component::Severity) -> &'static str {
+    match s {
+        wasmig::component::Severity::Info => "info",
+        wasmig::component::Severity::Warning => "warning",
+        wasmig::component::Severity::Error => "error",
+    }
+}
+
 fn finding_json(f: &Finding) -> serde_json::Value {
     json!({
-        "severity": format!("{:?}", f.severity).to_lowercase(),
+        "severity": severity_name(f.severity),
         "rule": f.rule, "message": f.message, "location": f.location,
     })
 }
 
 fn step_json(s: &Step) -> serde_json::Value {
     json!({
-        "revision": s.revision, "direction": format!("{:?}", s.direction).to_lowercase(), "sql": s.sql,
+        "revision": s.revision, "direction": if s.direction == wasmig::component::Direction::Up { "up" } else { "down" }, "sql": s.sql,
         "transactional": s.transactional, "lock": lock_name(s.lock), "objects": s.objects, "summary": s.summary,
         "lint": s.lint.iter().map(finding_json).collect::<Vec<_>>(),
     })
@@ -246,7 +254,7 @@ fn step_json(s: &Step) -> serde_json::Value {
 
 fn print_findings(findings: &[Finding]) {
     for f in findings {
-        let sev = format!("{:?}", f.severity).to_lowercase();
+        let sev = severity_name(f.severity);
         match &f.location {
             Some(loc) => println!("{sev}[{}] {loc}: {}", f.rule, f.message),
             None => println!("{sev}[{}] {}", f.rule, f.message),
@@ -402,7 +410,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 errors += findings.iter().filter(|f| f.severity == wasmig::component::Severity::Error).count();
                 if !g.json {
                     for f in &findings {
-                        let sev = format!("{:?}", f.severity).to_lowercase();
+                        let sev = severity_name(f.severity);
                         println!("{}:{}: {sev}[{}] {}", file.display(), f.location.as_deref().unwrap_or("-"), f.rule, f.message);
                     }
                 }

@@ -270,6 +270,15 @@ async fn template(form: Form) -> String {
     name
 }
 
+/// The catalog without `has_rows`, which follows the data (a rolled-back insert
+/// leaves pages behind), not the schema.
+fn schema_only(mut c: Catalog) -> Catalog {
+    for t in &mut c.tables {
+        t.has_rows = false;
+    }
+    c
+}
+
 /// md5 per erp_base table over erp_base's columns only.
 async fn base_rows(c: &mut PgConnection, model: &Catalog) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -340,7 +349,7 @@ async fn walk_case(url: &str, data: &ErpData, walk: &[Move], t: &mut Timings) ->
             .map_err(|e| e.to_string())?
             .map_err(|e| e.message)?
             .expected;
-        wasmig::roundtrip::same(&predicted, &live).map_err(|d| format!("after move {i} ({m:?}) at {at}: the live catalog is not the model's: {d}"))?;
+        wasmig::roundtrip::same(&schema_only(predicted), &schema_only(live)).map_err(|d| format!("after move {i} ({m:?}) at {at}: the live catalog is not the model's: {d}"))?;
         let rows = base_rows(&mut c, &base_model).await;
         if rows != rows_before {
             let changed: Vec<&str> =
