@@ -18,7 +18,7 @@ fn config() -> Config {
         cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(64),
         // Failures are reported with the shrunk case; don't write regressions files into the tree.
         failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
-        max_shrink_iters: 256,
+        max_shrink_iters: 1024,
         ..Config::default()
     }
 }
