@@ -2,8 +2,8 @@
 //!
 //! The plugin is untrusted: it gets an empty linker (no imports at all), a
 //! memory cap, and a wall-clock deadline per call enforced by epoch
-//! interruption. Each call runs in a fresh store, so a trap in one call can't
-//! poison the next and the plugin keeps no state between calls. Compiled code
+//! interruption. An instance that trapped is thrown away, so a trap in one
+//! call can't poison the next. Compiled code
 //! is cached on disk (keyed by the component's hash), so a warm start skips
 //! Cranelift entirely.
 
@@ -87,6 +87,7 @@ pub struct Plugin {
     limits: Limits,
     origin: String,
     size: usize,
+    warm: std::sync::Mutex<Option<(Store<StoreLimits>, MigrationPlugin)>>,
     _ticker: Ticker,
 }
 
@@ -134,7 +135,7 @@ impl Plugin {
                 })
                 .map_err(|e| PluginError::Engine(e.to_string()))?;
         }
-        Ok(Plugin { engine, component, pre, limits, origin, size: bytes.len(), _ticker: Ticker { stop } })
+        Ok(Plugin { engine, component, pre, limits, origin, size: bytes.len(), warm: Default::default(), _ticker: Ticker { stop } })
     }
 
     /// The names of everything the component imports (a wasmig plugin has none).
@@ -162,16 +163,31 @@ impl Plugin {
         name: &'static str,
         f: impl FnOnce(&mut Store<StoreLimits>, &MigrationPlugin) -> wasmtime::Result<T>,
     ) -> Result<T, PluginError> {
-        let limits = StoreLimitsBuilder::new().memory_size(self.limits.memory).instances(1).build();
-        let mut store = Store::new(&self.engine, limits);
-        store.limiter(|l| l);
-        let ticks = (self.limits.deadline.as_millis() / TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
         let trap = |e: wasmtime::Error| PluginError::Trap { call: name, reason: describe_trap(&e, &self.limits) };
-        let instance = MigrationPluginPre::new(self.pre.clone())
-            .and_then(|p| p.instantiate(&mut store))
-            .map_err(trap)?;
-        f(&mut store, &instance).map_err(trap)
+        // The instance is kept between calls (the contract is pure, so this only
+        // saves instantiation); one that trapped is dropped and never reused.
+        let mut warm = self.warm.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut store, instance) = match warm.take() {
+            Some(pair) => pair,
+            None => {
+                let limits = StoreLimitsBuilder::new().memory_size(self.limits.memory).instances(1).build();
+                let mut store = Store::new(&self.engine, limits);
+                store.limiter(|l| l);
+                store.set_epoch_deadline(self.ticks());
+                let instance = MigrationPluginPre::new(self.pre.clone())
+                    .and_then(|p| p.instantiate(&mut store))
+                    .map_err(trap)?;
+                (store, instance)
+            }
+        };
+        store.set_epoch_deadline(self.ticks());
+        let out = f(&mut store, &instance).map_err(trap)?;
+        *warm = Some((store, instance));
+        Ok(out)
+    }
+
+    fn ticks(&self) -> u64 {
+        (self.limits.deadline.as_millis() / TICK.as_millis()).max(1) as u64
     }
 
     /// The revision chain, oldest first.

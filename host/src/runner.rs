@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub lock_retries: u32,
     /// Lint rules whose error-level findings are allowed in plugin plans.
     pub allow_lint: Vec<String>,
+    /// Dump the database here (and prove the dump restores) before the first change.
+    pub backup: Option<std::path::PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -43,6 +45,7 @@ impl Default for RunOptions {
             lock_timeout: Duration::from_millis(500),
             lock_retries: 20,
             allow_lint: Vec::new(),
+            backup: None,
         }
     }
 }
@@ -73,6 +76,9 @@ pub struct Runner<'p> {
     conn: PgConnection,
     chain: Vec<Revision>,
     options: RunOptions,
+    /// The URL (it holds the password: only `db::redact` it for messages) and
+    /// this connection's backend, for the progress watcher and backups.
+    watch: Option<crate::progress::Target>,
 }
 
 const LOCK_KEY: &str = "2063385703, hashtext(current_database())";
@@ -85,14 +91,24 @@ enum Way {
 impl<'p> Runner<'p> {
     /// Connects to `url` and reads the plugin's chain.
     pub async fn connect(plugin: &'p Plugin, url: &str, options: RunOptions) -> Result<Runner<'p>, MigrateError> {
-        let conn = db::connect(url, Duration::from_secs(10)).await?;
-        Runner::with_connection(plugin, conn, options)
+        let mut conn = db::connect(url, Duration::from_secs(10)).await?;
+        // A killed runner's backend stops its statement within a second instead of
+        // finishing (say) an hour-long index build while it holds the migration lock;
+        // the next run resumes. PostgreSQL 14+; older servers just ignore the attempt.
+        let _ = sqlx::query("SET client_connection_check_interval = '1s'").execute(&mut conn).await;
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| MigrateError::Db(describe(&e)))?;
+        let mut runner = Runner::with_connection(plugin, conn, options)?;
+        runner.watch = Some(crate::progress::Target::new(url, pid));
+        Ok(runner)
     }
 
     /// Uses an open connection.
     pub fn with_connection(plugin: &'p Plugin, conn: PgConnection, options: RunOptions) -> Result<Runner<'p>, MigrateError> {
         let chain = plugin.revisions()?;
-        Ok(Runner { plugin, conn, chain, options })
+        Ok(Runner { plugin, conn, chain, options, watch: None })
     }
 
     /// The plugin's chain.
@@ -186,10 +202,19 @@ impl<'p> Runner<'p> {
 
     /// Reverts `steps` revisions from the current one.
     pub async fn down_steps(&mut self, steps: usize) -> Result<Vec<Move>, MigrateError> {
-        let status = self.status().await?;
-        let current = self.position(status.current.as_deref())?;
-        let to = current.saturating_sub(steps);
-        self.locked(|r| Box::pin(r.walk(to, Way::Down))).await
+        self.locked(|r| {
+            Box::pin(async move {
+                let status = r.status().await?;
+                // A downgrade a stopped run left `reverting` is the first of the steps:
+                // counting from the applied prefix below it would revert one too many.
+                let current = match &status.in_progress {
+                    Some((id, state)) if state == "reverting" => r.position(Some(id))?,
+                    _ => r.position(status.current.as_deref())?,
+                };
+                r.walk(current.saturating_sub(steps), Way::Down).await
+            })
+        })
+        .await
     }
 
     /// Records `revision` as applied without running anything, after checking
@@ -249,6 +274,7 @@ impl<'p> Runner<'p> {
     async fn walk(&mut self, to: usize, way: Way) -> Result<Vec<Move>, MigrateError> {
         let mut moves = Vec::new();
         let mut retries = 0;
+        let mut backed_up = false;
         loop {
             self.check_checksums().await?;
             let status = self.status().await?;
@@ -280,6 +306,13 @@ impl<'p> Runner<'p> {
                 },
             };
             let rev = self.chain[rev_pos - 1].clone();
+            if let (Some(dir), false) = (&self.options.backup, backed_up) {
+                let url = self.watch.as_ref().map(|w| w.url().to_string()).ok_or_else(|| {
+                    MigrateError::Io("backup failed, so nothing was migrated: a runner made from a connection has no URL for pg_dump".into())
+                })?;
+                crate::backup::run(&url, dir).await?;
+                backed_up = true;
+            }
             match self.move_one(&rev, up, resume).await {
                 Ok(mut m) => {
                     m.retries = retries;
@@ -341,8 +374,14 @@ impl<'p> Runner<'p> {
                     .execute(&mut *t)
                     .await
                     .map_err(|e| MigrateError::Db(describe(&e)))?;
+                // With non-transactional steps still to come, the marker commits with this
+                // transaction: a crash right after it must leave a resumable revision, not drift.
+                if !marked && segments[i + 1..].iter().any(|(tx, s)| !*tx && s.iter().any(|s| s.lock != crate::component::LockLevel::AccessShare)) {
+                    history::mark(&mut t, &rev.id, &rev.checksum, marker).await?;
+                    marked = true;
+                }
                 for step in steps {
-                    run_step(&mut t, rev, step).await?;
+                    crate::progress::watch(self.watch.as_ref(), &step.sql, &step.summary, run_step(&mut t, rev, step)).await?;
                 }
                 if Some(i) == last_tx && record_in_last_tx {
                     record(&mut t, rev, up, ms()).await?;
@@ -361,7 +400,7 @@ impl<'p> Runner<'p> {
                         .execute(&mut self.conn)
                         .await
                         .map_err(|e| MigrateError::Db(describe(&e)))?;
-                    let r = run_step(&mut self.conn, rev, step).await;
+                    let r = crate::progress::watch(self.watch.as_ref(), &step.sql, &step.summary, run_step(&mut self.conn, rev, step)).await;
                     let _ = sqlx::query("RESET lock_timeout").execute(&mut self.conn).await;
                     r?;
                 }
@@ -492,11 +531,17 @@ async fn run_step(conn: &mut PgConnection, rev: &Revision, step: &Step) -> Resul
                     blockers(conn, &step.objects).await
                 )),
                 Some("42501") => MigrateError::Privilege(format!("{reason}: run wasmig as a role that owns the tables")),
-                _ if reason.contains("wasmig: cannot remove") => MigrateError::DataInUse(reason),
+                _ if reason.contains("wasmig: cannot remove") => MigrateError::DataInUse(guard_message(&reason)),
                 _ => MigrateError::Step { revision: rev.id.clone(), summary: step.summary.clone(), reason },
             })
         }
     }
+}
+
+/// The guard's own words, without the cast error PostgreSQL wraps them in.
+fn guard_message(reason: &str) -> String {
+    let start = reason.find("wasmig: cannot remove").unwrap_or(0);
+    reason[start..].trim_end_matches(|c| c == '"' || c == ')').trim_end_matches('"').to_string()
 }
 
 /// Who holds locks on `objects`, for the message when we give up waiting.

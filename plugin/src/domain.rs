@@ -214,8 +214,15 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
             Phase::Transaction,
             Lock::Share,
             &[t],
-            guard_sql(t, &c.name, value, &what).replacen("BEGIN\n", &format!("BEGIN\n    LOCK TABLE {t} IN SHARE MODE;\n"), 1),
-            format!("lock {t} against writes and refuse if rows of {t}.{} still hold '{value}'", c.name),
+            format!("LOCK TABLE {t} IN SHARE MODE"),
+            format!("lock {t} against writes until the type is recreated"),
+        );
+        ctx.push(
+            Phase::Transaction,
+            Lock::AccessShare,
+            &[t],
+            guard_sql(t, &c.name, value, &what),
+            format!("refuse if rows of {t}.{} still hold '{value}'", c.name),
         );
     }
     ctx.push(Phase::Transaction, Lock::None, &[&e.name], format!("ALTER TYPE {ty} RENAME TO {old}"), format!("set enum type {} aside", e.name));

@@ -27,11 +27,6 @@ pub fn lint_sql(sql: &str, transactional: bool, new_tables: &[String]) -> Vec<ve
 /// Lints one step of the plugin's own plan. The runner sets `lock_timeout`
 /// around every step itself, so that rule does not apply here.
 pub fn lint_step(sql: &str, transactional: bool, new_tables: &[String]) -> Vec<verify::Finding> {
-    // Our guard blocks are PL/pgSQL (`DO $wasmig$ ...`), which the SQL parser
-    // does not read; they only count rows and raise.
-    if sql.starts_with("DO $wasmig$") {
-        return Vec::new();
-    }
     let mut findings = lint_sql(sql, transactional, new_tables);
     findings.retain(|f| f.rule != wasmig_lint::RuleId::RequireLockTimeout.as_str());
     findings

@@ -292,7 +292,7 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                     // Left behind by an interrupted CREATE INDEX CONCURRENTLY: rebuild it.
                     let (phase, lock, sql) = drop_index_sql(ix.name, online);
                     let phase = if online { Phase::After } else { phase };
-                    ctx.push(phase, lock, &[ix.table], sql, format!("drop invalid index {} to rebuild it", ix.name));
+                    ctx.push(phase, lock, &[ix.table, ix.name], sql, format!("drop invalid index {} to rebuild it", ix.name));
                     model.indexes.retain(|i| i.name != ix.name);
                 } else {
                     return Err(PlanError::drift(format!(
@@ -314,7 +314,7 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
             ctx.push(
                 phase,
                 lock,
-                &[ix.table],
+                &[ix.table, ix.name],
                 ix.create_sql(online),
                 format!("create index {} on {} ({}){how}", ix.name, ix.table, ix.columns.join(", ")),
             );
@@ -361,7 +361,7 @@ fn down(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                 return Ok(());
             }
             let (phase, lock, sql) = drop_index_sql(ix.name, ctx.online(model, ix.table));
-            ctx.push(phase, lock, &[ix.table], sql, format!("drop index {} on {}", ix.name, ix.table));
+            ctx.push(phase, lock, &[ix.table, ix.name], sql, format!("drop index {} on {}", ix.name, ix.table));
             model.indexes.retain(|i| i.name != ix.name);
         }
         Op::AllowValue(v) => domain::disallow(v, model, ctx)?,
@@ -408,15 +408,18 @@ fn drop_index_sql(name: &str, online: bool) -> (Phase, Lock, String) {
     }
 }
 
-/// A `DO` block that stops the transaction when rows of `table.column` still
-/// hold `value`; the message names the table and the row count.
+/// One plain SELECT that stops the transaction when rows of `table.column`
+/// still hold `value`: the error text names the table and the row count.
+/// Plain SQL rather than a PL/pgSQL block, so every host can check it
+/// statically (a `DO` block could hide anything).
 pub fn guard_sql(table: &str, column: &str, value: &str, what: &str) -> String {
+    let head = literal(&format!("wasmig: cannot remove {} from {what}: ", literal(value)));
+    let tail = literal(&format!(
+        " row(s) of {table}.{column} still use it; update or delete those rows, then run the downgrade again"
+    ));
     format!(
-        "DO $wasmig$\nDECLARE n bigint;\nBEGIN\n    SELECT count(*) INTO n FROM {table} WHERE {column}::text = {v};\n    \
-         IF n > 0 THEN\n        RAISE EXCEPTION 'wasmig: cannot remove % from %: % row(s) of {table}.{column} still use it', \
-         {v}, {w}, n\n            USING ERRCODE = 'restrict_violation', \
-         HINT = 'update or delete those rows, then run the downgrade again';\n    END IF;\nEND\n$wasmig$",
+        "SELECT CASE WHEN used.n > 0 THEN ({head} || used.n || {tail})::integer END AS refuse\n\
+         FROM (SELECT count(*) AS n FROM {table} WHERE {column}::text = {v}) AS used",
         v = literal(value),
-        w = literal(what),
     )
 }
