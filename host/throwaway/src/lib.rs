@@ -52,6 +52,8 @@ pub const FAST_SETTINGS: &[(&str, &str)] = &[
     ("fsync", "off"),
     ("synchronous_commit", "off"),
     ("full_page_writes", "off"),
+    // Tests run in parallel, each with a few connections, plus concurrent-runner tests.
+    ("max_connections", "200"),
 ];
 
 /// Where a [`Server`] comes from.
