@@ -39,3 +39,24 @@ fn sql_renders_transactions_and_json() {
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown revision `nope`"));
 }
+
+#[test]
+fn lint_reports_the_seeds_hazards_and_exits_4_on_errors() {
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/seed_all_parts.sql");
+    let out = wasmig(&["lint", seed]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for rule in ["require-concurrent-index", "unindexed-foreign-key", "enum-add-value", "require-lock-timeout"] {
+        assert!(text.contains(rule), "{rule} missing:\n{text}");
+    }
+    let dir = std::env::temp_dir().join(format!("wasmig-lint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.sql");
+    std::fs::write(&bad, "BEGIN;\nCREATE INDEX CONCURRENTLY i ON t (a);\nCOMMIT;\n").unwrap();
+    let out = wasmig(&["lint", "--json", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(4));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["findings"][0]["rule"], "concurrent-index-in-transaction");
+    assert_eq!(v[0]["findings"][0]["severity"], "error");
+    let _ = std::fs::remove_dir_all(dir);
+}
