@@ -128,6 +128,25 @@ pub async fn row_digest(c: &mut PgConnection) -> String {
     out
 }
 
+/// md5 per `erp_base` table over `erp_base`'s own columns: what must survive
+/// any walk over the chain, whatever columns later revisions add.
+pub async fn base_rows(c: &mut PgConnection) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for t in &model_at(Some("erp_base")).tables {
+        let cols: Vec<String> = t.columns.iter().map(|c| format!("{}::text", c.name)).collect();
+        let d: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT md5(string_agg(r, ',' ORDER BY r)) FROM (SELECT concat_ws('|', {}) AS r FROM {}) x",
+            cols.join(", "),
+            t.name
+        ))
+        .fetch_one(&mut *c)
+        .await
+        .unwrap();
+        out.push((t.name.clone(), d.unwrap_or_default()));
+    }
+    out
+}
+
 /// The `wasmig` binary built next to this test binary.
 pub fn wasmig_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();

@@ -296,24 +296,6 @@ fn schema_only(mut c: Catalog) -> Catalog {
     c
 }
 
-/// md5 per erp_base table over erp_base's columns only.
-async fn base_rows(c: &mut PgConnection, model: &Catalog) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for t in &model.tables {
-        let cols: Vec<String> = t.columns.iter().map(|c| format!("{}::text", c.name)).collect();
-        let d: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT md5(string_agg(r, ',' ORDER BY r)) FROM (SELECT concat_ws('|', {}) AS r FROM {}) x",
-            cols.join(", "),
-            t.name
-        ))
-        .fetch_one(&mut *c)
-        .await
-        .unwrap();
-        out.push((t.name.clone(), d.unwrap_or_default()));
-    }
-    out
-}
-
 /// Runs one case; `Err` describes the first property that failed.
 pub async fn run_case(form: Form, data: &ErpData, walk: &Walk) -> Result<Timings, String> {
     let started = Instant::now();
@@ -336,9 +318,8 @@ async fn walk_case(url: &str, data: &ErpData, walk: &[Move], t: &mut Timings) ->
     let mut c = conn(url).await;
     sqlx::raw_sql(&insert_sql(data)).execute(&mut c).await.map_err(|e| format!("loading rows: {e}"))?;
     t.load = clock.elapsed();
-    let base_model = crate::model_at(Some("erp_base"));
     let start = wasmig::db::catalog(&mut c, plugin()).await.map_err(|e| e.to_string())?;
-    let rows_before = base_rows(&mut c, &base_model).await;
+    let rows_before = crate::base_rows(&mut c).await;
     let mut r = runner(url).await;
     let mut pos = 1; // erp_base
     for (i, m) in walk.iter().enumerate() {
@@ -367,7 +348,7 @@ async fn walk_case(url: &str, data: &ErpData, walk: &[Move], t: &mut Timings) ->
             .map_err(|e| e.message)?
             .expected;
         wasmig::roundtrip::same(&schema_only(predicted), &schema_only(live)).map_err(|d| format!("after move {i} ({m:?}) at {at}: the live catalog is not the model's: {d}"))?;
-        let rows = base_rows(&mut c, &base_model).await;
+        let rows = crate::base_rows(&mut c).await;
         if rows != rows_before {
             let changed: Vec<&str> =
                 rows.iter().zip(&rows_before).filter(|(a, b)| a != b).map(|(a, _)| a.0.as_str()).collect();
