@@ -170,7 +170,13 @@ impl Plugin {
         let (mut store, instance) = match warm.take() {
             Some(pair) => pair,
             None => {
-                let limits = StoreLimitsBuilder::new().memory_size(self.limits.memory).instances(1).build();
+                // A grow past the cap traps (instead of returning -1 to the guest, which
+                // aborts as an anonymous `unreachable`), so the error names the cap.
+                let limits = StoreLimitsBuilder::new()
+                    .memory_size(self.limits.memory)
+                    .instances(1)
+                    .trap_on_grow_failure(true)
+                    .build();
                 let mut store = Store::new(&self.engine, limits);
                 store.limiter(|l| l);
                 store.set_epoch_deadline(self.ticks());
@@ -242,7 +248,17 @@ fn check_is_component(bytes: &[u8], origin: &str) -> Result<(), PluginError> {
 }
 
 fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
-    let text = format!("{e:#}");
+    // One line: the wasm backtrace of a stripped module names no functions anyway.
+    let text: String = e
+        .chain()
+        .map(|c| c.to_string())
+        .map(|c| match c.find("wasm backtrace:") {
+            Some(_) => c.lines().last().and_then(|l| l.rsplit_once(">: ")).map(|(_, m)| m.to_string()).unwrap_or_default(),
+            None => c,
+        })
+        .filter(|c| !c.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ");
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
         return match trap {
             wasmtime::Trap::Interrupt => {

@@ -47,6 +47,9 @@ pub enum MigrateError {
     /// The plan has lint errors that are not allowed.
     #[error("{0}")]
     Lint(String),
+    /// A step of the plugin's plan breaks a sandbox rule; nothing ran.
+    #[error("{0}")]
+    Sandbox(String),
     /// Anything else the database said.
     #[error("database error: {0}")]
     Db(String),
@@ -68,7 +71,7 @@ impl MigrateError {
             MigrateError::DataInUse(_) => 6,
             MigrateError::LockTimeout(_) | MigrateError::LockNotAvailable(_) => 7,
             MigrateError::Privilege(_) => 8,
-            MigrateError::Plugin(_) => 9,
+            MigrateError::Plugin(_) | MigrateError::Sandbox(_) => 9,
             MigrateError::Step { .. } | MigrateError::Db(_) | MigrateError::Io(_) => 1,
         }
     }

@@ -10,6 +10,9 @@ pub mod db;
 pub mod error;
 pub mod history;
 pub mod runner;
+pub mod sandbox;
+pub mod progress;
+pub mod backup;
 
 pub use error::MigrateError;
 pub use runner::{RunOptions, Runner};

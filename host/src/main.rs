@@ -22,7 +22,7 @@ use wasmig::{Limits, MigrateError, Plugin, RunOptions, Runner, db, roundtrip, sc
 /// Exit codes: 0 ok, 1 a step or the database failed, 2 bad command line,
 /// 3 verify found mismatches, 4 refused input (unknown revision, drift,
 /// checksum mismatch, lint error), 5 cannot connect, 6 rows still use what a
-/// downgrade removes, 7 lock not available, 8 missing privilege, 9 plugin error.
+/// downgrade removes, 7 lock not available, 8 missing privilege, 9 plugin error (a trap, a bad component, or plan SQL the sandbox refuses).
 #[derive(Parser)]
 #[command(name = "wasmig", version, about, long_about)]
 struct Cli {
@@ -150,6 +150,14 @@ struct RunArgs {
     /// Allow error-level lint findings of this rule in the plan (repeatable).
     #[arg(long = "allow", value_name = "RULE")]
     allow: Vec<String>,
+    /// Before the first change, pg_dump the database into DIR/<db>-<timestamp>.dump and check that it
+    /// restores (into a scratch database: needs CREATEDB); refuse to migrate if either fails.
+    #[arg(long, value_name = "DIR")]
+    backup: Option<PathBuf>,
+    /// Lift a sandbox rule for the plugin's SQL (repeatable or comma-separated): multi-statement,
+    /// copy-program, roles, procedural, transaction-control, server-access, undeclared-objects, unparsed.
+    #[arg(long = "allow-sql", value_name = "RULE", value_delimiter = ',')]
+    allow_sql: Vec<wasmig::sandbox::Rule>,
 }
 
 impl RunArgs {
@@ -160,6 +168,8 @@ impl RunArgs {
             lock_timeout: Duration::from_millis(self.lock_timeout),
             lock_retries: self.lock_retries,
             allow_lint: self.allow.clone(),
+            backup: self.backup.clone(),
+            allow_sql: wasmig::sandbox::Allowances::of(self.allow_sql.iter().copied()),
         }
     }
 }

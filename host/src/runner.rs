@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub allow_lint: Vec<String>,
     /// Dump the database here (and prove the dump restores) before the first change.
     pub backup: Option<std::path::PathBuf>,
+    /// Sandbox rules lifted for plugin SQL (`--allow-sql`); see [`crate::sandbox`].
+    pub allow_sql: crate::sandbox::Allowances,
 }
 
 impl Default for RunOptions {
@@ -46,6 +48,7 @@ impl Default for RunOptions {
             lock_retries: 20,
             allow_lint: Vec::new(),
             backup: None,
+            allow_sql: Default::default(),
         }
     }
 }
@@ -341,6 +344,8 @@ impl<'p> Runner<'p> {
         };
         let options = PlanOptions { resume, online: self.options.online };
         let plan = self.plugin.plan(from.as_deref(), to.as_deref(), &catalog, options)??;
+        // Every step is checked before the first one runs: a refused plan changes nothing.
+        crate::sandbox::check_plan(&plan.steps, &self.options.allow_sql).map_err(|v| MigrateError::Sandbox(v.to_string()))?;
         self.check_lint(&plan.steps)?;
         self.check_privileges(&plan.steps, &catalog).await?;
         tracing::info!(

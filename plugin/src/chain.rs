@@ -82,6 +82,12 @@ pub fn revisions() -> Vec<Revision> {
     vec![erp_base(), manufacturing_module_v1()]
 }
 
+/// The revisions' checksums, computed once per instance (hosts reuse instances).
+pub fn checksums() -> &'static [String] {
+    static SUMS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    SUMS.get_or_init(|| revisions().iter().map(Revision::checksum).collect())
+}
+
 /// The FastApiv1.6 tables just before the manufacturing change (see
 /// FASTAPI-SCHEMA.md, BEFORE state): SQLAlchemy `String()` is VARCHAR with no
 /// length, Python-side defaults are not server defaults, every table has

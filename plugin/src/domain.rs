@@ -225,7 +225,13 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
             format!("refuse if rows of {t}.{} still hold '{value}'", c.name),
         );
     }
-    ctx.push(Phase::Transaction, Lock::None, &[&e.name], format!("ALTER TYPE {ty} RENAME TO {old}"), format!("set enum type {} aside", e.name));
+    ctx.push(
+        Phase::Transaction,
+        Lock::None,
+        &[&e.name, &format!("{}__wasmig_old", e.name)],
+        format!("ALTER TYPE {ty} RENAME TO {old}"),
+        format!("set enum type {} aside", e.name),
+    );
     ctx.push(
         Phase::Transaction,
         Lock::None,
@@ -261,7 +267,8 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
             );
         }
     }
-    ctx.push(Phase::Transaction, Lock::None, &[&e.name], format!("DROP TYPE {old}"), format!("drop the old enum type {}", e.name));
+    let old_name = format!("{}__wasmig_old", e.name);
+    ctx.push(Phase::Transaction, Lock::None, &[&old_name, &e.name], format!("DROP TYPE {old}"), format!("drop the old enum type {}", e.name));
     if let Some(m) = model.enums.iter_mut().find(|x| x.name == e.name) {
         m.labels = labels;
     }

@@ -27,8 +27,26 @@ pub fn lint_sql(sql: &str, transactional: bool, new_tables: &[String]) -> Vec<ve
 /// Lints one step of the plugin's own plan. The runner sets `lock_timeout`
 /// around every step itself, so that rule does not apply here.
 pub fn lint_step(sql: &str, transactional: bool, new_tables: &[String]) -> Vec<verify::Finding> {
+    // Parsing dominates a plan call; the same step text in the same context
+    // always lints the same, and hosts keep the instance warm between calls.
+    thread_local! {
+        static CACHE: std::cell::RefCell<std::collections::HashMap<(String, bool, Vec<String>), Vec<verify::Finding>>> =
+            Default::default();
+    }
+    let key = (sql.to_string(), transactional, new_tables.to_vec());
+    if let Some(hit) = CACHE.with(|c| c.borrow().get(&key).cloned()) {
+        return hit;
+    }
     let mut findings = lint_sql(sql, transactional, new_tables);
     findings.retain(|f| f.rule != wasmig_lint::RuleId::RequireLockTimeout.as_str());
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        // Bounded: a host planning against ever-new catalogs can't grow it without limit.
+        if c.len() > 4096 {
+            c.clear();
+        }
+        c.insert(key, findings.clone());
+    });
     findings
 }
 

@@ -87,24 +87,10 @@ async fn loaded_db(orders: i64) -> String {
     url
 }
 
-/// md5 over the rows of the erp_base tables, reading only erp_base's columns.
-async fn base_rows(url: &str) -> String {
-    let model = model_at(Some(BASE));
+/// The shared digest of the erp_base rows (tests/src/lib.rs), as one string.
+async fn rows_of(url: &str) -> String {
     let mut c = conn(url).await;
-    let mut out = String::new();
-    for t in &model.tables {
-        let cols: Vec<String> = t.columns.iter().map(|c| format!("{}::text", c.name)).collect();
-        let d: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT md5(string_agg(r, ',' ORDER BY r)) FROM (SELECT concat_ws('|', {}) AS r FROM {}) x",
-            cols.join(", "),
-            t.name
-        ))
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
-        out.push_str(&format!("{}={};", t.name, d.unwrap_or_default()));
-    }
-    out
+    base_rows(&mut c).await.iter().map(|(t, d)| format!("{t}={d};")).collect()
 }
 
 /// What a database looks like to the test: the recorded revisions and the invalid indexes.
@@ -251,6 +237,20 @@ async fn kill_when(url: &str, args: &[&str], trigger: &Trigger) -> Kill {
     }
 }
 
+/// An application reading manufacturing_orders in short (50 ms) transactions. Concurrent
+/// builds and drops, and the ALTER TABLE, wait for it a little, as they would in production;
+/// that also makes each of them last long enough to be seen and killed.
+fn reader(url: &str) -> tokio::task::JoinHandle<()> {
+    let url = url.to_string();
+    tokio::spawn(async move {
+        let mut r = conn(&url).await;
+        loop {
+            sqlx::query("SELECT count(*) FROM manufacturing_orders, pg_sleep(0.05) WHERE id = 1").execute(&mut r).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+}
+
 /// Waits until no backend of a killed runner is left on the database; returns how long that took.
 async fn orphans_gone(c: &mut PgConnection) -> Duration {
     let t = Instant::now();
@@ -297,7 +297,12 @@ async fn kill_and_rerun(url: &str, s: &Scenario, rows: &str) -> (String, Option<
         sqlx::raw_sql(sql).execute(&mut b).await.unwrap();
         blocker = Some(b);
     }
+    let reader = (!matches!(s.trigger, Trigger::Blocked)).then(|| reader(url));
     let kill = kill_when(url, &args, &s.trigger).await;
+    if let Some(reader) = reader {
+        reader.abort();
+        let _ = reader.await;
+    }
     let orphan = orphans_gone(&mut c).await;
     let after = state(&mut c).await;
     if let Some(mut b) = blocker {
@@ -306,31 +311,32 @@ async fn kill_and_rerun(url: &str, s: &Scenario, rows: &str) -> (String, Option<
         sqlx::raw_sql("ROLLBACK").execute(&mut b).await.unwrap();
         let _ = b.close().await;
     }
-    if kill.at.is_none() {
-        // It finished before the trigger: it must have succeeded.
-        ok(&kill.output, &format!("{} ({}) finishing before the kill", args.join(" "), s.trigger));
-    }
-
-    let t = Instant::now();
-    let rerun = wasmig(Some(url), &args);
-    let rerun_ms = t.elapsed().as_millis();
     let what = format!("a kill {} (at {:?}, saw {}, left {after}) and one rerun of `wasmig {}`", s.trigger, kill.at, kill.seen, args.join(" "));
-    let said = ok(&rerun, &what);
+    let t = Instant::now();
+    let said = if kill.at.is_none() {
+        // It finished before the trigger: it must have succeeded, and there is nothing to rerun
+        // (`down` again would revert one more revision).
+        ok(&kill.output, &format!("{} ({}) finishing before the kill", args.join(" "), s.trigger))
+    } else {
+        ok(&wasmig(Some(url), &args), &what)
+    };
+    let rerun_ms = t.elapsed().as_millis();
     let current = ok(&wasmig(Some(url), &["current"]), "wasmig current");
     assert_eq!(current.trim(), s.target, "after {what}: {said}\nthe killed run said: {}", text(&kill.output));
     let verify = wasmig(Some(url), &["verify"]);
     assert_eq!(verify.status.code(), Some(0), "verify after a kill {} and a rerun: {}", s.trigger, text(&verify));
     let end = state(&mut c).await;
     assert!(end.invalid.is_empty(), "invalid indexes left after the rerun: {end}");
-    assert_eq!(base_rows(url).await, rows, "rows changed after a kill {} and a rerun of `wasmig {}`", s.trigger, args.join(" "));
+    assert_eq!(rows_of(url).await, rows, "rows changed after a kill {} and a rerun of `wasmig {}`", s.trigger, args.join(" "));
 
     let at = kill.at.map_or("finished first".to_string(), |d| format!("killed at {:>4} ms", d.as_millis()));
     let line = format!(
-        "wasmig {:<20} {:<36} {at:<20} orphan gone {:>4} ms  left: {:<60} rerun {:>5} ms: {}{}",
+        "wasmig {:<20} {:<36} {at:<20} orphan gone {:>4} ms  left: {:<60} {} {:>5} ms: {}{}",
         args.join(" "),
         s.trigger.to_string(),
         orphan.as_millis(),
         after.to_string(),
+        if kill.at.is_some() { "rerun" } else { "(ran)" },
         rerun_ms,
         said.lines().next().unwrap_or_default(),
         if kill.seen.is_empty() { String::new() } else { format!("  [saw {}]", kill.seen) },
@@ -342,28 +348,37 @@ async fn kill_and_rerun(url: &str, s: &Scenario, rows: &str) -> (String, Option<
 async fn a_killed_up_or_down_finishes_with_one_rerun_and_keeps_every_row() {
     let started = Instant::now();
     let url = loaded_db(ROWS).await;
-    let rows = base_rows(&url).await;
+    let rows = rows_of(&url).await;
     let setup = started.elapsed();
 
-    // A clean run each way, to spread the timed kills over what a run takes.
-    let t = Instant::now();
-    ok(&wasmig(Some(&url), &["up"]), "a clean up");
-    let up_time = t.elapsed();
-    let t = Instant::now();
-    ok(&wasmig(Some(&url), &["down"]), "a clean down");
-    let down_time = t.elapsed();
-    assert_eq!(base_rows(&url).await, rows);
+    // A clean run each way (with the reader, like the kills), to spread the timed kills
+    // over what a run takes.
+    let r = reader(&url);
+    let clean = |args: &'static [&'static str]| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let t = Instant::now();
+            ok(&wasmig(Some(&url), args), "a clean run");
+            t.elapsed()
+        })
+    };
+    let up_time = clean(&["up"]).await.unwrap();
+    let down_time = clean(&["down"]).await.unwrap();
+    r.abort();
+    let _ = r.await;
+    assert_eq!(rows_of(&url).await, rows);
 
     let spread = |total: Duration| -> Vec<Trigger> {
-        [0.03, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9].iter().map(|f| Trigger::After(total.mul_f64(*f))).collect()
+        [0.1, 0.25, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9].iter().map(|f| Trigger::After(total.mul_f64(*f))).collect()
     };
     let mut ups: Vec<Trigger> = spread(up_time);
     ups.extend((1..=4).map(Trigger::Build));
     ups.push(Trigger::Statement("ALTER TABLE", 1));
     ups.push(Trigger::Blocked);
-    let mut downs: Vec<Trigger> = spread(down_time);
+    // The last part of a down is `verify` and printing.
+    let mut downs: Vec<Trigger> = spread(down_time.mul_f64(0.8));
     downs.extend((1..=4).map(|n| Trigger::Statement("DROP INDEX CONCURRENTLY", n)));
-    downs.push(Trigger::Statement("DROP TABLE", 1));
+    downs.push(Trigger::Statement("ALTER TABLE", 1));
     downs.push(Trigger::Blocked);
 
     let mut report = vec![format!(
@@ -399,7 +414,7 @@ async fn a_killed_up_or_down_finishes_with_one_rerun_and_keeps_every_row() {
     let applying = format!("{BASE}:applied {HEAD}:applying");
     let reverting = format!("{BASE}:applied {HEAD}:reverting");
     let left = |way: &str, pred: &dyn Fn(&Trigger, &State) -> bool| states.iter().filter(|(t, w, s)| *w == way && pred(t, s)).count();
-    assert!(up_kills >= 10 && down_kills >= 6, "too few kills landed before the run finished:\n{}", report.join("\n"));
+    assert!(up_kills >= 8 && down_kills >= 6, "too few kills landed before the run finished:\n{}", report.join("\n"));
     assert_eq!(left("up", &|t, s| matches!(t, Trigger::Build(_)) && s.revisions == applying), 4, "{}", report.join("\n"));
     assert_eq!(left("up", &|t, s| matches!(t, Trigger::Blocked) && s.revisions == applying && !s.invalid.is_empty()), 1, "{}", report.join("\n"));
     assert_eq!(left("down", &|t, s| matches!(t, Trigger::Blocked) && s.revisions == reverting && !s.invalid.is_empty()), 1, "{}", report.join("\n"));
@@ -434,4 +449,144 @@ async fn eight_simultaneous_ups_apply_each_revision_exactly_once() {
         assert_eq!(st.revisions, format!("{BASE}:applied {HEAD}:applied"));
         assert!(st.invalid.is_empty(), "{st}");
     }
+}
+
+fn password(url: &str) -> String {
+    url::Url::parse(url).unwrap().password().unwrap_or_default().to_string()
+}
+
+/// Whether `text` shows the password. A common word (the Docker image's `postgres`)
+/// only counts inside a URL.
+fn leaks(text: &str, password: &str) -> bool {
+    if password.len() < 10 && password.chars().all(|c| c.is_ascii_lowercase()) {
+        text.contains(&format!(":{password}@"))
+    } else {
+        text.contains(password)
+    }
+}
+
+fn dumps(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "dump")).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn backup_dumps_and_proves_the_restore_before_changing_anything_or_refuses() {
+    let url = loaded_db(5_000).await;
+    let db = url::Url::parse(&url).unwrap().path().trim_start_matches('/').to_string();
+    let pw = password(&url);
+    assert!(!pw.is_empty(), "the test server has a password");
+    let rows = rows_of(&url).await;
+    let dir = std::env::temp_dir().join(format!("wasmig-backup-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // A directory that cannot be made: refused, nothing changed.
+    let file = std::env::temp_dir().join(format!("wasmig-backup-file-{}", std::process::id()));
+    std::fs::write(&file, "x").unwrap();
+    let before = snapshot(&url).await;
+    let out = wasmig(Some(&url), &["up", "--backup", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("backup failed, so nothing was migrated: cannot create the backup directory"), "{}", text(&out));
+    assert_eq!(snapshot(&url).await, before);
+    let _ = std::fs::remove_file(&file);
+
+    // No pg_dump: refused, nothing changed.
+    let out = Command::new(wasmig_bin())
+        .args(["up", "--backup", dir.to_str().unwrap()])
+        .env("DATABASE_URL", &url)
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("pg_dump is not installed"), "{}", text(&out));
+    assert!(!leaks(&text(&out), &pw), "the password leaked: {}", text(&out));
+    assert_eq!(snapshot(&url).await, before);
+    assert_eq!(dumps(&dir), Vec::<std::path::PathBuf>::new());
+
+    // A role that may migrate but not create the scratch database: the dump is not proven, so refused.
+    let role = format!("mig_{db}");
+    exec(&url, &format!(
+        "CREATE ROLE {role} LOGIN NOCREATEDB PASSWORD 'mig-pw-7';
+         GRANT CREATE, CONNECT ON DATABASE {db} TO {role}; GRANT CREATE, USAGE ON SCHEMA public TO {role};
+         GRANT USAGE ON SCHEMA wasmig TO {role}; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA wasmig TO {role};
+         GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA wasmig TO {role};
+         DO $$ DECLARE r record; BEGIN
+           FOR r IN SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' LOOP
+             EXECUTE format('ALTER TABLE %I OWNER TO {role}', r.relname);
+           END LOOP; END $$;"
+    )).await;
+    let mut as_role = url::Url::parse(&url).unwrap();
+    as_role.set_username(&role).unwrap();
+    as_role.set_password(Some("mig-pw-7")).unwrap();
+    let before = snapshot(&url).await;
+    let out = wasmig(Some(as_role.as_str()), &["up", "--backup", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("cannot create the scratch database") && text(&out).contains("CREATEDB"), "{}", text(&out));
+    assert!(!leaks(&text(&out), "mig-pw-7"), "the password leaked: {}", text(&out));
+    assert!(text(&out).contains(".dump.unverified"), "{}", text(&out));
+    assert_eq!(snapshot(&url).await, before);
+    assert_eq!(dumps(&dir), Vec::<std::path::PathBuf>::new());
+
+    // It works: a verified dump of erp_base, then the migration.
+    let out = wasmig(Some(&url), &["up", "--backup", dir.to_str().unwrap()]);
+    let said = ok(&out, "up --backup");
+    assert!(said.contains(&format!("applied {HEAD}")), "{said}");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("restores:") && log.contains("row(s) match"), "{log}");
+    assert!(!leaks(&text(&out), &pw), "the password leaked: {}", text(&out));
+    let files = dumps(&dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_str().unwrap().to_string();
+    assert!(name.starts_with(&format!("{db}-")) && name.ends_with("Z.dump"), "{name}");
+    // No scratch database is left behind.
+    let mut c = conn(&url).await;
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'wasmig_restore_check_%'")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+
+    // The dump holds the database as it was before the migration.
+    let copy = fresh_db().await;
+    let restore = Command::new("pg_restore")
+        .args(["--no-owner", "--no-privileges", "--exit-on-error", "-d"])
+        .arg(&copy)
+        .arg(&files[0])
+        .output()
+        .unwrap();
+    assert!(restore.status.success(), "{}", text(&restore));
+    assert_eq!(rows_of(&copy).await, rows);
+    assert_eq!(ok(&wasmig(Some(&copy), &["current"]), "current").trim(), BASE);
+
+    // `down --backup` too; nothing to do makes no dump.
+    ok(&wasmig(Some(&url), &["down", "--backup", dir.to_str().unwrap()]), "down --backup");
+    assert_eq!(dumps(&dir).len(), 2);
+    let out = wasmig(Some(&url), &["down", "--to", BASE, "--backup", dir.to_str().unwrap()]);
+    assert!(ok(&out, "down with nothing to do").contains("nothing to do"));
+    assert_eq!(dumps(&dir).len(), 2);
+    assert_eq!(rows_of(&url).await, rows);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_long_index_build_logs_its_progress_every_two_seconds() {
+    let url = loaded_db(5_000).await;
+    // An old snapshot holds the first concurrent build in "waiting for old snapshots" for 4.5 s.
+    let mut b = conn(&url).await;
+    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1").execute(&mut b).await.unwrap();
+    let run = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || wasmig(Some(&url), &["up"]))
+    };
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    sqlx::raw_sql("COMMIT").execute(&mut b).await.unwrap();
+    let out = run.await.unwrap();
+    ok(&out, "up");
+    let log = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("idx_mo_operator: waiting for old snapshots, 0/1 transactions")).collect();
+    assert!((1..=2).contains(&lines.len()), "one line per 2 s of waiting, not more: {log}");
+    assert!(!leaks(&log, &password(&url)), "{log}");
 }

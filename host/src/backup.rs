@@ -1,0 +1,319 @@
+//! `--backup DIR`: before the first change, `pg_dump --format=custom` of the
+//! database into `DIR/<db>-<UTC timestamp>.dump`, then proof that it restores:
+//! a scratch database is created, the dump is restored into it with
+//! `pg_restore`, the tables of its public schema and their row counts are
+//! compared with the source's, and the scratch database is dropped. The dump
+//! and the counts read one exported snapshot, so the check is exact even while
+//! applications keep writing. Any failure refuses the migration.
+//!
+//! The password reaches `pg_dump` / `pg_restore` through `PGPASSWORD`, never
+//! on their command line, and never appears in a message.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sqlx::postgres::PgConnection;
+use sqlx::{Connection, Executor};
+
+use crate::db::{self, describe, scrub};
+use crate::error::MigrateError;
+
+/// A verified backup.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Backup {
+    /// The dump file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Tables of the public schema, with their row counts, as restored.
+    pub tables: Vec<(String, i64)>,
+    /// Time for the dump and the restore check, in ms.
+    pub ms: u128,
+}
+
+impl Backup {
+    /// Total rows over all public tables.
+    pub fn rows(&self) -> i64 {
+        self.tables.iter().map(|(_, n)| n).sum()
+    }
+}
+
+fn refuse(why: impl std::fmt::Display) -> MigrateError {
+    MigrateError::Io(format!("backup failed, so nothing was migrated: {why}"))
+}
+
+/// What the PostgreSQL client tools need: the URL without its password, the password apart.
+struct Conninfo {
+    url: url::Url,
+    password: Option<String>,
+    database: String,
+}
+
+impl Conninfo {
+    fn parse(url: &str) -> Result<Conninfo, MigrateError> {
+        let mut u = url::Url::parse(url).map_err(|e| refuse(format!("cannot read the database URL {}: {e}", db::redact(url))))?;
+        let password = u.password().map(percent_decode);
+        let _ = u.set_password(None);
+        let database = percent_decode(u.path().trim_start_matches('/'));
+        let database = if database.is_empty() { percent_decode(u.username()) } else { database };
+        Ok(Conninfo { url: u, password, database })
+    }
+
+    /// The same server, another database.
+    fn with_database(&self, database: &str) -> Conninfo {
+        let mut url = self.url.clone();
+        url.set_path(&format!("/{}", percent_encode(database)));
+        Conninfo { url, password: self.password.clone(), database: database.to_string() }
+    }
+
+    /// The full URL (with the password) for our own connections.
+    fn full(&self) -> String {
+        let mut u = self.url.clone();
+        if let Some(p) = &self.password {
+            let _ = u.set_password(Some(&percent_encode(p)));
+        }
+        u.to_string()
+    }
+
+    fn command(&self, program: &str) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(program);
+        // The URL carries everything but the password; the password goes by environment.
+        cmd.arg(format!("--dbname={}", self.url));
+        if let Some(p) = &self.password {
+            cmd.env("PGPASSWORD", p);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        cmd
+    }
+}
+
+/// Dumps the database at `url` into `dir` and proves the dump restores.
+pub async fn run(url: &str, dir: &Path) -> Result<Backup, MigrateError> {
+    let started = Instant::now();
+    let info = Conninfo::parse(url)?;
+    std::fs::create_dir_all(dir).map_err(|e| refuse(format!("cannot create the backup directory {}: {e}", dir.display())))?;
+    let path = free_path(dir, &info.database);
+    tracing::info!("backup: dumping {} to {}", info.database, path.display());
+
+    // One snapshot for the dump and the counts: writers may go on meanwhile.
+    let mut conn = db::connect(url, Duration::from_secs(10)).await?;
+    let source = dump_with_counts(&mut conn, &info, &path, url).await;
+    let _ = conn.close().await;
+    let source = match source {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+    };
+    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+
+    // A dump that is not proven to restore must not pass for a backup: it is renamed.
+    let unverified = |why: MigrateError| {
+        let kept = path.with_extension("dump.unverified");
+        match std::fs::rename(&path, &kept) {
+            Ok(()) => MigrateError::Io(format!("{why} (the unverified dump is kept as {})", kept.display())),
+            Err(_) => why,
+        }
+    };
+    let restored = check_restore(&info, &path, url).await.map_err(unverified)?;
+    if restored != source {
+        return Err(unverified(refuse(format!("the dump does not restore to the same data: {}", differences(&source, &restored)))));
+    }
+    let backup = Backup { path, bytes, tables: restored, ms: started.elapsed().as_millis() };
+    tracing::info!(
+        "backup: {} ({:.1} MB) restores: {} table(s), {} row(s) match ({} ms)",
+        backup.path.display(),
+        backup.bytes as f64 / 1e6,
+        backup.tables.len(),
+        backup.rows(),
+        backup.ms
+    );
+    Ok(backup)
+}
+
+async fn dump_with_counts(conn: &mut PgConnection, info: &Conninfo, path: &Path, url: &str) -> Result<Vec<(String, i64)>, MigrateError> {
+    let q = |e: sqlx::Error| refuse(format!("reading the database: {}", scrub(&describe(&e), url)));
+    let mut tx = conn.begin().await.map_err(q)?;
+    tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").await.map_err(q)?;
+    let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()").fetch_one(&mut *tx).await.map_err(q)?;
+    let counts = counts(&mut tx).await.map_err(q)?;
+    let mut cmd = info.command("pg_dump");
+    cmd.args(["--format=custom", "--no-password", &format!("--snapshot={snapshot}")]).arg("--file").arg(path);
+    // The snapshot lives as long as this transaction: it ends (rolled back) after the dump.
+    tool(cmd, "pg_dump", url).await?;
+    let _ = tx.rollback().await;
+    Ok(counts)
+}
+
+async fn check_restore(info: &Conninfo, path: &Path, url: &str) -> Result<Vec<(String, i64)>, MigrateError> {
+    let scratch = scratch_name(&info.database);
+    let mut admin = db::connect(url, Duration::from_secs(10)).await?;
+    let create = format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&scratch));
+    if let Err(e) = admin.execute(create.as_str()).await {
+        let hint = if db::sqlstate(&e).as_deref() == Some("42501") {
+            ": checking that the dump restores needs a scratch database; GRANT CREATEDB to this role (ALTER ROLE ... CREATEDB), or run without --backup"
+        } else {
+            ""
+        };
+        return Err(refuse(format!("cannot create the scratch database {scratch}: {}{hint}", scrub(&describe(&e), url))));
+    }
+    let target = info.with_database(&scratch);
+    let restored = async {
+        let mut cmd = target.command("pg_restore");
+        cmd.args(["--exit-on-error", "--no-owner", "--no-privileges", "--no-password"]).arg(path);
+        tool(cmd, "pg_restore", url).await?;
+        let mut c = db::connect(&target.full(), Duration::from_secs(10)).await?;
+        let counts = counts(&mut c).await.map_err(|e| refuse(format!("reading the restored copy: {}", scrub(&describe(&e), url))));
+        let _ = c.close().await;
+        counts
+    }
+    .await;
+    let drop = format!("DROP DATABASE IF EXISTS {}", quote_ident(&scratch));
+    if let Err(e) = admin.execute(drop.as_str()).await {
+        tracing::warn!("backup: could not drop the scratch database {scratch}: {}; drop it by hand", scrub(&describe(&e), url));
+    }
+    let _ = admin.close().await;
+    restored
+}
+
+/// Every table of the public schema with its exact row count, by name.
+async fn counts(conn: &mut PgConnection) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::with_capacity(tables.len());
+    for t in tables {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM public.{}", quote_ident(&t))).fetch_one(&mut *conn).await?;
+        out.push((t, n));
+    }
+    Ok(out)
+}
+
+async fn tool(mut cmd: tokio::process::Command, name: &str, url: &str) -> Result<(), MigrateError> {
+    let out = cmd.output().await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            refuse(format!(
+                "{name} is not installed or not on PATH: install the PostgreSQL client tools \
+                 (Debian: apt-get install postgresql-client), the server's major version or newer"
+            ))
+        } else {
+            refuse(format!("cannot run {name}: {e}"))
+        }
+    })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).take(5).collect();
+    Err(refuse(format!("{name} exited with {}: {}", out.status, scrub(&lines.join(" / "), url))))
+}
+
+fn differences(source: &[(String, i64)], restored: &[(String, i64)]) -> String {
+    let mut out = Vec::new();
+    for (t, n) in source {
+        match restored.iter().find(|(r, _)| r == t) {
+            None => out.push(format!("table {t} is missing")),
+            Some((_, m)) if m != n => out.push(format!("{t} has {m} row(s) instead of {n}")),
+            _ => {}
+        }
+    }
+    for (t, _) in restored.iter().filter(|(r, _)| !source.iter().any(|(s, _)| s == r)) {
+        out.push(format!("table {t} is extra"));
+    }
+    out.join(", ")
+}
+
+fn scratch_name(database: &str) -> String {
+    let short: String = database.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(30).collect();
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("wasmig_restore_check_{short}_{}_{}", std::process::id(), nanos % 100_000)
+}
+
+/// `DIR/<db>-<YYYYMMDDTHHMMSSZ>.dump`, with a suffix if that file exists.
+fn free_path(dir: &Path, database: &str) -> PathBuf {
+    let safe: String =
+        database.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' { c } else { '_' }).collect();
+    let stamp = utc_stamp(SystemTime::now());
+    let mut path = dir.join(format!("{safe}-{stamp}.dump"));
+    let mut n = 1;
+    while path.exists() {
+        path = dir.join(format!("{safe}-{stamp}-{n}.dump"));
+        n += 1;
+    }
+    path
+}
+
+/// `YYYYMMDDTHHMMSSZ` in UTC.
+pub fn utc_stamp(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16)
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_utc_civil_time() {
+        assert_eq!(utc_stamp(UNIX_EPOCH), "19700101T000000Z");
+        assert_eq!(utc_stamp(UNIX_EPOCH + Duration::from_secs(951_782_400 + 3_723)), "20000229T010203Z");
+        assert_eq!(utc_stamp(UNIX_EPOCH + Duration::from_secs(1_767_225_599)), "20251231T235959Z");
+    }
+
+    #[test]
+    fn the_password_is_taken_out_of_the_url() {
+        let c = Conninfo::parse("postgres://u:p%40ss%2Fw@h:5432/my%20db?sslmode=disable").unwrap();
+        assert_eq!(c.password.as_deref(), Some("p@ss/w"));
+        assert_eq!(c.database, "my db");
+        assert!(!c.url.as_str().contains("p%40ss"), "{}", c.url);
+        assert_eq!(c.url.as_str(), "postgres://u@h:5432/my%20db?sslmode=disable");
+        let s = c.with_database("scratch_1");
+        assert_eq!(s.url.as_str(), "postgres://u@h:5432/scratch_1?sslmode=disable");
+        assert_eq!(s.full(), "postgres://u:p%40ss%2Fw@h:5432/scratch_1?sslmode=disable");
+    }
+}
