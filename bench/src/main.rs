@@ -72,6 +72,10 @@ struct Bigtable {
     /// Skip the seed's run (only wasmig; no ratios).
     #[arg(long)]
     no_seed: bool,
+    /// Also run this SQL file with `psql -v ON_ERROR_STOP=1 -f` under the writer, on its own
+    /// copy, between the seed and wasmig (repeatable; to compare statement orders).
+    #[arg(long, value_name = "FILE")]
+    script: Vec<PathBuf>,
 }
 
 /// One migration under the writer.
@@ -87,6 +91,8 @@ pub struct Run {
 struct Stats {
     total_s: f64,
     max_ms: f64,
+    /// When the longest stall began, seconds since the migration started.
+    max_at: f64,
     p99_ms: f64,
     before_p99_ms: f64,
     before_max_ms: f64,
@@ -109,11 +115,13 @@ impl Stats {
             (p99, ms.last().copied().unwrap_or(0.0))
         };
         let (p99_ms, max_ms) = lat(&during);
+        let max_at = during.iter().max_by(|a, b| a.ms.total_cmp(&b.ms)).map_or(0.0, |s| s.start - t0);
         let (before_p99_ms, before_max_ms) = lat(&base);
         let first = base.first().map_or(t0 - before, |s| s.end()).max(t0 - before);
         Stats {
             total_s: t1 - t0,
             max_ms,
+            max_at,
             p99_ms,
             before_p99_ms,
             before_max_ms,
@@ -212,6 +220,10 @@ async fn bigtable(args: Bigtable) -> anyhow::Result<()> {
     if !args.no_seed {
         runs.push(("seed SQL (psql -f)".into(), "bench_seed".into()));
     }
+    for (i, file) in args.script.iter().enumerate() {
+        let name = file.file_name().map_or("script".into(), |n| n.to_string_lossy().into_owned());
+        runs.push((format!("psql -f {name}"), format!("bench_script_{i}")));
+    }
     runs.push(("wasmig up".into(), "bench_wasmig".into()));
     for (_, db) in &runs {
         sqlx::raw_sql(&format!("CREATE DATABASE {db} TEMPLATE {template}{strategy}")).execute(&mut admin).await?;
@@ -225,10 +237,15 @@ async fn bigtable(args: Bigtable) -> anyhow::Result<()> {
         let mut c = connect(&url).await?;
         sqlx::raw_sql("SELECT count(*) FROM manufacturing_orders; CHECKPOINT").execute(&mut c).await?;
         c.close().await?;
-        let mut cmd = if label.starts_with("seed") {
+        let script = if label.starts_with("seed") {
+            Some(seed_sql.clone())
+        } else {
+            db.strip_prefix("bench_script_").and_then(|i| i.parse::<usize>().ok()).map(|i| args.script[i].clone())
+        };
+        let mut cmd = if let Some(script) = script {
             let (bare, pw) = split_password(&url)?;
             let mut cmd = tokio::process::Command::new("psql");
-            cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &bare, "-f"]).arg(&seed_sql);
+            cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &bare, "-f"]).arg(&script);
             if let Some(pw) = pw {
                 cmd.env("PGPASSWORD", pw);
             }
@@ -307,10 +324,11 @@ fn indent(s: &str) -> String {
 }
 
 fn print_table(runs: &[Run], stats: &[Stats]) {
-    let ratio = runs.len() == 2;
+    // The ratio column compares wasmig (last) with the seed (first).
+    let ratio = runs.len() >= 2 && runs[0].label.starts_with("seed");
     let mut header = format!("{:<34}", "");
     for r in runs {
-        header.push_str(&format!("{:>20}", r.label));
+        header.push_str(&format!("{:>24}", r.label));
     }
     if ratio {
         header.push_str(&format!("{:>14}", "wasmig/seed"));
@@ -319,19 +337,20 @@ fn print_table(runs: &[Run], stats: &[Stats]) {
     let row = |name: &str, f: &dyn Fn(&Stats) -> f64, unit: &str, prec: usize| {
         let mut line = format!("{name:<34}");
         for s in stats {
-            line.push_str(&format!("{:>20}", format!("{:.prec$}{unit}", f(s))));
+            line.push_str(&format!("{:>24}", format!("{:.prec$}{unit}", f(s))));
         }
         if ratio {
-            let (a, b) = (f(&stats[0]), f(&stats[1]));
+            let (a, b) = (f(&stats[0]), f(&stats[stats.len() - 1]));
             line.push_str(&format!("{:>14}", if a > 0.0 { format!("{:.3}x", b / a) } else { "-".into() }));
         }
         println!("{line}");
     };
     row("total migration time", &|s| s.total_s, " s", 2);
     row("longest writer stall (max latency)", &|s| s.max_ms, " ms", 1);
+    row("  which began at (since start)", &|s| s.max_at, " s", 2);
     row("p99 writer latency during", &|s| s.p99_ms, " ms", 2);
-    row("p99 / max latency before", &|s| s.before_p99_ms, " ms", 2);
-    row("  (max before)", &|s| s.before_max_ms, " ms", 1);
+    row("p99 writer latency before", &|s| s.before_p99_ms, " ms", 2);
+    row("max writer latency before", &|s| s.before_max_ms, " ms", 1);
     row("writer throughput before", &|s| s.before_tput, "/s", 0);
     row("writer throughput during", &|s| s.during_tput, "/s", 0);
     row("  share of before", &|s| 100.0 * s.share(), "%", 1);

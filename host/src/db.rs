@@ -37,7 +37,9 @@ pub async fn connect(url: &str, timeout: Duration) -> Result<PgConnection, Migra
     let options = PgConnectOptions::from_str(url)
         .map_err(|e| MigrateError::BadUrl { url: shown.clone(), reason: scrub(&e.to_string(), url) })?
         .application_name("wasmig")
-        .log_statements(tracing::log::LevelFilter::Debug);
+        .log_statements(tracing::log::LevelFilter::Debug)
+        // Index builds are slow on purpose; that is not worth a warning.
+        .log_slow_statements(tracing::log::LevelFilter::Debug, Duration::from_secs(1));
     match tokio::time::timeout(timeout, options.connect()).await {
         Err(_) => Err(MigrateError::Connect {
             url: shown,

@@ -142,10 +142,10 @@ struct RunArgs {
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     lock_wait: u64,
     /// lock_timeout for statements that block writers, in milliseconds.
-    #[arg(long, default_value_t = 500, value_name = "MS")]
+    #[arg(long, default_value_t = 100, value_name = "MS")]
     lock_timeout: u64,
     /// How often to retry a revision that hit lock_timeout.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 30)]
     lock_retries: u32,
     /// Allow error-level lint findings of this rule in the plan (repeatable).
     #[arg(long = "allow", value_name = "RULE")]

@@ -44,8 +44,8 @@ impl Default for RunOptions {
         RunOptions {
             online: None,
             lock_wait: Duration::from_secs(60),
-            lock_timeout: Duration::from_millis(500),
-            lock_retries: 20,
+            lock_timeout: Duration::from_millis(100),
+            lock_retries: 30,
             allow_lint: Vec::new(),
             backup: None,
             allow_sql: Default::default(),

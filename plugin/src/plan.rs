@@ -196,7 +196,14 @@ pub fn plan(current: Option<&str>, target: Option<&str>, live: &Catalog, options
             Direction::Down => rev.ops.iter().rev().try_for_each(|op| down(op, model, &mut ctx))?,
         }
         // One transaction per revision: stable-sort the steps into before / in / after it.
-        ctx.steps.sort_by_key(|s| s.phase);
+        // Inside it, work on the revision's own (new, empty) tables goes first and
+        // statements on existing tables last, so the locks that stall writers of a
+        // busy table are held for the shortest time before COMMIT.
+        let own = rev.created_tables();
+        ctx.steps.sort_by_key(|s| {
+            let on_existing = !s.objects.first().is_some_and(|o| own.contains(&o.as_str()));
+            (s.phase, s.phase == Phase::Transaction && on_existing)
+        });
         let new_tables: Vec<String> = rev.created_tables().iter().map(|t| t.to_string()).collect();
         for s in &mut ctx.steps {
             s.lint = crate::lint_step(&s.sql, s.transactional(), &new_tables);
