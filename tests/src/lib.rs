@@ -39,6 +39,48 @@ pub fn model_at(at: Option<&str>) -> Catalog {
         .expected
 }
 
+/// erp_base with the alert and reference types as native enums.
+pub fn enum_form() -> Catalog {
+    let mut c = model_at(Some("erp_base"));
+    for t in &mut c.tables {
+        for col in &mut t.columns {
+            match (t.name.as_str(), col.name.as_str()) {
+                ("inventory_alerts", "alert_type") => col.data_type = "alert_type".into(),
+                ("inventory_transactions", "reference_type") => col.data_type = "transaction_type".into(),
+                _ => {}
+            }
+        }
+    }
+    let labels = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    c.enums = vec![
+        wasmig::component::EnumType { name: "alert_type".into(), labels: labels(&["low_stock", "out_of_stock", "reorder"]) },
+        wasmig::component::EnumType { name: "transaction_type".into(), labels: labels(&["job", "purchase", "manual", "transfer"]) },
+    ];
+    c
+}
+
+/// erp_base with CHECK ... IN constraints, as pg_get_constraintdef prints them.
+pub fn check_form() -> Catalog {
+    let mut c = model_at(Some("erp_base"));
+    let check = |table: &str, column: &str, values: &[&str]| wasmig::component::Constraint {
+        name: format!("{table}_{column}_check"),
+        table: table.into(),
+        kind: wasmig::component::ConstraintKind::Check,
+        columns: vec![column.into()],
+        ref_table: None,
+        ref_columns: vec![],
+        on_delete: None,
+        definition: Some(format!(
+            "CHECK ((({column})::text = ANY ((ARRAY[{}])::text[])))",
+            values.iter().map(|v| format!("'{v}'::character varying")).collect::<Vec<_>>().join(", ")
+        )),
+        validated: true,
+    };
+    c.constraints.push(check("inventory_alerts", "alert_type", &["low_stock", "out_of_stock", "reorder"]));
+    c.constraints.push(check("inventory_transactions", "reference_type", &["job", "purchase", "manual", "transfer"]));
+    c
+}
+
 /// A fresh, empty database on the shared throwaway server; returns its URL.
 pub async fn fresh_db() -> String {
     let server = wasmig_throwaway::shared();

@@ -2,9 +2,9 @@
 //! revision chain, up/down plans replayed on the model, the seed's objects in
 //! the head SQL, parts 4–5 in all three forms, and clear errors for bad plugins.
 
-use wasmig::component::{Catalog, Constraint, ConstraintKind, EnumType, ErrorKind, LockLevel, PlanOptions, Step};
+use wasmig::component::{Catalog, ErrorKind, LockLevel, PlanOptions, Step};
 use wasmig::{Limits, Plugin, PluginError};
-use wasmig_tests::{chain, empty, model_at, plugin};
+use wasmig_tests::{chain, check_form, empty, enum_form, model_at, plugin};
 
 const HEAD: &str = "manufacturing_module_v1";
 
@@ -14,48 +14,6 @@ fn plan(from: Option<&str>, to: Option<&str>, live: &Catalog) -> Vec<Step> {
 
 fn expected(from: Option<&str>, to: Option<&str>, live: &Catalog) -> Catalog {
     plugin().plan(from, to, live, PlanOptions { resume: false, online: None }).unwrap().unwrap().expected
-}
-
-/// erp_base with the alert and reference types as native enums.
-fn enum_form() -> Catalog {
-    let mut c = model_at(Some("erp_base"));
-    for t in &mut c.tables {
-        for col in &mut t.columns {
-            match (t.name.as_str(), col.name.as_str()) {
-                ("inventory_alerts", "alert_type") => col.data_type = "alert_type".into(),
-                ("inventory_transactions", "reference_type") => col.data_type = "transaction_type".into(),
-                _ => {}
-            }
-        }
-    }
-    let labels = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
-    c.enums = vec![
-        EnumType { name: "alert_type".into(), labels: labels(&["low_stock", "out_of_stock", "reorder"]) },
-        EnumType { name: "transaction_type".into(), labels: labels(&["job", "purchase", "manual", "transfer"]) },
-    ];
-    c
-}
-
-/// erp_base with CHECK ... IN constraints, as pg_get_constraintdef prints them.
-fn check_form() -> Catalog {
-    let mut c = model_at(Some("erp_base"));
-    let check = |table: &str, column: &str, values: &[&str]| Constraint {
-        name: format!("{table}_{column}_check"),
-        table: table.into(),
-        kind: ConstraintKind::Check,
-        columns: vec![column.into()],
-        ref_table: None,
-        ref_columns: vec![],
-        on_delete: None,
-        definition: Some(format!(
-            "CHECK ((({column})::text = ANY ((ARRAY[{}])::text[])))",
-            values.iter().map(|v| format!("'{v}'::character varying")).collect::<Vec<_>>().join(", ")
-        )),
-        validated: true,
-    };
-    c.constraints.push(check("inventory_alerts", "alert_type", &["low_stock", "out_of_stock", "reorder"]));
-    c.constraints.push(check("inventory_transactions", "reference_type", &["job", "purchase", "manual", "transfer"]));
-    c
 }
 
 #[test]

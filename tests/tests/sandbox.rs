@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use wasmig::component::{Catalog, Constraint, ConstraintKind, Direction, EnumType, LockLevel, PlanOptions, Step};
+use wasmig::component::{Catalog, Direction, LockLevel, PlanOptions, Step};
 use wasmig::sandbox::{Allowances, Rule, check_plan, check_step};
 use wasmig::{Limits, MigrateError, Plugin, PluginError, RunOptions, Runner};
 use wasmig_tests::*;
@@ -111,48 +111,6 @@ fn a_rename_in_one_step_carries_the_declared_object_to_later_steps() {
 
 // ---------------------------------------------------------------------------
 // Every step of every reference plan passes.
-
-/// erp_base with the alert and reference types as native enums.
-fn enum_form() -> Catalog {
-    let mut c = model_at(Some("erp_base"));
-    for t in &mut c.tables {
-        for col in &mut t.columns {
-            match (t.name.as_str(), col.name.as_str()) {
-                ("inventory_alerts", "alert_type") => col.data_type = "alert_type".into(),
-                ("inventory_transactions", "reference_type") => col.data_type = "transaction_type".into(),
-                _ => {}
-            }
-        }
-    }
-    let labels = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
-    c.enums = vec![
-        EnumType { name: "alert_type".into(), labels: labels(&["low_stock", "out_of_stock", "reorder"]) },
-        EnumType { name: "transaction_type".into(), labels: labels(&["job", "purchase", "manual", "transfer"]) },
-    ];
-    c
-}
-
-/// erp_base with CHECK ... IN constraints, as pg_get_constraintdef prints them.
-fn check_form() -> Catalog {
-    let mut c = model_at(Some("erp_base"));
-    let check = |table: &str, column: &str, values: &[&str]| Constraint {
-        name: format!("{table}_{column}_check"),
-        table: table.into(),
-        kind: ConstraintKind::Check,
-        columns: vec![column.into()],
-        ref_table: None,
-        ref_columns: vec![],
-        on_delete: None,
-        definition: Some(format!(
-            "CHECK ((({column})::text = ANY ((ARRAY[{}])::text[])))",
-            values.iter().map(|v| format!("'{v}'::character varying")).collect::<Vec<_>>().join(", ")
-        )),
-        validated: true,
-    };
-    c.constraints.push(check("inventory_alerts", "alert_type", &["low_stock", "out_of_stock", "reorder"]));
-    c.constraints.push(check("inventory_transactions", "reference_type", &["job", "purchase", "manual", "transfer"]));
-    c
-}
 
 fn with_rows(mut c: Catalog, rows: bool) -> Catalog {
     c.tables.iter_mut().for_each(|t| t.has_rows = rows);
