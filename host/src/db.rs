@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::ConnectOptions;
 
 use crate::component::{Catalog, Plugin};
 use crate::error::MigrateError;
@@ -112,9 +112,4 @@ pub fn describe(e: &sqlx::Error) -> String {
         return s;
     }
     e.to_string()
-}
-
-/// Checks the connection is alive.
-pub async fn ping(conn: &mut PgConnection) -> Result<(), MigrateError> {
-    conn.ping().await.map_err(|e| MigrateError::Db(describe(&e)))
 }

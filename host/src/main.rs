@@ -1,6 +1,5 @@
 //! The `wasmig` command line.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -476,7 +475,6 @@ async fn roundtrip_cmd(g: &Global, plugin: &Plugin, forms: &[Form]) -> anyhow::R
             url
         }
     };
-    let tty = std::io::stdout().is_terminal();
     let json = g.json;
     let report = roundtrip::run(plugin, &url, forms, |c| {
         if !json {
@@ -484,7 +482,6 @@ async fn roundtrip_cmd(g: &Global, plugin: &Plugin, forms: &[Form]) -> anyhow::R
             let detail = if c.detail.is_empty() { String::new() } else { format!("  {}", c.detail) };
             println!("{mark} {:<6} {:<26} {:<26} {:>6} ms{detail}", c.form.to_string(), c.revision, c.action, c.ms);
         }
-        let _ = tty;
     })
     .await?;
     drop(server);
