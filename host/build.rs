@@ -9,12 +9,41 @@ use std::process::Command;
 
 const TARGET: &str = "wasm32-unknown-unknown";
 
+/// rustup installs the targets of rust-toolchain.toml only when it installs
+/// the toolchain itself; on a machine whose toolchain came first, the wasm
+/// target is missing and the nested build fails with `can't find crate for
+/// core`. Add it here when rustup is available, else say the one command.
+fn ensure_target() {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(&rustc).args(["--print", "sysroot"]).output().ok().filter(|o| o.status.success());
+    let Some(sysroot) = sysroot.map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())) else { return };
+    if sysroot.join("lib/rustlib").join(TARGET).join("lib").is_dir() {
+        return;
+    }
+    println!("cargo:warning=the {TARGET} target is not installed: running `rustup target add {TARGET}`");
+    // RUSTUP_TOOLCHAIN is set by rustup's proxy to the toolchain building us.
+    let mut cmd = Command::new("rustup");
+    cmd.args(["target", "add", TARGET]);
+    if let Ok(tc) = env::var("RUSTUP_TOOLCHAIN") {
+        cmd.args(["--toolchain", &tc]);
+    }
+    match cmd.status() {
+        Ok(s) if s.success() => {}
+        Ok(s) => panic!("`rustup target add {TARGET}` failed ({s}); run it by hand, then build again"),
+        Err(e) => panic!(
+            "the {TARGET} target is missing and rustup cannot be run ({e}): install the target for this \
+             toolchain (with rustup: `rustup target add {TARGET}`), then build again"
+        ),
+    }
+}
+
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest.parent().unwrap().to_path_buf();
     for path in ["plugin/src", "plugin/Cargo.toml", "plugin/lint/src", "plugin/lint/Cargo.toml", "wit", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
+    ensure_target();
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     let target_dir = root.join("target").join("plugin");
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
