@@ -220,7 +220,7 @@ pub async fn applied(
     )
     .bind(revision)
     .bind(checksum)
-    .bind(before)
+    .bind(before.as_deref())
     .execute(&mut *conn)
     .await
     .map_err(db("recording the revision"))?;
