@@ -318,6 +318,7 @@ async fn an_alembic_database_adopts_wasmig_with_stamp_and_alembic_version_keeps_
 #[tokio::test]
 async fn a_downgrade_after_stamping_the_head_keeps_the_alembic_row() {
     let url = alembic_db_at_base().await;
+    stdout(&wasmig(Some(&url), &["stamp", "erp_base"]));
     stdout(&wasmig(Some(&url), &["up"]));
     exec(&url, "DROP SCHEMA wasmig CASCADE").await;
     stdout(&wasmig(Some(&url), &["stamp", HEAD]));
