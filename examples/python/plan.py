@@ -25,7 +25,7 @@ from pathlib import Path
 import wasmtime
 from wasmtime.component import Component, Linker, Record, Variant
 
-INTERFACE = "wasmig:migration/migrations@0.1.0"
+INTERFACE = "wasmig:migration/migrations@0.2.0"
 DEFAULT_PLUGIN = Path(__file__).resolve().parents[2] / "target" / "wasmig_plugin.wasm"
 CANONICAL_KEYS = ("revision", "direction", "sql", "transactional", "lock", "objects", "summary")
 
@@ -98,8 +98,9 @@ class Plugin:
     def decode_catalog(self, text: str):
         return unwrap(self._call("decode-catalog", text))
 
-    def plan(self, current, target, live, resume=False, online=None):
-        return unwrap(self._call("plan", current, target, live, record(resume=resume, online=online)))
+    def plan(self, current, target, live, resume=False, online=None, allow_data_loss=False):
+        options = record(resume=resume, online=online, allow_data_loss=allow_data_loss)
+        return unwrap(self._call("plan", current, target, live, options))
 
     def verify(self, at, actual) -> list:
         return self._call("verify", at, actual)
