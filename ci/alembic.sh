@@ -79,7 +79,7 @@ db_url() {
 app_db() {
     local name="wasmig_alembic_$$_$1"
     SCRATCH+=("$name")
-    psql -X -q -v ON_ERROR_STOP=1 "$ADMIN_URL" -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" -c "CREATE DATABASE \"$name\"" >/dev/null
+    psql -X -q -v ON_ERROR_STOP=1 "$ADMIN_URL" -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" -c "CREATE DATABASE \"$name\"" >/dev/null
     DB_URL=$(db_url "$name")
     psql -X -q -v ON_ERROR_STOP=1 -d "$DB_URL" -f "$FIXTURE" >/dev/null
     psql -X -q -v ON_ERROR_STOP=1 -d "$DB_URL" -f "$ROWS" >/dev/null

@@ -12,6 +12,7 @@ pub mod error;
 pub mod history;
 pub mod runner;
 pub mod sandbox;
+pub mod preflight;
 pub mod progress;
 pub mod backup;
 

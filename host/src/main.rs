@@ -20,8 +20,8 @@ use wasmig::{Limits, MigrateError, Plugin, RunOptions, Runner, db, roundtrip, sc
 ///
 /// Exit codes: 0 ok, 1 a step or the database failed, 2 bad command line,
 /// 3 verify found mismatches, 4 refused input (unknown revision, drift,
-/// checksum mismatch, lint error), 5 cannot connect, 6 rows still use what a
-/// downgrade removes, 7 lock not available, 8 missing privilege, 9 plugin error (a trap, a bad component, or plan SQL the sandbox refuses).
+/// checksum mismatch, lint error), 5 cannot connect, 6 data in the way (rows still use what a
+/// downgrade removes, or it would drop data), 7 lock not available, 8 missing privilege, 9 plugin error (a trap, a bad component, or plan SQL the sandbox refuses).
 #[derive(Parser)]
 #[command(name = "wasmig", version, about, long_about)]
 struct Cli {
@@ -74,6 +74,9 @@ enum Command {
         /// Build indexes on existing tables CONCURRENTLY (default: only where the catalog says the table has rows).
         #[arg(long)]
         online: bool,
+        /// Leave out the statements that stop a downgrade script when it would drop data.
+        #[arg(long)]
+        allow_data_loss: bool,
     },
     /// Apply revisions up to --to (default: the last one).
     Up {
@@ -163,6 +166,15 @@ struct RunArgs {
     /// script there (without it, wasmig leaves alembic_version as it is).
     #[arg(long, value_name = "DIR", env = "WASMIG_ALEMBIC_VERSIONS")]
     alembic_versions: Option<PathBuf>,
+    /// Let a downgrade drop tables that hold rows and columns that hold data other than NULL or
+    /// their default. Without it such a downgrade is refused before any change (exit 6);
+    /// consider --backup DIR with it.
+    #[arg(long)]
+    allow_data_loss: bool,
+    /// Move even though the schema differs from what the current revision promises (see
+    /// `wasmig verify`), as long as no mismatch is on an object the move changes.
+    #[arg(long)]
+    accept_drift: bool,
 }
 
 /// `wasmig alembic-revision`: see `wasmig::alembic`.
@@ -222,6 +234,8 @@ impl RunArgs {
             backup: self.backup.clone(),
             allow_sql: wasmig::sandbox::Allowances::of(self.allow_sql.iter().copied()),
             alembic_versions: self.alembic_versions.clone(),
+            allow_data_loss: self.allow_data_loss,
+            accept_drift: self.accept_drift,
         }
     }
 }
@@ -239,6 +253,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WASMIG_LOG").unwrap_or_else(|_| level.into()))
         .with_writer(std::io::stderr)
+        .with_ansi(color_on_stderr())
         .with_target(false)
         .without_time()
         .init();
@@ -257,6 +272,13 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// Colour only on a terminal, and never when `NO_COLOR` is set to anything
+/// non-empty (<https://no-color.org>): escapes in a log file or a CI pipe are noise.
+fn color_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn load_plugin(g: &Global) -> Result<Plugin, MigrateError> {
@@ -340,7 +362,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Sql { from, to, down, catalog, online } => {
+        Command::Sql { from, to, down, catalog, online, allow_data_loss } => {
             let chain = plugin.revisions()?;
             let head = chain.last().map(|r| r.id.clone());
             let (from, to) = if *down {
@@ -360,11 +382,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     plugin.decode_catalog(&text)?.map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message))?
                 }
                 // The chain's own catalog at `from`.
-                None => plugin.plan(None, from.as_deref(), &Catalog { tables: vec![], indexes: vec![], constraints: vec![], enums: vec![] }, PlanOptions { resume: false, online: Some(false) })?
+                None => plugin.plan(None, from.as_deref(), &Catalog { tables: vec![], indexes: vec![], constraints: vec![], enums: vec![] }, PlanOptions { resume: false, online: Some(false), allow_data_loss: false })?
                     .map_err(MigrateError::from)?
                     .expected,
             };
-            let options = PlanOptions { resume: false, online: online.then_some(true) };
+            let options = PlanOptions { resume: false, online: online.then_some(true), allow_data_loss: *allow_data_loss };
             let plan = plugin.plan(from.as_deref(), to.as_deref(), &live, options)?.map_err(MigrateError::from)?;
             let header = format!("{} -> {}", from.as_deref().unwrap_or("(empty)"), to.as_deref().unwrap_or("(empty)"));
             let text = script::render(&plan.steps, &chain, &header);

@@ -40,6 +40,12 @@ pub struct RunOptions {
     /// The application's Alembic versions directory: with it, `alembic_version`
     /// follows wasmig revisions that have a script there (see [`crate::alembic`]).
     pub alembic_versions: Option<std::path::PathBuf>,
+    /// Let a downgrade drop tables that hold rows and columns that hold data
+    /// (`--allow-data-loss`); without it such a downgrade is refused up front.
+    pub allow_data_loss: bool,
+    /// Move even though the schema differs from what the current revision
+    /// promises, as long as the move does not touch a drifted object (`--accept-drift`).
+    pub accept_drift: bool,
 }
 
 impl Default for RunOptions {
@@ -53,6 +59,8 @@ impl Default for RunOptions {
             backup: None,
             allow_sql: Default::default(),
             alembic_versions: None,
+            allow_data_loss: false,
+            accept_drift: false,
         }
     }
 }
@@ -278,7 +286,55 @@ impl<'p> Runner<'p> {
         result
     }
 
+    /// Everything that could refuse the walk to `to`, checked before its first
+    /// change: drift at the start, every revision's plan, the sandbox, and the
+    /// plugin's guards (see [`crate::preflight`]).
+    async fn preflight(&mut self, to: usize, way: &Way) -> Result<(), MigrateError> {
+        self.check_checksums().await?;
+        let status = self.status().await?;
+        let current = self.position(status.current.as_deref())?;
+        // (position, up, resume) for each revision the walk will move.
+        let mut legs: Vec<(usize, bool, bool)> = Vec::new();
+        match (&status.in_progress, way) {
+            (Some((id, state)), Way::Up) if state == "applying" => {
+                let p = self.position(Some(id))?;
+                legs.push((p, true, true));
+                legs.extend((p + 1..=to).map(|q| (q, true, false)));
+            }
+            (Some((id, state)), Way::Down) if state == "reverting" => {
+                let p = self.position(Some(id))?;
+                legs.push((p, false, true));
+                legs.extend((to + 1..p).rev().map(|q| (q, false, false)));
+            }
+            // The walk itself says how to finish the other direction first.
+            (Some(_), _) => return Ok(()),
+            (None, Way::Up) => legs.extend((current + 1..=to).map(|q| (q, true, false))),
+            (None, Way::Down) => legs.extend((to + 1..=current).rev().map(|q| (q, false, false))),
+        }
+        if legs.is_empty() {
+            return Ok(());
+        }
+        let live = self.catalog().await?;
+        let findings = if status.in_progress.is_none() {
+            self.plugin.verify(status.current.as_deref(), &live)?
+        } else {
+            Vec::new()
+        };
+        if !self.options.accept_drift {
+            crate::preflight::drift(&findings, status.current.as_deref(), false, &[])?;
+        }
+        let legs: Vec<crate::preflight::Leg> = legs
+            .iter()
+            .map(|&(p, up, resume)| crate::preflight::Leg { revision: &self.chain[p - 1], up, resume })
+            .collect();
+        let options = PlanOptions { resume: false, online: self.options.online, allow_data_loss: self.options.allow_data_loss };
+        let touched =
+            crate::preflight::check(&mut self.conn, self.plugin, &legs, &live, options, &self.options.allow_sql).await?;
+        crate::preflight::drift(&findings, status.current.as_deref(), true, &touched)
+    }
+
     async fn walk(&mut self, to: usize, way: Way) -> Result<Vec<Move>, MigrateError> {
+        self.preflight(to, &way).await?;
         let mut moves = Vec::new();
         let mut retries = 0;
         let mut backed_up = false;
@@ -347,7 +403,7 @@ impl<'p> Runner<'p> {
         } else {
             (Some(rev.id.clone()), rev.down_revision.clone())
         };
-        let options = PlanOptions { resume, online: self.options.online };
+        let options = PlanOptions { resume, online: self.options.online, allow_data_loss: self.options.allow_data_loss };
         let plan = self.plugin.plan(from.as_deref(), to.as_deref(), &catalog, options)??;
         // Every step is checked before the first one runs: a refused plan changes nothing.
         crate::sandbox::check_plan(&plan.steps, &self.options.allow_sql).map_err(|v| MigrateError::Sandbox(v.to_string()))?;
@@ -550,17 +606,13 @@ async fn run_step(conn: &mut PgConnection, rev: &Revision, step: &Step) -> Resul
                     blockers(conn, &step.objects).await
                 )),
                 Some("42501") => MigrateError::Privilege(format!("{reason}: run wasmig as a role that owns the tables")),
-                _ if reason.contains("wasmig: cannot remove") => MigrateError::DataInUse(guard_message(&reason)),
-                _ => MigrateError::Step { revision: rev.id.clone(), summary: step.summary.clone(), reason },
+                _ => match crate::preflight::refusal(&reason) {
+                    Some(message) => MigrateError::DataInUse(message),
+                    None => MigrateError::Step { revision: rev.id.clone(), summary: step.summary.clone(), reason },
+                },
             })
         }
     }
-}
-
-/// The guard's own words, without the cast error PostgreSQL wraps them in.
-fn guard_message(reason: &str) -> String {
-    let start = reason.find("wasmig: cannot remove").unwrap_or(0);
-    reason[start..].trim_end_matches(|c| c == '"' || c == ')').trim_end_matches('"').to_string()
 }
 
 /// Who holds locks on `objects`, for the message when we give up waiting.

@@ -6,8 +6,10 @@ Alembic's transaction (so they commit with its `alembic_version` update), the
 others in `op.get_context().autocommit_block()`. The history goes into
 `wasmig.revisions` / `wasmig.log` as the Rust host's does, so `wasmig current`
 and `wasmig verify` agree with `alembic current`; `alembic_version` itself is
-left to Alembic. Any refusal (plan error, drift, checksum, lint, a downgrade
-guard, verify findings) is raised as a `wasmig.WasmigError` with a one-line
+left to Alembic. A downgrade that would drop data (a table with rows, a
+column with values other than NULL or its default) is refused by the
+plugin's guards unless WASMIG_ALLOW_DATA_LOSS=1 is set. Any refusal (plan
+error, drift, checksum, lint, a downgrade guard, verify findings) is raised as a `wasmig.WasmigError` with a one-line
 message, and Alembic rolls its transaction back.
 """
 
@@ -68,7 +70,8 @@ def _runner(op, script_file, plugin_file, revision, checksum) -> Runner:
             f"wasmig revision {revision} plans against the live catalog, so `alembic --sql` (offline mode) cannot run it: "
             f"print the script with `wasmig sql --from <previous wasmig revision> --to {revision}` instead")
     plugin = _plugin(script_file, plugin_file)
-    runner = Runner(plugin, AlembicSession(op))
+    allow_data_loss = os.environ.get("WASMIG_ALLOW_DATA_LOSS", "") not in ("", "0", "false", "no")
+    runner = Runner(plugin, AlembicSession(op), allow_data_loss=allow_data_loss)
     revs = {field(r, "id"): field(r, "checksum") for r in runner.revisions}
     if revision not in revs:
         raise Refused(f"the plugin {plugin.path} has no revision {revision} (it has {', '.join(revs)}): "

@@ -25,7 +25,7 @@ from wasmtime.component import Component, Linker, Record, Variant
 
 from .errors import PlanError, PluginFault
 
-INTERFACE = "wasmig:migration/migrations@0.1.0"
+INTERFACE = "wasmig:migration/migrations@0.2.0"
 CANONICAL_KEYS = ("revision", "direction", "sql", "transactional", "lock", "objects", "summary")
 #: Memory cap for the instance, bytes (the CLI's default `--plugin-memory 64`).
 MEMORY_LIMIT = 64 << 20
@@ -141,9 +141,11 @@ class Plugin:
         """The catalog record of the introspection query's JSON text."""
         return unwrap(self._call("decode-catalog", text))
 
-    def plan(self, current, target, live, resume: bool = False, online=None):
-        """The plan {steps, expected} from revision `current` to `target` on catalog `live`."""
-        return unwrap(self._call("plan", current, target, live, record(resume=resume, online=online)))
+    def plan(self, current, target, live, resume: bool = False, online=None, allow_data_loss: bool = False):
+        """The plan {steps, expected} from revision `current` to `target` on catalog `live`.
+        Without `allow_data_loss`, a downgrade that would drop data carries guards that refuse it."""
+        options = record(resume=resume, online=online, allow_data_loss=allow_data_loss)
+        return unwrap(self._call("plan", current, target, live, options))
 
     def verify(self, at, actual) -> list:
         """Every mismatch between catalog `actual` and what revision `at` promises."""

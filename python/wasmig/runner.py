@@ -114,12 +114,15 @@ class Runner:
 
     `allow_lint`: rules whose error-level lint findings are let through (the
     CLI's `--allow`). `online`: force CONCURRENTLY index builds on or off
-    (None: when the table has rows). `lock_wait`: seconds to wait for another
-    run's advisory lock.
+    (None: when the table has rows). `allow_data_loss`: leave out the guards
+    that refuse a downgrade dropping data (`--allow-data-loss`). `lock_wait`:
+    seconds to wait for another run's advisory lock.
     """
 
-    def __init__(self, plugin: Plugin, session: Session, allow_lint=(), online=None, lock_wait: float = 60.0):
+    def __init__(self, plugin: Plugin, session: Session, allow_lint=(), online=None, lock_wait: float = 60.0,
+                 allow_data_loss: bool = False):
         self.plugin = plugin
+        self.allow_data_loss = allow_data_loss
         self.session = session
         self.allow_lint = set(allow_lint)
         self.online = online
@@ -227,6 +230,7 @@ class Runner:
             self.check_checksums()
             current, stopped = self.status()
             pos = self.position(current)
+            self._refuse_drift(current, stopped, pos < to)
             if adopt and stopped is None and pos < to - 1 and not self.verify(self._id_at(to - 1)):
                 self._stamp(pos, to - 1)
                 moves += [f"stamp {rev}" for rev in self.ids[pos:to - 1]]
@@ -254,6 +258,8 @@ class Runner:
         moves = []
         with self.locked():
             self.check_checksums()
+            current, stopped = self.status()
+            self._refuse_drift(current, stopped, self.position(current) > to)
             while True:
                 current, stopped = self.status()
                 pos = self.position(current)
@@ -271,6 +277,17 @@ class Runner:
                     break
             self._verify_or_raise(self.status()[0])
         return moves
+
+    def _refuse_drift(self, current, stopped, moving: bool):
+        """Like the Rust host's pre-flight: a move that starts from a schema
+        that is not what the recorded revision promises is refused."""
+        if not moving or stopped is not None or current is None:
+            return
+        findings = self.verify(current)
+        if findings:
+            err = VerifyFailed(current, findings)
+            raise Refused(f"refused before any change: the database was changed outside wasmig ({err}); "
+                          f"undo the change, or check it with `wasmig verify`") from None
 
     def _verify_or_raise(self, at):
         findings = self.verify(at)
@@ -324,7 +341,8 @@ class Runner:
         rev = self.revisions[pos - 1]
         rid, down = field(rev, "id"), field(rev, "down-revision")
         frm, to = (down, rid) if up else (rid, down)
-        plan = self.plugin.plan(frm, to, self.catalog(), resume=resume, online=self.online)
+        plan = self.plugin.plan(frm, to, self.catalog(), resume=resume, online=self.online,
+                                allow_data_loss=self.allow_data_loss)
         steps = list(field(plan, "steps"))
         # Every step is checked before the first one runs: a refused plan changes nothing.
         self._check_lint(steps)
@@ -374,9 +392,13 @@ class Runner:
             self.session.execute(sql)
         except DatabaseError as e:
             reason = str(e)
-            if "wasmig: cannot remove" in reason:
-                start = reason.index("wasmig: cannot remove")
-                raise DataInUse(reason[start:].rstrip('")')) from None
+            if "wasmig: " in reason:
+                # A guard's refusal: the plugin's own words, without PostgreSQL's cast-error wrapper.
+                start = reason.index("wasmig: ")
+                hint = "" if self.allow_data_loss or "would lose data" not in reason else (
+                    "; nothing was changed. To drop the data anyway, allow data loss "
+                    "(WASMIG_ALLOW_DATA_LOSS=1 under Alembic, --allow-data-loss with the CLI), after a backup")
+                raise DataInUse(reason[start:].rstrip('")') + hint) from None
             raise StepFailed(f"revision {revision}: step `{field(step, 'summary')}` failed: {reason}") from None
 
 

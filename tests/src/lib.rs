@@ -33,7 +33,7 @@ pub fn empty() -> Catalog {
 /// The catalog the chain itself produces at `at`.
 pub fn model_at(at: Option<&str>) -> Catalog {
     plugin()
-        .plan(None, at, &empty(), PlanOptions { resume: false, online: Some(false) })
+        .plan(None, at, &empty(), PlanOptions { resume: false, online: Some(false), allow_data_loss: false })
         .unwrap()
         .unwrap()
         .expected
