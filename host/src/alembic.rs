@@ -52,7 +52,9 @@ impl Scripts {
             if path.extension().and_then(|e| e.to_str()) != Some("py") {
                 continue;
             }
-            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
             if let Some((revision, down)) = parse_script(&text) {
                 revisions.insert(revision, down);
             }
@@ -87,7 +89,9 @@ fn parse_script(text: &str) -> Option<(String, Option<String>)> {
         if line.starts_with([' ', '\t']) {
             continue;
         }
-        let Some((lhs, rhs)) = line.split_once('=') else { continue };
+        let Some((lhs, rhs)) = line.split_once('=') else {
+            continue;
+        };
         let name = lhs.split(':').next().unwrap_or("").trim();
         let value = string_literal(rhs.trim());
         match name {
@@ -128,8 +132,16 @@ pub const MAX_REVISION_ID: usize = 32;
 /// Errors: [`MigrateError::Plan`] when an id cannot be an Alembic revision id
 /// (longer than [`MAX_REVISION_ID`], or not a plain identifier-like string).
 pub fn revision_script(spec: &ScriptSpec) -> Result<String, MigrateError> {
-    for (what, id) in [("revision", spec.revision.id.as_str()), ("--down-revision", spec.down_revision)] {
-        if id.is_empty() || id.len() > MAX_REVISION_ID || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    for (what, id) in [
+        ("revision", spec.revision.id.as_str()),
+        ("--down-revision", spec.down_revision),
+    ] {
+        if id.is_empty()
+            || id.len() > MAX_REVISION_ID
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             return Err(MigrateError::Plan {
                 kind: crate::component::ErrorKind::UnknownRevision,
                 message: format!(
@@ -139,7 +151,10 @@ pub fn revision_script(spec: &ScriptSpec) -> Result<String, MigrateError> {
         }
     }
     if spec.plugin_file.contains(['\'', '\\', '\n']) {
-        return Err(MigrateError::Io(format!("plugin path `{}` has a quote, backslash or newline: pick a plainer path", spec.plugin_file)));
+        return Err(MigrateError::Io(format!(
+            "plugin path `{}` has a quote, backslash or newline: pick a plainer path",
+            spec.plugin_file
+        )));
     }
     let r = spec.revision;
     let description = r.description.replace('"', "'").replace('\n', " ");
@@ -200,7 +215,10 @@ mod test {
         let old = "revision = 'e63da1a343bc'\ndown_revision = None\n";
         assert_eq!(parse_script(old), Some(("e63da1a343bc".into(), None)));
         let new = "from typing import Union\nrevision: str = \"abc\"\ndown_revision: Union[str, None] = \"e63da1a343bc\"\n\ndef upgrade():\n    revision = 'x'\n";
-        assert_eq!(parse_script(new), Some(("abc".into(), Some("e63da1a343bc".into()))));
+        assert_eq!(
+            parse_script(new),
+            Some(("abc".into(), Some("e63da1a343bc".into())))
+        );
         let merge = "revision = 'm'\ndown_revision = ('a', 'b')\n";
         assert_eq!(parse_script(merge), Some(("m".into(), None)));
         assert_eq!(parse_script("x = 1\n"), None);
@@ -208,10 +226,26 @@ mod test {
 
     #[test]
     fn refuses_ids_alembic_cannot_store() {
-        let rev = Revision { id: "manufacturing_module_v1".into(), down_revision: None, description: "d".into(), checksum: "c".into() };
-        let spec = |down| ScriptSpec { revision: &rev, down_revision: down, plugin_file: "p.wasm", created: "now" };
-        assert!(revision_script(&spec("e63da1a343bc")).unwrap().contains("down_revision = 'e63da1a343bc'"));
-        let err = revision_script(&spec("x'; import os")).unwrap_err().to_string();
+        let rev = Revision {
+            id: "manufacturing_module_v1".into(),
+            down_revision: None,
+            description: "d".into(),
+            checksum: "c".into(),
+        };
+        let spec = |down| ScriptSpec {
+            revision: &rev,
+            down_revision: down,
+            plugin_file: "p.wasm",
+            created: "now",
+        };
+        assert!(
+            revision_script(&spec("e63da1a343bc"))
+                .unwrap()
+                .contains("down_revision = 'e63da1a343bc'")
+        );
+        let err = revision_script(&spec("x'; import os"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cannot be an Alembic revision id"), "{err}");
         assert!(revision_script(&spec(&"a".repeat(33))).is_err());
     }

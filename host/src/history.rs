@@ -73,15 +73,18 @@ pub async fn exists(conn: &mut PgConnection) -> Result<bool, MigrateError> {
         "SELECT count(*) = 2 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE n.nspname = 'wasmig' AND c.relname IN ('revisions', 'log')",
     )
-        .fetch_one(conn)
-        .await
-        .map_err(db("reading the history"))
+    .fetch_one(conn)
+    .await
+    .map_err(db("reading the history"))
 }
 
 /// Creates the history tables if they are missing.
 pub async fn ensure(conn: &mut PgConnection) -> Result<(), MigrateError> {
     if !exists(conn).await? {
-        sqlx::raw_sql(DDL).execute(conn).await.map_err(db("creating the wasmig history schema"))?;
+        sqlx::raw_sql(DDL)
+            .execute(conn)
+            .await
+            .map_err(db("creating the wasmig history schema"))?;
     }
     Ok(())
 }
@@ -98,7 +101,12 @@ pub async fn recorded(conn: &mut PgConnection) -> Result<Vec<Recorded>, MigrateE
             .map_err(db("reading the history"))?;
     Ok(rows
         .into_iter()
-        .map(|(revision, checksum, state, alembic_before)| Recorded { revision, checksum, state, alembic_before })
+        .map(|(revision, checksum, state, alembic_before)| Recorded {
+            revision,
+            checksum,
+            state,
+            alembic_before,
+        })
         .collect())
 }
 
@@ -116,7 +124,16 @@ pub async fn log(conn: &mut PgConnection) -> Result<Vec<LogEntry>, MigrateError>
     .map_err(db("reading the history log"))?;
     Ok(rows
         .into_iter()
-        .map(|(revision, action, checksum, at, execution_ms, by_role)| LogEntry { revision, action, checksum, at, execution_ms, by_role })
+        .map(
+            |(revision, action, checksum, at, execution_ms, by_role)| LogEntry {
+                revision,
+                action,
+                checksum,
+                at,
+                execution_ms,
+                by_role,
+            },
+        )
         .collect())
 }
 
@@ -137,7 +154,11 @@ pub async fn alembic_version(conn: &mut PgConnection) -> Result<Option<String>, 
 
 /// Changes the `alembic_version` row from `from` to `to`; a row holding
 /// anything else (or no row, or no table) is left alone.
-async fn replace_alembic(conn: &mut PgConnection, from: &str, to: &str) -> Result<(), MigrateError> {
+async fn replace_alembic(
+    conn: &mut PgConnection,
+    from: &str,
+    to: &str,
+) -> Result<(), MigrateError> {
     let has: bool = sqlx::query_scalar("SELECT to_regclass('alembic_version') IS NOT NULL")
         .fetch_one(&mut *conn)
         .await
@@ -168,7 +189,11 @@ pub async fn alembic_restore_target(
     if alembic_version(conn).await?.as_deref() != Some(revision) {
         return Ok(None);
     }
-    let recorded = recorded(conn).await?.into_iter().find(|r| r.revision == revision).and_then(|r| r.alembic_before);
+    let recorded = recorded(conn)
+        .await?
+        .into_iter()
+        .find(|r| r.revision == revision)
+        .and_then(|r| r.alembic_before);
     if let Some(before) = recorded.filter(|b| b != revision) {
         return Ok(Some(before));
     }
@@ -181,13 +206,22 @@ pub async fn alembic_restore_target(
             "alembic_version holds {revision} and wasmig cannot tell which Alembic revision comes before it \
              (none was recorded when it was applied{}): run `alembic downgrade -1` instead, or pass \
              --alembic-versions DIR (the directory with the application's revision scripts). Nothing was changed",
-            if scripts.is_some() { ", and no script in --alembic-versions names its down_revision" } else { "" }
+            if scripts.is_some() {
+                ", and no script in --alembic-versions names its down_revision"
+            } else {
+                ""
+            }
         ),
     })
 }
 
 /// Marks a revision as under way (before its first non-transactional step).
-pub async fn mark(conn: &mut PgConnection, revision: &str, checksum: &str, state: &str) -> Result<(), MigrateError> {
+pub async fn mark(
+    conn: &mut PgConnection,
+    revision: &str,
+    checksum: &str,
+    state: &str,
+) -> Result<(), MigrateError> {
     let before = alembic_version(conn).await?;
     sqlx::query(
         "INSERT INTO wasmig.revisions (revision, checksum, state, alembic_before) VALUES ($1, $2, $3, $4) \
@@ -236,7 +270,9 @@ pub async fn applied(
             Ok(())
         }
         Some(None) => {
-            tracing::info!("alembic_version left at {before}: no Alembic script has revision {revision} (`wasmig alembic-revision` writes one)");
+            tracing::info!(
+                "alembic_version left at {before}: no Alembic script has revision {revision} (`wasmig alembic-revision` writes one)"
+            );
             Ok(())
         }
         None => Ok(()),
@@ -246,7 +282,13 @@ pub async fn applied(
 /// Records a finished downgrade of `revision` (inside the caller's
 /// transaction); `alembic_to` is what [`alembic_restore_target`] said before
 /// the downgrade started.
-pub async fn reverted(conn: &mut PgConnection, revision: &str, checksum: &str, ms: i64, alembic_to: Option<&str>) -> Result<(), MigrateError> {
+pub async fn reverted(
+    conn: &mut PgConnection,
+    revision: &str,
+    checksum: &str,
+    ms: i64,
+    alembic_to: Option<&str>,
+) -> Result<(), MigrateError> {
     sqlx::query("DELETE FROM wasmig.revisions WHERE revision = $1")
         .bind(revision)
         .execute(&mut *conn)
@@ -260,7 +302,10 @@ pub async fn reverted(conn: &mut PgConnection, revision: &str, checksum: &str, m
 }
 
 /// Records `revisions` as applied without running anything, and forgets the rest.
-pub async fn stamp(conn: &mut PgConnection, revisions: &[(String, String)]) -> Result<(), MigrateError> {
+pub async fn stamp(
+    conn: &mut PgConnection,
+    revisions: &[(String, String)],
+) -> Result<(), MigrateError> {
     let keep: Vec<&str> = revisions.iter().map(|(r, _)| r.as_str()).collect();
     sqlx::query("DELETE FROM wasmig.revisions WHERE NOT (revision = ANY($1))")
         .bind(&keep)
@@ -282,14 +327,22 @@ pub async fn stamp(conn: &mut PgConnection, revisions: &[(String, String)]) -> R
     Ok(())
 }
 
-async fn log_action(conn: &mut PgConnection, revision: &str, action: &str, checksum: &str, ms: Option<i64>) -> Result<(), MigrateError> {
-    sqlx::query("INSERT INTO wasmig.log (revision, action, checksum, execution_ms) VALUES ($1, $2, $3, $4)")
-        .bind(revision)
-        .bind(action)
-        .bind(checksum)
-        .bind(ms)
-        .execute(conn)
-        .await
-        .map_err(db("writing the history log"))?;
+async fn log_action(
+    conn: &mut PgConnection,
+    revision: &str,
+    action: &str,
+    checksum: &str,
+    ms: Option<i64>,
+) -> Result<(), MigrateError> {
+    sqlx::query(
+        "INSERT INTO wasmig.log (revision, action, checksum, execution_ms) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(revision)
+    .bind(action)
+    .bind(checksum)
+    .bind(ms)
+    .execute(conn)
+    .await
+    .map_err(db("writing the history log"))?;
     Ok(())
 }

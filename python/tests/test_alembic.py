@@ -25,8 +25,9 @@ def app(tmp_path, plugin_path):
         pytest.fail(f"no wasmig binary at {wasmig_bin}: run `cargo build -p wasmig` or set WASMIG_BIN")
     shutil.copytree(ROOT / "ci" / "alembic-app", tmp_path / "app")
     versions = tmp_path / "app" / "migrations" / "versions"
+    env = {k: v for k, v in os.environ.items() if k != "WASMIG_PLUGIN"}
     subprocess.run([wasmig_bin, "--plugin", str(plugin_path), "alembic-revision", "--down-revision", APP_HEAD,
-                    "--out", str(versions)], check=True, capture_output=True, env={**os.environ, "WASMIG_PLUGIN": ""})
+                    "--out", str(versions)], check=True, capture_output=True, env=env)
     return tmp_path / "app"
 
 

@@ -20,11 +20,14 @@ are checked against the history and the generated script.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from typing import Iterator, Optional, Protocol
 
 from .errors import ChecksumMismatch, DataInUse, LintError, LockTimeout, Refused, StepFailed, VerifyFailed, WasmigError
 from .plugin import Plugin, field
+
+log = logging.getLogger("wasmig")
 
 #: The advisory lock key the Rust runner takes (`host/src/runner.rs`, LOCK_KEY).
 LOCK_KEY = "2063385703, hashtext(current_database())"
@@ -293,12 +296,14 @@ class Runner:
         findings = self.verify(at)
         if findings:
             raise VerifyFailed(at, findings)
+        log.info("wasmig: verify clean at %s", at or "(nothing applied)")
 
     def _stamp(self, start: int, end: int):
         with self.session.transaction():
             self.session.execute(HISTORY_DDL)
             for rev in self.revisions[start:end]:
                 rid, checksum = field(rev, "id"), field(rev, "checksum")
+                log.info("wasmig: stamped %s (the schema already verifies at it)", rid)
                 self.session.rows(
                     "INSERT INTO wasmig.revisions (revision, checksum, state) VALUES (%s, %s, 'applied') "
                     "ON CONFLICT (revision) DO UPDATE SET state = 'applied', checksum = EXCLUDED.checksum "
@@ -383,6 +388,8 @@ class Runner:
         if not record_in_last_tx:
             with self.session.transaction():
                 self._record(rev, up, ms())
+        log.info("wasmig: %s %s in %d ms (%d step(s)%s)", "applied" if up else "reverted", rid, ms(), len(steps),
+                 ", resumed" if resume else "")
 
     def _run(self, revision: str, step):
         sql = field(step, "sql")

@@ -2,9 +2,13 @@
 URL comes from DATABASE_URL, and there is no target metadata (no autogenerate)."""
 
 import os
+from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import create_engine, pool
+
+if context.config.config_file_name is not None:
+    fileConfig(context.config.config_file_name)
 
 
 def url() -> str:
