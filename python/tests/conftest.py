@@ -101,6 +101,31 @@ def db_url(server_url):
 
 
 @pytest.fixture(scope="session")
+def fastapi_template(server_url):
+    """A database with the FastApiv1.6 schema, loaded once; tests copy it (CREATE DATABASE ... TEMPLATE)."""
+    name = f"wasmig_py_tpl_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    parts = urllib.parse.urlsplit(server_url)
+    load_fixture(urllib.parse.urlunsplit(parts._replace(path="/" + name)))
+    yield name
+    with psycopg.connect(server_url, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def fastapi_db(server_url, fastapi_template):
+    """A fresh copy of the FastApiv1.6 schema (297 tables, alembic_version e63da1a343bc); dropped after the test."""
+    name = f"wasmig_py_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}" TEMPLATE "{fastapi_template}"')
+    parts = urllib.parse.urlsplit(server_url)
+    yield urllib.parse.urlunsplit(parts._replace(path="/" + name))
+    with psycopg.connect(server_url, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
 def plugin_path() -> Path:
     path = Path(os.environ.get("WASMIG_PLUGIN") or ROOT / "target" / "plugin" / "wasmig_plugin.component.wasm")
     if not path.is_file():

@@ -10,7 +10,7 @@ import subprocess
 import psycopg
 import pytest
 
-from conftest import ROOT, load_fixture, snapshot
+from conftest import ROOT, snapshot
 from wasmig import ChecksumMismatch, DataInUse
 
 HEAD = "manufacturing_module_v1"
@@ -45,9 +45,9 @@ def version(url):
         return c.execute("SELECT version_num FROM alembic_version").fetchone()[0]
 
 
-def test_upgrade_downgrade_upgrade_through_alembic(app, db_url, monkeypatch):
+def test_upgrade_downgrade_upgrade_through_alembic(app, fastapi_db, monkeypatch):
     monkeypatch.delenv("WASMIG_PLUGIN", raising=False)
-    load_fixture(db_url)
+    db_url = fastapi_db
     alembic(app, db_url, "upgrade", "head")
     assert version(db_url) == HEAD
     alembic(app, db_url, "downgrade", "-1")
@@ -59,9 +59,9 @@ def test_upgrade_downgrade_upgrade_through_alembic(app, db_url, monkeypatch):
     assert log == [("stamp", "erp_base"), ("up", HEAD), ("down", HEAD), ("up", HEAD)]
 
 
-def test_a_changed_plugin_is_refused_before_anything_runs(app, db_url, monkeypatch):
+def test_a_changed_plugin_is_refused_before_anything_runs(app, fastapi_db, monkeypatch):
     monkeypatch.delenv("WASMIG_PLUGIN", raising=False)
-    load_fixture(db_url)
+    db_url = fastapi_db
     script = app / "migrations" / "versions" / f"{HEAD}_wasmig.py"
     text = script.read_text()
     script.write_text(text.replace("WASMIG_CHECKSUM = '", "WASMIG_CHECKSUM = '0"))
@@ -72,9 +72,9 @@ def test_a_changed_plugin_is_refused_before_anything_runs(app, db_url, monkeypat
     assert version(db_url) == APP_HEAD
 
 
-def test_a_refused_downgrade_leaves_alembic_where_it_was(app, db_url, monkeypatch):
+def test_a_refused_downgrade_leaves_alembic_where_it_was(app, fastapi_db, monkeypatch):
     monkeypatch.delenv("WASMIG_PLUGIN", raising=False)
-    load_fixture(db_url)
+    db_url = fastapi_db
     with psycopg.connect(db_url, autocommit=True) as c:
         c.execute("ALTER TABLE inventory_transactions ADD CONSTRAINT inventory_transactions_reference_type_check "
                   "CHECK (reference_type IN ('job', 'purchase', 'manual', 'transfer'))")
@@ -91,3 +91,20 @@ def test_a_refused_downgrade_leaves_alembic_where_it_was(app, db_url, monkeypatc
         alembic(app, db_url, "downgrade", "-1")
     assert snapshot(db_url) == before
     assert version(db_url) == HEAD
+
+    # A downgrade that would drop a column holding data is refused (WIT 0.2.0 allow-data-loss = false) ...
+    with psycopg.connect(db_url, autocommit=True) as c:
+        c.execute("DELETE FROM inventory_transactions WHERE reference_type = 'manufacturing_order'")
+        c.execute("SET session_replication_role = replica")
+        c.execute("INSERT INTO manufacturing_orders (organization_id, bom_id, planned_quantity, voucher_number, date, "
+                  "total_amount, machine_id) VALUES (1, 1, 1, 'MO-1', now(), 1, 'press-7')")
+    before = snapshot(db_url)
+    with pytest.raises(DataInUse, match="would lose data.*WASMIG_ALLOW_DATA_LOSS=1") as e:
+        alembic(app, db_url, "downgrade", "-1")
+    assert "\n" not in str(e.value) and "manufacturing_orders" in str(e.value)
+    assert snapshot(db_url) == before
+    assert version(db_url) == HEAD
+    # ... unless the operator allows it.
+    monkeypatch.setenv("WASMIG_ALLOW_DATA_LOSS", "1")
+    alembic(app, db_url, "downgrade", "-1")
+    assert version(db_url) == APP_HEAD

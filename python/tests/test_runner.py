@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from conftest import FIXTURE, load_fixture, snapshot
+from conftest import FIXTURE, snapshot
 from wasmig import ChecksumMismatch, DataInUse, PsycopgSession, Refused, Runner, field
 from wasmig.runner import DatabaseError
 
@@ -38,8 +38,8 @@ def test_empty_database_up_and_down_records_the_history_the_cli_reads(db_url, pl
         assert log == [("up", i) for i in r.ids] + [("down", i) for i in reversed(r.ids)]
 
 
-def test_the_fastapi_schema_is_adopted_and_alembic_version_is_left_to_alembic(db_url, plugin):
-    load_fixture(db_url)
+def test_the_fastapi_schema_is_adopted_and_alembic_version_is_left_to_alembic(fastapi_db, plugin):
+    db_url = fastapi_db
     run_sql_file(db_url, ROWS)
     schema0, rows0, _ = snapshot(db_url)
     with psycopg.connect(db_url, autocommit=True) as conn:
@@ -76,8 +76,8 @@ ALTER TABLE inventory_transactions ADD CONSTRAINT inventory_transactions_referen
 """
 
 
-def test_a_downgrade_guard_raises_data_in_use_and_nothing_changes(db_url, plugin):
-    load_fixture(db_url)
+def test_a_downgrade_guard_raises_data_in_use_and_nothing_changes(fastapi_db, plugin):
+    db_url = fastapi_db
     run_sql_file(db_url, ROWS)
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(CHECK_FORM)
