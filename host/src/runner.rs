@@ -211,11 +211,27 @@ impl<'p> Runner<'p> {
         self.locked(|r| Box::pin(r.walk(to, Way::Down))).await
     }
 
-    /// Reverts `steps` revisions from the current one.
+    /// Reverts `steps` revisions from the current one, as read when the call
+    /// starts: if another runner moves the database while this one waits for
+    /// the migration lock, the move is refused rather than counted from where
+    /// the other left it (two `down` started together must not revert two).
     pub async fn down_steps(&mut self, steps: usize) -> Result<Vec<Move>, MigrateError> {
+        let seen = self.status().await?;
         self.locked(|r| {
             Box::pin(async move {
                 let status = r.status().await?;
+                if status.current != seen.current || status.in_progress != seen.in_progress {
+                    return Err(MigrateError::Plan {
+                        kind: crate::component::ErrorKind::Drift,
+                        message: format!(
+                            "another wasmig run moved the database from {} to {} while this one waited for the migration \
+                             lock; nothing was changed. A relative move counts from where it started: check `wasmig current` \
+                             and run again, or name the target with `--to`",
+                            seen.current.as_deref().unwrap_or("(nothing applied)"),
+                            status.current.as_deref().unwrap_or("(nothing applied)")
+                        ),
+                    });
+                }
                 // A downgrade a stopped run left `reverting` is the first of the steps:
                 // counting from the applied prefix below it would revert one too many.
                 let current = match &status.in_progress {
