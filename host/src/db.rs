@@ -64,6 +64,18 @@ pub(crate) async fn connect_logged(
         };
         let mut last = None;
         for (i, &attempt) in attempts.iter().enumerate() {
+            // sqlx 0.8 checks the host name in verify-ca too (transact-rs/sqlx#3793): the chain is
+            // checked here against exactly the CAs libpq would trust, and sqlx then encrypts
+            // without checking again.
+            let attempt = if attempt == SslMode::VerifyCa && !endpoint.is_socket() {
+                if let Err(e) = verify_ca(&info, endpoint, timeout).await {
+                    last = Some((e, attempt));
+                    break;
+                }
+                SslMode::Require
+            } else {
+                attempt
+            };
             let options = info.pg_options(endpoint, attempt).map_err(bad)?;
             let options = if log_statements {
                 options
@@ -126,6 +138,156 @@ pub(crate) async fn connect_logged(
 enum Failure {
     Timeout,
     Driver(sqlx::Error),
+}
+
+/// libpq's verify-ca: a TLS handshake with `endpoint` whose certificate chain must lead to a CA
+/// of `sslrootcert` (or `~/.postgresql/root.crt`; the bundled public roots for `system`), the
+/// host name not checked. The client certificate, if any, is presented as in the real
+/// connection.
+async fn verify_ca(info: &ConnInfo, endpoint: &Endpoint, timeout: Duration) -> Result<(), Failure> {
+    let tls = |e: rustls::Error| Failure::Driver(sqlx::Error::Tls(Box::new(e)));
+    let other = |msg: String| Failure::Driver(sqlx::Error::Tls(msg.into()));
+    let root = match info.get("sslrootcert") {
+        Some(r) => Some(r.to_string()),
+        None => std::env::var_os("HOME")
+            .map(|h| std::path::Path::new(&h).join(".postgresql/root.crt"))
+            .filter(|p| p.is_file())
+            .map(|p| p.to_string_lossy().into_owned()),
+    };
+    let roots = match root.as_deref() {
+        Some("system") => rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        Some(path) => {
+            use rustls::pki_types::{CertificateDer, pem::PemObject};
+            let mut store = rustls::RootCertStore::empty();
+            let pem = std::fs::read(path).map_err(|e| other(format!("cannot read sslrootcert={path}: {e}")))?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| other(format!("sslrootcert={path} is not a PEM certificate file: {e}")))?;
+                store.add(cert).map_err(tls)?;
+            }
+            if store.is_empty() {
+                return Err(other(format!("sslrootcert={path} holds no certificate")));
+            }
+            store
+        }
+        None => {
+            return Err(other(
+                "sslmode=verify-ca needs the CA certificate that signed the server's: set sslrootcert=/path/to/ca.pem".into(),
+            ));
+        }
+    };
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(std::sync::Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| other(e.to_string()))?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(tls)?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(ChainOnly(verifier)));
+    let config = match (info.get("sslcert"), info.get("sslkey")) {
+        (Some(c), Some(k)) => {
+            use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+            let chain = CertificateDer::pem_file_iter(c)
+                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| other(format!("cannot read sslcert={c}: {e}")))?;
+            let key = PrivateKeyDer::from_pem_file(k).map_err(|e| other(format!("cannot read sslkey={k}: {e}")))?;
+            builder.with_client_auth_cert(chain, key).map_err(tls)?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
+        .unwrap_or_else(|_| rustls::pki_types::ServerName::try_from("localhost").expect("a valid name"));
+    let addr = (endpoint.hostaddr.clone().unwrap_or_else(|| endpoint.host.clone()), endpoint.port);
+    let handshake = tokio::task::spawn_blocking(move || -> Result<(), Failure> {
+        use std::io::{Read, Write};
+        use std::net::ToSocketAddrs;
+        let io = |e: std::io::Error| Failure::Driver(sqlx::Error::Io(e));
+        let mut last = None;
+        let mut sock = None;
+        for a in addr.to_socket_addrs().map_err(io)? {
+            match std::net::TcpStream::connect_timeout(&a, timeout) {
+                Ok(s) => {
+                    sock = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let mut sock = sock.ok_or_else(|| io(last.unwrap_or_else(|| std::io::Error::other("the host name resolves to no address"))))?;
+        sock.set_read_timeout(Some(timeout)).map_err(io)?;
+        sock.set_write_timeout(Some(timeout)).map_err(io)?;
+        // SSLRequest: length 8, code 80877103.
+        sock.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).map_err(io)?;
+        let mut answer = [0u8; 1];
+        sock.read_exact(&mut answer).map_err(io)?;
+        if answer[0] != b'S' {
+            return Err(Failure::Driver(sqlx::Error::Tls("server does not support TLS".into())));
+        }
+        let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).map_err(tls)?;
+        while conn.is_handshaking() {
+            if let Err(e) = conn.complete_io(&mut sock) {
+                let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()).cloned();
+                return Err(match inner {
+                    Some(t) => tls(t),
+                    None => io(e),
+                });
+            }
+        }
+        conn.send_close_notify();
+        let _ = conn.complete_io(&mut sock);
+        Ok(())
+    });
+    match tokio::time::timeout(timeout + Duration::from_secs(1), handshake).await {
+        Err(_) => Err(Failure::Timeout),
+        Ok(Err(e)) => Err(other(format!("the TLS check stopped: {e}"))),
+        Ok(Ok(r)) => r,
+    }
+}
+
+/// A verifier that checks the chain and the signatures but not the host name (libpq's verify-ca).
+#[derive(Debug)]
+struct ChainOnly(std::sync::Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::{CertificateError as C, Error as E};
+        // webpki checks the chain before the name: a name error means the chain is trusted.
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. })) => {
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 impl Failure {
@@ -194,6 +356,10 @@ fn explain_connect(
         return explain_tls(tls.as_ref(), info, endpoint, attempt);
     }
     if let sqlx::Error::Io(io) = e {
+        // sqlx reports a failed TLS handshake as an I/O error wrapping rustls' error.
+        if let Some(tls) = io.get_ref().filter(|i| i.is::<rustls::Error>()) {
+            return explain_tls(tls, info, endpoint, attempt);
+        }
         return format!("{io}: is PostgreSQL running there and reachable from here?");
     }
     e.to_string()
