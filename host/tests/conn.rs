@@ -221,7 +221,7 @@ fn fingerprint(c: &Cluster, db: &str) -> String {
     let catalog = c.psql(
         db,
         "SELECT md5(string_agg(x, ',' ORDER BY x)) FROM ( \
-           SELECT n.nspname || '.' || c.relname || ':' || c.relkind || ':' || coalesce(a.attname, '') || ':' || \
+           SELECT n.nspname || '.' || c.relname || ':' || c.relkind::text || ':' || coalesce(a.attname, '') || ':' || \
                   coalesce(format_type(a.atttypid, a.atttypmod), '') AS x \
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
            LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 \
