@@ -268,18 +268,10 @@ fn roundtrip_never_touches_the_database_named_in_the_url() {
 fn roundtrip_cleans_up_when_it_fails_or_is_interrupted() {
     let c = Cluster::start(true);
     let before = userdb(&c);
-    // A role with one connection: the scratch database is created, then the runner cannot connect.
-    c.psql("postgres", &format!("CREATE ROLE limited LOGIN CREATEDB CONNECTION LIMIT 1 PASSWORD '{PASSWORD}'"));
-    let kv = format!("host=127.0.0.1 port={} user=limited password={PASSWORD} dbname=userdb sslmode=require", c.port);
-    let out = wasmig(&kv, &["roundtrip", "--forms", "plain"]);
-    assert!(!out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("too many connections"), "{}", text(&out));
-    assert_eq!(scratch_left(&c), "", "a failed roundtrip left its scratch database");
-
     // Ctrl-C while it runs.
     let mut child = std::process::Command::new(common::bin())
         .args(["roundtrip"])
-        .env("DATABASE_URL", c.kv("127.0.0.1", "dbname=userdb sslmode=require"))
+        .env("DATABASE_URL", format!("postgresql://plain:{}@127.0.0.1:{}/userdb", encoded(PASSWORD), c.port))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -295,7 +287,17 @@ fn roundtrip_cleans_up_when_it_fails_or_is_interrupted() {
     assert!(st.success());
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"), "{}", text(&out));
     assert_eq!(scratch_left(&c), "", "an interrupted roundtrip left its scratch database");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted by Ctrl-C"), "{}", text(&out));
+    assert_eq!(fingerprint(&c, "userdb"), before);
+
+    // A role with one connection: the scratch database is created, then the runner cannot connect.
+    c.psql("postgres", &format!("CREATE ROLE limited LOGIN CREATEDB CONNECTION LIMIT 1 PASSWORD '{PASSWORD}'"));
+    let kv = format!("host=127.0.0.1 port={} user=limited password={PASSWORD} dbname=userdb sslmode=require", c.port);
+    let out = wasmig(&kv, &["roundtrip", "--forms", "plain"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("too many connections"), "{}", text(&out));
+    assert_eq!(scratch_left(&c), "", "a failed roundtrip left its scratch database");
+
     assert_eq!(fingerprint(&c, "userdb"), before);
 }
