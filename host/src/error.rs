@@ -7,10 +7,11 @@ use crate::component::{ErrorKind, PluginError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MigrateError {
-    /// The database URL does not parse.
-    #[error("invalid database URL `{url}`: {reason}; expected postgres://USER:PASSWORD@HOST:PORT/DATABASE")]
-    BadUrl { url: String, reason: String },
-    /// The server could not be reached or refused the login.
+    /// The connection string does not parse (the message never quotes it: it may hold a password).
+    #[error("invalid connection string: {reason}")]
+    BadUrl { reason: String },
+    /// The server could not be reached or refused the login. `url` is where it
+    /// tried, as `user@host:port/db` (never with a password).
     #[error("cannot connect to {url}: {reason}")]
     Connect { url: String, reason: String },
     /// Loading or calling the plugin failed.

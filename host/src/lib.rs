@@ -6,6 +6,7 @@
 pub mod component;
 
 pub use component::{Limits, Plugin, PluginError};
+pub mod conninfo;
 pub mod db;
 pub mod error;
 pub mod history;

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use wasmig::component::{Catalog, Finding, LockLevel, PlanOptions, Step};
+use wasmig::conninfo::{CONNECTION_ENV, ConnInfo, secrets};
 use wasmig::forms::Form;
 use wasmig::{Limits, MigrateError, Plugin, RunOptions, Runner, db, roundtrip, script};
 
@@ -16,7 +17,8 @@ use wasmig::{Limits, MigrateError, Plugin, RunOptions, Runner, db, roundtrip, sc
 ///
 /// The bundled plugin carries the FastApiv1.6 manufacturing-module migration
 /// (revisions erp_base -> manufacturing_module_v1). Commands that touch a
-/// database read DATABASE_URL or --database-url.
+/// database read DATABASE_URL or --database-url (any form libpq takes), else
+/// the PG* environment variables.
 ///
 /// Exit codes: 0 ok, 1 a step or the database failed, 2 bad command line,
 /// 3 verify found mismatches, 4 refused input (unknown revision, drift,
@@ -36,8 +38,15 @@ struct Global {
     /// A migration component to load instead of the bundled one.
     #[arg(long, global = true, value_name = "PATH", env = "WASMIG_PLUGIN")]
     plugin: Option<PathBuf>,
-    /// PostgreSQL URL (postgres://user:password@host:port/db). The password is never printed.
-    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    /// Where to connect, in any form libpq (psql) takes: a URL
+    /// (postgresql://USER:PASSWORD@HOST:PORT/DB?sslmode=verify-full&sslrootcert=ca.pem, with an
+    /// empty host and ?host=/run/postgresql for a Unix socket, several hosts as h1,h2), a
+    /// SQLAlchemy URL (postgresql+asyncpg://..., the +driver is taken off), or keyword=value
+    /// pairs (host=h port=5432 user=app password='a b' dbname=db sslmode=require). Settings it
+    /// leaves out come from PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE,
+    /// PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, PGAPPNAME...; with neither, from those alone.
+    /// sslmode has libpq's meaning (default prefer). The password is never printed.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true, value_name = "CONNINFO")]
     database_url: Option<String>,
     /// Machine-readable JSON on stdout.
     #[arg(long, global = true)]
@@ -188,7 +197,20 @@ impl RunArgs {
 }
 
 fn main() -> ExitCode {
+    // A panic message could quote a connection string: scrub the passwords seen so far.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("{}", secrets::scrub(&info.to_string()));
+    }));
+    if let Ok(raw) = std::env::var("DATABASE_URL") {
+        secrets::register_raw(&raw);
+    }
+    if let Ok(pw) = std::env::var("PGPASSWORD") {
+        secrets::register(&pw);
+    }
     let cli = Cli::parse();
+    if let Some(raw) = &cli.global.database_url {
+        secrets::register_raw(raw);
+    }
     // The round trip prints its own report; per-revision lines would interleave with it.
     let quiet = matches!(cli.command, Command::Roundtrip { .. } | Command::Sql { .. } | Command::List);
     let level = match cli.global.verbose {
@@ -199,7 +221,8 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WASMIG_LOG").unwrap_or_else(|_| level.into()))
-        .with_writer(std::io::stderr)
+        // Every log line passes through the scrubber: sqlx and other crates log too.
+        .with_writer(|| ScrubbingStderr)
         .with_ansi(color_on_stderr())
         .with_target(false)
         .without_time()
@@ -215,7 +238,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let code = e.downcast_ref::<MigrateError>().map_or(1, MigrateError::exit_code);
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", secrets::scrub(&format!("{e:#}")));
             ExitCode::from(code)
         }
     }
@@ -236,14 +259,43 @@ fn load_plugin(g: &Global) -> Result<Plugin, MigrateError> {
     })
 }
 
-fn database_url(g: &Global) -> anyhow::Result<&str> {
-    g.database_url
-        .as_deref()
-        .context("no database given: set DATABASE_URL or pass --database-url postgres://USER:PASSWORD@HOST:PORT/DB")
+/// Log output to stderr with every known password replaced by `***`.
+struct ScrubbingStderr;
+
+impl std::io::Write for ScrubbingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // tracing-subscriber writes each formatted event with one call, so a secret is never split.
+        let text = secrets::scrub(&String::from_utf8_lossy(buf));
+        std::io::stderr().write_all(text.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// The connection settings: --database-url / DATABASE_URL, else the PG* environment when it
+/// names a server (PGHOST, PGPORT, PGDATABASE, PGUSER...), else None.
+fn given_conninfo(g: &Global) -> anyhow::Result<Option<ConnInfo>> {
+    let raw = match &g.database_url {
+        Some(raw) => raw.as_str(),
+        None if CONNECTION_ENV.iter().any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty())) => "",
+        None => return Ok(None),
+    };
+    let info = ConnInfo::parse(raw).map_err(|e| MigrateError::BadUrl { reason: e.to_string() })?;
+    tracing::debug!("connection settings: {}", info.redacted());
+    Ok(Some(info))
+}
+
+fn conninfo(g: &Global) -> anyhow::Result<ConnInfo> {
+    given_conninfo(g)?.context(
+        "no database given: set DATABASE_URL or pass --database-url (postgresql://USER:PASSWORD@HOST:PORT/DB, or host=... dbname=...), or set PGHOST/PGDATABASE/...",
+    )
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).expect("JSON values serialize"));
+    println!("{}", secrets::scrub(&serde_json::to_string_pretty(value).expect("JSON values serialize")));
 }
 
 fn lock_name(l: LockLevel) -> &'static str {
@@ -346,7 +398,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Up { to, run } => {
-            let mut r = Runner::connect(&plugin, database_url(g)?, run.options()).await?;
+            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, run.options()).await?;
             let moves = r.up(to.as_deref()).await?;
             let (current, findings) = r.verify().await?;
             report_moves(g, &moves, current.as_deref(), &findings);
@@ -355,7 +407,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Down { to, steps, run } => {
-            let mut r = Runner::connect(&plugin, database_url(g)?, run.options()).await?;
+            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, run.options()).await?;
             let moves = match (to.as_deref(), steps) {
                 (Some("base"), _) => r.down(None).await?,
                 (Some(t), _) => r.down(Some(t)).await?,
@@ -368,7 +420,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Current => {
-            let mut r = Runner::connect(&plugin, database_url(g)?, RunOptions::default()).await?;
+            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
             let status = r.status().await?;
             if g.json {
                 print_json(&json!(status));
@@ -380,7 +432,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::History => {
-            let mut r = Runner::connect(&plugin, database_url(g)?, RunOptions::default()).await?;
+            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
             let log = wasmig::history::log(r.connection()).await?;
             if g.json {
                 print_json(&json!(log));
@@ -394,7 +446,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Verify => {
-            let mut r = Runner::connect(&plugin, database_url(g)?, RunOptions::default()).await?;
+            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
             let (current, findings) = r.verify().await?;
             if g.json {
                 print_json(&json!({ "revision": current, "findings": findings.iter().map(finding_json).collect::<Vec<_>>() }));
@@ -408,7 +460,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Stamp { revision, force } => {
-            let mut r = Runner::connect(&plugin, database_url(g)?, RunOptions::default()).await?;
+            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
             let findings = r.stamp(revision, *force).await?;
             if findings.is_empty() {
                 if g.json {
@@ -425,8 +477,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Catalog => {
-            let url = database_url(g)?;
-            let mut conn = db::connect(url, Duration::from_secs(10)).await?;
+            let mut conn = db::connect_info(&conninfo(g)?, Duration::from_secs(10)).await?;
             let text = db::catalog_json(&mut conn, &plugin).await?;
             let value: serde_json::Value = serde_json::from_str(&text).context("the introspection query returned invalid JSON")?;
             print_json(&value);
@@ -486,22 +537,22 @@ fn report_moves(g: &Global, moves: &[wasmig::runner::Move], current: Option<&str
 async fn roundtrip_cmd(g: &Global, plugin: &Plugin, forms: &[Form]) -> anyhow::Result<ExitCode> {
     // With no URL, a throwaway server (Docker, else local binaries) lives for this command.
     let mut server = None;
-    let url = match &g.database_url {
-        Some(url) => url.clone(),
+    let info = match given_conninfo(g)? {
+        Some(info) => info,
         None => {
             eprintln!("no DATABASE_URL: starting a throwaway PostgreSQL (WASMIG_PG_PROVIDER=docker|local to choose)");
             let s = wasmig_throwaway::Server::start().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             eprintln!("started a {} PostgreSQL in {:.1} s", s.kind(), s.started_in().as_secs_f64());
-            let url = s.url(s.admin_database());
+            let info = ConnInfo::parse(&s.url(s.admin_database())).map_err(|e| anyhow::anyhow!("{e}"))?;
             server = Some(s);
-            url
+            info
         }
     };
     let json = g.json;
-    let report = roundtrip::run(plugin, &url, forms, |c| {
+    let report = roundtrip::run(plugin, &info, forms, |c| {
         if !json {
             let mark = if c.ok { "ok  " } else { "FAIL" };
-            let detail = if c.detail.is_empty() { String::new() } else { format!("  {}", c.detail) };
+            let detail = if c.detail.is_empty() { String::new() } else { format!("  {}", secrets::scrub(&c.detail)) };
             println!("{mark} {:<6} {:<26} {:<26} {:>6} ms{detail}", c.form.to_string(), c.revision, c.action, c.ms);
         }
     })

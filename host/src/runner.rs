@@ -87,8 +87,8 @@ pub struct Runner<'p> {
     conn: PgConnection,
     chain: Vec<Revision>,
     options: RunOptions,
-    /// The URL (it holds the password: only `db::redact` it for messages) and
-    /// this connection's backend, for the progress watcher and backups.
+    /// The connection settings (they hold the password: show only their redacted form)
+    /// and this connection's backend, for the progress watcher and backups.
     watch: Option<crate::progress::Target>,
 }
 
@@ -100,9 +100,16 @@ enum Way {
 }
 
 impl<'p> Runner<'p> {
-    /// Connects to `url` and reads the plugin's chain.
-    pub async fn connect(plugin: &'p Plugin, url: &str, options: RunOptions) -> Result<Runner<'p>, MigrateError> {
-        let mut conn = db::connect(url, Duration::from_secs(10)).await?;
+    /// Connects with a connection string (URL, keyword/value string, or empty for the
+    /// `PG*` environment; see [`crate::conninfo`]) and reads the plugin's chain.
+    pub async fn connect(plugin: &'p Plugin, conninfo: &str, options: RunOptions) -> Result<Runner<'p>, MigrateError> {
+        let info = crate::conninfo::ConnInfo::parse(conninfo).map_err(|e| MigrateError::BadUrl { reason: e.to_string() })?;
+        Self::connect_info(plugin, &info, options).await
+    }
+
+    /// Connects with parsed settings and reads the plugin's chain.
+    pub async fn connect_info(plugin: &'p Plugin, info: &crate::conninfo::ConnInfo, options: RunOptions) -> Result<Runner<'p>, MigrateError> {
+        let mut conn = db::connect_info(info, Duration::from_secs(10)).await?;
         // A killed runner's backend stops its statement within a second instead of
         // finishing (say) an hour-long index build while it holds the migration lock;
         // the next run resumes. PostgreSQL 14+; older servers just ignore the attempt.
@@ -112,7 +119,7 @@ impl<'p> Runner<'p> {
             .await
             .map_err(|e| MigrateError::Db(describe(&e)))?;
         let mut runner = Runner::with_connection(plugin, conn, options)?;
-        runner.watch = Some(crate::progress::Target::new(url, pid));
+        runner.watch = Some(crate::progress::Target::new(info, pid));
         Ok(runner)
     }
 
@@ -382,10 +389,10 @@ impl<'p> Runner<'p> {
             };
             let rev = self.chain[rev_pos - 1].clone();
             if let (Some(dir), false) = (&self.options.backup, backed_up) {
-                let url = self.watch.as_ref().map(|w| w.url().to_string()).ok_or_else(|| {
-                    MigrateError::Io("backup failed, so nothing was migrated: a runner made from a connection has no URL for pg_dump".into())
+                let info = self.watch.as_ref().map(|w| w.conninfo().clone()).ok_or_else(|| {
+                    MigrateError::Io("backup failed, so nothing was migrated: a runner made from a connection has no connection settings for pg_dump".into())
                 })?;
-                crate::backup::run(&url, dir).await?;
+                crate::backup::run(&info, dir).await?;
                 backed_up = true;
             }
             match self.move_one(&rev, up, resume).await {
