@@ -267,7 +267,10 @@ mod tests {
     fn a_byte_order_mark_is_skipped() {
         let sql = "\u{feff}CREATE INDEX i ON t (a);";
         let findings = lint(sql, &LintOptions::default());
-        assert!(findings.iter().all(|f| f.rule != RuleId::ParseError), "{findings:?}");
+        assert!(
+            findings.iter().all(|f| f.rule != RuleId::ParseError),
+            "{findings:?}"
+        );
         assert_eq!(findings[0].rule, RuleId::RequireConcurrentIndex);
         assert_eq!(findings[0].location.as_deref(), Some("1:1"));
         // Only at the start: elsewhere it is not whitespace to PostgreSQL either.

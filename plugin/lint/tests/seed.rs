@@ -213,19 +213,35 @@ fn the_seeds_check_alternative_scans_under_an_exclusive_lock() {
         .lines()
         .skip_while(|l| !l.starts_with("-- ALTER TABLE inventory_alerts DROP CONSTRAINT"))
         .take(3)
-        .map(|l| l.trim_start_matches("-- ").trim_start_matches("--   ").to_owned() + "\n")
+        .map(|l| {
+            l.trim_start_matches("-- ")
+                .trim_start_matches("--   ")
+                .to_owned()
+                + "\n"
+        })
         .collect();
     let findings = lint(&alternative, &LintOptions::default());
     let found = of(&findings, RuleId::CheckNotValid);
     assert_eq!(found.len(), 1, "{alternative}\n{findings:#?}");
-    assert!(found[0].message.contains("inventory_alerts_alert_type_check") && found[0].severity == Severity::Warning);
+    assert!(
+        found[0]
+            .message
+            .contains("inventory_alerts_alert_type_check")
+            && found[0].severity == Severity::Warning
+    );
 }
 
 #[test]
 fn a_byte_order_mark_hides_nothing() {
     let with_bom = format!("\u{feff}{SEED}");
     assert_eq!(
-        lint(&with_bom, &LintOptions { transactional: true, new_tables: vec![] }),
+        lint(
+            &with_bom,
+            &LintOptions {
+                transactional: true,
+                new_tables: vec![]
+            }
+        ),
         seed(true)
     );
 }

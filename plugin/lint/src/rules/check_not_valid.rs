@@ -97,8 +97,14 @@ mod tests {
             "ALTER TABLE t ADD CHECK (a > 0);\nALTER TABLE t ADD COLUMN b int CHECK (b > 0);",
             RuleId::CheckNotValid,
         );
-        assert!(out.starts_with("warning[check-not-valid] 1:1: CHECK (a > 0) on existing table t"), "{out}");
-        assert!(out.contains("warning[check-not-valid] 2:26: ADD COLUMN t.b CHECK (b > 0)"), "{out}");
+        assert!(
+            out.starts_with("warning[check-not-valid] 1:1: CHECK (a > 0) on existing table t"),
+            "{out}"
+        );
+        assert!(
+            out.contains("warning[check-not-valid] 2:26: ADD COLUMN t.b CHECK (b > 0)"),
+            "{out}"
+        );
     }
 
     #[test]

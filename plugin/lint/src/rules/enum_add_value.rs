@@ -62,7 +62,13 @@ pub(crate) fn enum_add_value(ctx: &Context, out: &mut Vec<Violation>) {
 /// string literal: PostgreSQL refuses each (55P04) until the block commits. A
 /// literal is the only way SQL spells an enum value, so this is exact up to a
 /// literal that is never cast to the enum (rare in a migration).
-fn used_in_same_transaction(ctx: &Context, added: usize, type_name: &str, value: &str, out: &mut Vec<Violation>) {
+fn used_in_same_transaction(
+    ctx: &Context,
+    added: usize,
+    type_name: &str,
+    value: &str,
+    out: &mut Vec<Violation>,
+) {
     let block = ctx.stmts[added].block;
     let literal = format!("'{}'", value.replace('\'', "''"));
     let same_block = ctx.stmts[added + 1..]
@@ -111,7 +117,9 @@ mod tests {
             &in_transaction(),
         );
         assert!(
-            wrapped.iter().any(|f| f.severity == Severity::Error && f.location.as_deref() == Some("2:1")),
+            wrapped
+                .iter()
+                .any(|f| f.severity == Severity::Error && f.location.as_deref() == Some("2:1")),
             "{wrapped:?}"
         );
     }
@@ -123,17 +131,33 @@ mod tests {
             "ALTER TYPE mood ADD VALUE 'meh';\nUPDATE people SET mood = 'meh' WHERE id = 1;",
             &LintOptions::default(),
         );
-        assert!(alone.iter().filter(|f| f.rule == RuleId::EnumAddValue).all(|f| f.severity == Severity::Info), "{alone:?}");
+        assert!(
+            alone
+                .iter()
+                .filter(|f| f.rule == RuleId::EnumAddValue)
+                .all(|f| f.severity == Severity::Info),
+            "{alone:?}"
+        );
         let findings = lint(
             "BEGIN;\nALTER TYPE mood ADD VALUE 'meh';\nCOMMIT;\nBEGIN;\nUPDATE people SET mood = 'meh' WHERE id = 1;\nCOMMIT;",
             &LintOptions::default(),
         );
-        assert!(findings.iter().all(|f| f.rule != RuleId::EnumAddValue || f.severity != Severity::Error), "{findings:?}");
+        assert!(
+            findings
+                .iter()
+                .all(|f| f.rule != RuleId::EnumAddValue || f.severity != Severity::Error),
+            "{findings:?}"
+        );
         let other = lint(
             "BEGIN;\nALTER TYPE mood ADD VALUE 'meh';\nUPDATE people SET mood = 'ok' WHERE id = 1;\nCOMMIT;",
             &LintOptions::default(),
         );
-        assert!(other.iter().all(|f| f.rule != RuleId::EnumAddValue || f.severity != Severity::Error), "{other:?}");
+        assert!(
+            other
+                .iter()
+                .all(|f| f.rule != RuleId::EnumAddValue || f.severity != Severity::Error),
+            "{other:?}"
+        );
     }
 
     #[test]
