@@ -25,7 +25,7 @@ from pathlib import Path
 import wasmtime
 from wasmtime.component import Component, Linker, Record, Variant
 
-INTERFACE = "wasmig:migration/migrations@0.1.0"
+INTERFACE = "wasmig:migration/migrations@0.2.0"
 DEFAULT_PLUGIN = Path(__file__).resolve().parents[2] / "target" / "wasmig_plugin.wasm"
 CANONICAL_KEYS = ("revision", "direction", "sql", "transactional", "lock", "objects", "summary")
 

@@ -19,7 +19,7 @@ fn expected(from: Option<&str>, to: Option<&str>, live: &Catalog) -> Catalog {
 #[test]
 fn the_component_imports_nothing_and_exports_the_contract() {
     assert_eq!(plugin().imports(), Vec::<String>::new());
-    assert!(plugin().exports().iter().any(|e| e == "wasmig:migration/migrations@0.1.0"), "{:?}", plugin().exports());
+    assert!(plugin().exports().iter().any(|e| e == "wasmig:migration/migrations@0.2.0"), "{:?}", plugin().exports());
 }
 
 #[test]

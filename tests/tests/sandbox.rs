@@ -219,7 +219,7 @@ fn a_component_of_the_wrong_world_is_refused_at_load() {
         let e = Plugin::from_file(&built(file), Limits::default()).err().expect("refused");
         assert!(matches!(e, PluginError::WrongWorld { .. }), "{file}: {e}");
         let text = e.to_string();
-        assert!(text.contains(file) && text.contains("does not fit the wasmig:migration@0.1.0 plugin world"), "{text}");
+        assert!(text.contains(file) && text.contains("does not fit the wasmig:migration@0.2.0 plugin world"), "{text}");
     }
 }
 
