@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use wasmig::component::{Catalog, Finding, LockLevel, PlanOptions, Step};
@@ -126,19 +126,46 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "plain,enum,check")]
         forms: Vec<Form>,
     },
-    /// Lint SQL files with the plugin's linter; exit 4 when any error-level finding is reported.
+    /// Lint SQL files with the plugin's linter, read as `psql -f` runs them (autocommit outside
+    /// BEGIN ... COMMIT); exit 4 when a finding at or above --fail-on is reported.
     Lint {
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// The files run in autocommit mode (each statement alone), not inside a transaction.
-        #[arg(long)]
+        /// Read each file as `psql -1 -f` runs it: one transaction around the whole file.
+        #[arg(short = '1', long)]
+        single_transaction: bool,
+        /// The default since autocommit became the default reading; kept so old scripts still run.
+        #[arg(long, hide = true, conflicts_with = "single_transaction")]
         no_transaction: bool,
+        /// The lowest severity that fails the run (exit 4). The default stops on the hazards a
+        /// busy database feels (warnings), as a CI gate should.
+        #[arg(long, value_enum, default_value_t = FailOn::Warning)]
+        fail_on: FailOn,
     },
     /// Write the bundled plugin component to a file.
     Plugin {
         #[arg(long, value_name = "PATH")]
         out: PathBuf,
     },
+}
+
+/// `wasmig lint --fail-on`: the lowest severity that makes the run fail.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+enum FailOn {
+    Info,
+    Warning,
+    Error,
+}
+
+impl FailOn {
+    fn reached_by(self, s: wasmig::component::Severity) -> bool {
+        let rank = match s {
+            wasmig::component::Severity::Info => FailOn::Info,
+            wasmig::component::Severity::Warning => FailOn::Warning,
+            wasmig::component::Severity::Error => FailOn::Error,
+        };
+        rank >= self
+    }
 }
 
 #[derive(Args)]
@@ -483,13 +510,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_json(&value);
         }
         Command::Roundtrip { forms } => return roundtrip_cmd(g, &plugin, forms).await,
-        Command::Lint { files, no_transaction } => {
+        Command::Lint { files, single_transaction, fail_on, .. } => {
             let mut errors = 0;
             let mut all = Vec::new();
             for file in files {
                 let sql = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-                let findings = plugin.validate(&sql, !no_transaction)?;
-                errors += findings.iter().filter(|f| f.severity == wasmig::component::Severity::Error).count();
+                let findings = plugin.validate(&sql, *single_transaction)?;
+                errors += findings.iter().filter(|f| fail_on.reached_by(f.severity)).count();
                 if !g.json {
                     for f in &findings {
                         let sev = severity_name(f.severity);
@@ -502,6 +529,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print_json(&json!(all));
             }
             if errors > 0 {
+                let level = fail_on.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default();
+                eprintln!("error: {errors} finding(s) at or above {level}: fix them, or choose the gate with --fail-on error|warning|info");
                 return Ok(ExitCode::from(4));
             }
         }
