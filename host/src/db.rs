@@ -46,7 +46,11 @@ pub async fn connect(url: &str, timeout: Duration) -> Result<PgConnection, Migra
             reason: format!("no answer within {timeout:?}: check the host and port, and that the server accepts connections"),
         }),
         Ok(Err(e)) => Err(MigrateError::Connect { url: shown, reason: explain_connect(&e, url) }),
-        Ok(Ok(conn)) => Ok(conn),
+        Ok(Ok(mut conn)) => {
+            // Before anything else: an unsupported server is refused with the supported range.
+            crate::server::check_version(&mut conn).await?;
+            Ok(conn)
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod history;
 pub mod runner;
 pub mod sandbox;
+pub mod server;
 pub mod progress;
 pub mod backup;
 

@@ -114,6 +114,13 @@ pub async fn conn(url: &str) -> PgConnection {
     PgConnection::connect(url).await.expect("connect")
 }
 
+/// The server's major version (15 for 15.14).
+pub async fn server_major(url: &str) -> u32 {
+    let mut c = conn(url).await;
+    let n: String = sqlx::query_scalar("SHOW server_version_num").fetch_one(&mut c).await.unwrap();
+    n.parse::<u32>().unwrap() / 10000
+}
+
 /// Runs SQL (several statements allowed), panicking on error.
 pub async fn exec(url: &str, sql: &str) {
     let mut c = conn(url).await;
