@@ -75,6 +75,9 @@ fn pooled(what: &str) -> MigrateError {
 /// another backend; a pooler in statement mode refuses the transaction.
 pub async fn check_session_kept(conn: &mut PgConnection, second: &mut PgConnection) -> Result<(), MigrateError> {
     let db = |e: sqlx::Error| MigrateError::Db(format!("checking the connection: {}", describe(&e)));
+    // Statements a previous client of a pooled server connection prepared and left (a
+    // session-mode pooler whose server_reset_query is empty) would collide with ours.
+    sqlx::raw_sql("DEALLOCATE ALL").execute(&mut *conn).await.map_err(db)?;
     let mine = backend_pid(conn).await.map_err(db)?;
     let theirs = match sqlx::raw_sql("BEGIN; SELECT pg_backend_pid()").fetch_one(&mut *second).await {
         Ok(row) => row.try_get::<i32, _>(0).map_err(db)?,
@@ -82,8 +85,13 @@ pub async fn check_session_kept(conn: &mut PgConnection, second: &mut PgConnecti
         Err(e) if describe(&e).contains("pooling mode") => return Err(pooled("it refuses transaction blocks")),
         Err(e) => return Err(db(e)),
     };
-    let again = backend_pid(conn).await;
+    // A pooler with one server connection makes this wait for `second`'s transaction;
+    // a direct connection answers at once.
+    let again = tokio::time::timeout(std::time::Duration::from_secs(3), backend_pid(conn)).await;
     let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *second).await;
+    let Ok(again) = again else {
+        return Err(pooled("its statement waited for another client's transaction to end"));
+    };
     let again = again.map_err(db)?;
     if theirs == mine {
         return Err(pooled(&format!("another client was given its server backend, pid {mine}")));

@@ -145,14 +145,19 @@ pub struct Snapshot {
 /// Takes a [`Snapshot`].
 pub async fn snapshot(url: &str) -> Snapshot {
     let mut c = conn(url).await;
-    let history: String = sqlx::query_scalar(
-        "SELECT CASE WHEN to_regclass('wasmig.revisions') IS NULL THEN '-' ELSE \
-           (SELECT coalesce(string_agg(revision || ':' || state, ',' ORDER BY revision), '') FROM wasmig.revisions) || '|' || \
-           (SELECT count(*)::text FROM wasmig.log) END",
-    )
-    .fetch_one(&mut c)
-    .await
-    .unwrap();
+    // Two queries: PostgreSQL resolves every table a query names, even in a CASE branch never taken.
+    let has_history: bool = sqlx::query_scalar("SELECT to_regclass('wasmig.revisions') IS NOT NULL").fetch_one(&mut c).await.unwrap();
+    let history: String = if has_history {
+        sqlx::query_scalar(
+            "SELECT (SELECT coalesce(string_agg(revision || ':' || state, ',' ORDER BY revision), '') FROM wasmig.revisions) || '|' || \
+               (SELECT count(*)::text FROM wasmig.log)",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+    } else {
+        "-".into()
+    };
     Snapshot { catalog: catalog(url).await, history, rows: row_digest(&mut c).await }
 }
 
@@ -196,8 +201,12 @@ pub async fn base_rows(c: &mut PgConnection) -> Vec<(String, String)> {
     out
 }
 
-/// The `wasmig` binary built next to this test binary.
+/// The `wasmig` binary built next to this test binary, or `$WASMIG_BIN` (to
+/// run the same tests against another build, e.g. the previous release's).
 pub fn wasmig_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("WASMIG_BIN").filter(|b| !b.is_empty()) {
+        return PathBuf::from(bin);
+    }
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|d| d.parent()).unwrap();
     let bin = dir.join("wasmig");
