@@ -49,7 +49,7 @@ fn refuse(why: impl std::fmt::Display) -> MigrateError {
 
 /// A `pg_dump` / `pg_restore` command for these settings: every setting but the password as
 /// `--dbname=<keyword/value string>`, the password as `PGPASSWORD` (never on the command line).
-fn command(info: &ConnInfo, program: &str) -> tokio::process::Command {
+fn command(info: &ConnInfo, program: &Path) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(program);
     let (conninfo, env) = info.tool_args();
     cmd.arg(format!("--dbname={conninfo}"));
@@ -73,7 +73,15 @@ pub async fn run(info: &ConnInfo, dir: &Path) -> Result<Backup, MigrateError> {
 
     // One snapshot for the dump and the counts: writers may go on meanwhile.
     let mut conn = db::connect_info(info, Duration::from_secs(10)).await?;
-    let source = dump_with_counts(&mut conn, info, &path).await;
+    let major = crate::server::version_num(&mut conn).await? / 10000;
+    let tools = match ClientTools::for_major(major) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = conn.close().await;
+            return Err(e);
+        }
+    };
+    let source = dump_with_counts(&mut conn, info, &path, &tools).await;
     let _ = conn.close().await;
     let source = match source {
         Ok(s) => s,
@@ -92,7 +100,7 @@ pub async fn run(info: &ConnInfo, dir: &Path) -> Result<Backup, MigrateError> {
             Err(_) => why,
         }
     };
-    let restored = check_restore(info, &path).await.map_err(unverified)?;
+    let restored = check_restore(info, &path, &tools).await.map_err(unverified)?;
     if restored != source {
         return Err(unverified(refuse(format!("the dump does not restore to the same data: {}", differences(&source, &restored)))));
     }
@@ -108,13 +116,13 @@ pub async fn run(info: &ConnInfo, dir: &Path) -> Result<Backup, MigrateError> {
     Ok(backup)
 }
 
-async fn dump_with_counts(conn: &mut PgConnection, info: &ConnInfo, path: &Path) -> Result<Vec<(String, i64)>, MigrateError> {
+async fn dump_with_counts(conn: &mut PgConnection, info: &ConnInfo, path: &Path, tools: &ClientTools) -> Result<Vec<(String, i64)>, MigrateError> {
     let q = |e: sqlx::Error| refuse(format!("reading the database: {}", scrub(&describe(&e))));
     let mut tx = conn.begin().await.map_err(q)?;
     tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").await.map_err(q)?;
     let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()").fetch_one(&mut *tx).await.map_err(q)?;
     let counts = counts(&mut tx).await.map_err(q)?;
-    let mut cmd = command(info, "pg_dump");
+    let mut cmd = command(info, &tools.pg_dump);
     cmd.args(["--format=custom", "--no-password", &format!("--snapshot={snapshot}")]).arg("--file").arg(path);
     // The snapshot lives as long as this transaction: it ends (rolled back) after the dump.
     tool(cmd, "pg_dump").await?;
@@ -122,7 +130,7 @@ async fn dump_with_counts(conn: &mut PgConnection, info: &ConnInfo, path: &Path)
     Ok(counts)
 }
 
-async fn check_restore(info: &ConnInfo, path: &Path) -> Result<Vec<(String, i64)>, MigrateError> {
+async fn check_restore(info: &ConnInfo, path: &Path, tools: &ClientTools) -> Result<Vec<(String, i64)>, MigrateError> {
     let scratch = scratch_name(&info.database());
     let mut admin = db::connect_info(info, Duration::from_secs(10)).await?;
     let create = format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&scratch));
@@ -136,7 +144,7 @@ async fn check_restore(info: &ConnInfo, path: &Path) -> Result<Vec<(String, i64)
     }
     let target = info.with_database(&scratch);
     let restored = async {
-        let mut cmd = command(&target, "pg_restore");
+        let mut cmd = command(&target, &tools.pg_restore);
         cmd.args(["--exit-on-error", "--no-owner", "--no-privileges", "--no-password"]).arg(path);
         tool(cmd, "pg_restore").await?;
         let mut c = db::connect_info(&target, Duration::from_secs(10)).await?;
@@ -186,6 +194,52 @@ async fn tool(mut cmd: tokio::process::Command, name: &str) -> Result<(), Migrat
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).take(5).collect();
     Err(refuse(format!("{name} exited with {}: {}", out.status, scrub(&lines.join(" / ")))))
+}
+
+/// Environment variable naming the one directory to take `pg_dump` and
+/// `pg_restore` from (default: `PATH`, then `/usr/lib/postgresql/<major>/bin`).
+pub const CLIENT_DIR_ENV: &str = "WASMIG_PG_CLIENT_DIR";
+
+/// The `pg_dump` and `pg_restore` of the server's own major.
+struct ClientTools {
+    pg_dump: PathBuf,
+    pg_restore: PathBuf,
+}
+
+impl ClientTools {
+    /// Looks in [`CLIENT_DIR_ENV`] if set, else on `PATH`, then in
+    /// `/usr/lib/postgresql/<major>/bin` (Debian's layout, where several
+    /// majors live side by side). Only the same major
+    /// will do: an older pg_dump refuses a newer server, and a newer one writes
+    /// settings an older server rejects on restore (17's `transaction_timeout`).
+    fn for_major(major: u32) -> Result<ClientTools, MigrateError> {
+        let mut seen = Vec::new();
+        let candidates = match std::env::var_os(CLIENT_DIR_ENV).filter(|d| !d.is_empty()) {
+            Some(dir) => vec![PathBuf::from(dir).join("pg_dump")],
+            None => vec![PathBuf::from("pg_dump"), PathBuf::from(format!("/usr/lib/postgresql/{major}/bin/pg_dump"))],
+        };
+        for pg_dump in candidates {
+            let Some(found) = tool_major(&pg_dump) else { continue };
+            if found == major {
+                let pg_restore = pg_dump.with_file_name("pg_restore");
+                return Ok(ClientTools { pg_dump, pg_restore });
+            }
+            seen.push(format!("{} is {found}", pg_dump.display()));
+        }
+        let seen = if seen.is_empty() { "pg_dump is not installed or not on PATH".to_string() } else { seen.join(", ") };
+        Err(refuse(format!(
+            "the server runs PostgreSQL {major} and --backup needs pg_dump {major} ({seen}): install the PostgreSQL {major} \
+             client tools (Debian: apt-get install postgresql-client-{major}) or put their bin directory first on PATH"
+        )))
+    }
+}
+
+/// The major of a client tool (`pg_dump (PostgreSQL) 15.14 (Debian …)` gives 15).
+fn tool_major(program: &Path) -> Option<u32> {
+    let out = std::process::Command::new(program).arg("--version").stdin(Stdio::null()).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split(')').nth(1)?.split_whitespace().next()?;
+    version.split(['.', 'b', 'r', 'd']).next()?.parse().ok()
 }
 
 fn differences(source: &[(String, i64)], restored: &[(String, i64)]) -> String {

@@ -95,7 +95,11 @@ pub(crate) async fn connect_logged(
                 Ok(Ok(conn)) => Ok(conn),
             };
             match outcome {
-                Ok(conn) => return Ok(conn),
+                Ok(mut conn) => {
+                    // Before anything else: an unsupported server is refused with the supported range.
+                    crate::server::check_version(&mut conn).await?;
+                    return Ok(conn);
+                }
                 Err(f) => {
                     let retry = i + 1 < attempts.len() && f.worth_another_sslmode(attempt);
                     if retry {

@@ -57,6 +57,10 @@ pub enum MigrateError {
     /// A local I/O error (snapshot files, backups).
     #[error("{0}")]
     Io(String),
+    /// The server or the connection is not one wasmig can run on: PostgreSQL
+    /// older than 13, or a pooler that does not keep the session. Nothing ran.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl MigrateError {
@@ -74,6 +78,7 @@ impl MigrateError {
             MigrateError::Privilege(_) => 8,
             MigrateError::Plugin(_) | MigrateError::Sandbox(_) => 9,
             MigrateError::Step { .. } | MigrateError::Db(_) | MigrateError::Io(_) => 1,
+            MigrateError::Unsupported(_) => 10,
         }
     }
 }

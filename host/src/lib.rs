@@ -13,6 +13,7 @@ pub mod history;
 pub mod runner;
 pub mod sandbox;
 pub mod preflight;
+pub mod server;
 pub mod progress;
 pub mod backup;
 

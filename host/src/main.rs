@@ -23,7 +23,8 @@ use wasmig::{Limits, MigrateError, Plugin, RunOptions, Runner, db, roundtrip, sc
 /// Exit codes: 0 ok, 1 a step or the database failed, 2 bad command line,
 /// 3 verify found mismatches, 4 refused input (unknown revision, drift,
 /// checksum mismatch, lint error), 5 cannot connect, 6 data in the way (rows still use what a
-/// downgrade removes, or it would drop data), 7 lock not available, 8 missing privilege, 9 plugin error (a trap, a bad component, or plan SQL the sandbox refuses).
+/// downgrade removes, or it would drop data), 7 lock not available, 8 missing privilege, 9 plugin error (a trap, a bad component, or plan SQL the sandbox refuses),
+/// 10 unsupported server or connection (PostgreSQL older than 13, or a pooler in transaction or statement mode).
 #[derive(Parser)]
 #[command(name = "wasmig", version, about, long_about)]
 struct Cli {
@@ -182,6 +183,10 @@ struct RunArgs {
     /// lock_timeout for statements that block writers, in milliseconds.
     #[arg(long, default_value_t = 100, value_name = "MS")]
     lock_timeout: u64,
+    /// statement_timeout for each step, in milliseconds; 0 = no limit (the default, whatever the
+    /// role or database sets: a concurrent index build on a big table may take hours).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    statement_timeout: u64,
     /// How often to retry a revision that hit lock_timeout.
     #[arg(long, default_value_t = 30)]
     lock_retries: u32,
@@ -213,6 +218,7 @@ impl RunArgs {
             online: if self.online { Some(true) } else if self.offline { Some(false) } else { None },
             lock_wait: Duration::from_secs(self.lock_wait),
             lock_timeout: Duration::from_millis(self.lock_timeout),
+            statement_timeout: (self.statement_timeout > 0).then(|| Duration::from_millis(self.statement_timeout)),
             lock_retries: self.lock_retries,
             allow_lint: self.allow.clone(),
             backup: self.backup.clone(),
