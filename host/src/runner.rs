@@ -273,10 +273,11 @@ impl<'p> Runner<'p> {
                         ),
                     });
                 }
-                // A downgrade a stopped run left `reverting` is the first of the steps:
-                // counting from the applied prefix below it would revert one too many.
+                // A revision a stopped run left part-way (`reverting`, or `applying`
+                // stranded by a failed step) is the first of the steps: counting from
+                // the applied prefix below it would revert one too many.
                 let current = match &status.in_progress {
-                    Some((id, state)) if state == "reverting" => r.position(Some(id))?,
+                    Some((id, _)) => r.position(Some(id))?,
                     _ => r.position(status.current.as_deref())?,
                 };
                 r.walk(current.saturating_sub(steps), Way::Down).await
@@ -356,10 +357,15 @@ impl<'p> Runner<'p> {
                 legs.push((p, true, true));
                 legs.extend((p + 1..=to).map(|q| (q, true, false)));
             }
-            (Some((id, state)), Way::Down) if state == "reverting" => {
+            (Some((id, state)), Way::Down) if state == "reverting" || (state == "applying" && to < self.position(Some(id))?) => {
                 let p = self.position(Some(id))?;
                 legs.push((p, false, true));
                 legs.extend((to + 1..p).rev().map(|q| (q, false, false)));
+            }
+            (Some((id, state)), Way::Up) if state == "reverting" && to >= self.position(Some(id))? => {
+                let p = self.position(Some(id))?;
+                legs.push((p, true, true));
+                legs.extend((p + 1..=to).map(|q| (q, true, false)));
             }
             // The walk itself says how to finish the other direction first.
             (Some(_), _) => return Ok(()),
@@ -404,6 +410,11 @@ impl<'p> Runner<'p> {
                     match (state.as_str(), &way) {
                         ("applying", Way::Up) => (p, true, true),
                         ("reverting", Way::Down) => (p, false, true),
+                        // A revision stranded part-way (say a unique index build failed on
+                        // duplicate rows) can also be taken back the other way: the plan
+                        // under `resume` skips what is not there.
+                        ("applying", Way::Down) if to < p => (p, false, true),
+                        ("reverting", Way::Up) if to >= p => (p, true, true),
                         (state, _) => {
                             let (verb, cmd) = if state == "applying" {
                                 ("applied", format!("wasmig up --to {id}"))

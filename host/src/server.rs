@@ -74,6 +74,19 @@ fn pooled(what: &str) -> MigrateError {
 /// (PgBouncer reuses server connections last-in first-out), or `conn` moves to
 /// another backend; a pooler in statement mode refuses the transaction.
 pub async fn check_session_kept(conn: &mut PgConnection, second: &mut PgConnection) -> Result<(), MigrateError> {
+    // Other clients of the same pool release server connections too, so one
+    // probe may be handed a backend that merely looks like a kept session;
+    // a pooler that does not keep sessions shows itself in one of a few rounds.
+    for _ in 0..PROBE_ROUNDS {
+        probe_once(conn, second).await?;
+    }
+    Ok(())
+}
+
+/// How many times [`check_session_kept`] probes (each costs three round trips).
+const PROBE_ROUNDS: usize = 4;
+
+async fn probe_once(conn: &mut PgConnection, second: &mut PgConnection) -> Result<(), MigrateError> {
     let db = |e: sqlx::Error| MigrateError::Db(format!("checking the connection: {}", describe(&e)));
     // Statements a previous client of a pooled server connection prepared and left (a
     // session-mode pooler whose server_reset_query is empty) would collide with ours.

@@ -37,10 +37,22 @@ pub fn form(model: &Catalog, v: &AllowValueDef, rev: &str) -> Result<(Column, Fo
         Form::Enum(e.clone())
     } else if let Some(c) = model.column_check(v.table, v.column) {
         Form::Check(c.clone())
+    } else if let Some(e) = seed_enum(model, v) {
+        Form::Enum(e.clone())
     } else {
         Form::Plain
     };
     Ok((column, form))
+}
+
+/// The seed's enum type for `v` when a column of `v.table` has that type
+/// (the seed's part 5 adds to `transaction_type`, which a database may use on
+/// `inventory_transactions.transaction_type` rather than on `reference_type`).
+pub fn seed_enum<'a>(model: &'a Catalog, v: &AllowValueDef) -> Option<&'a EnumType> {
+    let name = v.enum_type?;
+    let e = model.enum_type(name)?;
+    let used = model.table(v.table)?.columns.iter().any(|c| c.data_type.trim_matches('"') == name);
+    used.then_some(e)
 }
 
 /// Quotes an identifier when PostgreSQL needs it quoted.

@@ -188,6 +188,12 @@ pub struct AllowValueDef {
     pub table: &'static str,
     pub column: &'static str,
     pub value: &'static str,
+    /// The native enum type the value belongs to where a database has one,
+    /// by its name in the seed (`ALTER TYPE transaction_type ADD VALUE …`):
+    /// the type is followed to whichever column of `table` uses it. Not part
+    /// of the checksum: it says where to look, not what the revision does.
+    #[serde(skip)]
+    pub enum_type: Option<&'static str>,
 }
 
 /// One typed operation of a revision.

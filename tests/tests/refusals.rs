@@ -284,3 +284,41 @@ async fn an_enum_downgrade_blocked_by_a_view_refuses_before_dropping_anything() 
         .unwrap();
     assert_eq!(indexes_after, indexes_before, "indexes were dropped before the refusal");
 }
+
+#[tokio::test]
+async fn a_revision_stranded_by_a_failed_concurrent_build_can_be_reverted_with_down() {
+    let url = db_at_base(wasmig::forms::Form::Plain).await;
+    exec(&url, "INSERT INTO organizations (name, subdomain, status, primary_email, primary_phone, address1, city, state, pin_code, country,
+        plan_type, max_users, max_companies, storage_limit_gb, license_type, timezone, currency, date_format, financial_year_start, company_details_completed)
+        VALUES ('o', 's', 'active', 'e', 'p', 'a', 'c', 's', 'p', 'IN', 'trial', 1, 1, 1, 'trial', 'tz', 'INR', 'd', 'f', false);
+        INSERT INTO products (organization_id, name, unit, unit_price, gst_rate, is_gst_inclusive, reorder_level, is_manufactured, is_active)
+        VALUES (1, 'p', 'u', 1, 0, false, 0, true, true);
+        INSERT INTO bill_of_materials (organization_id, bom_name, output_item_id, output_quantity, is_active) VALUES (1, 'b', 1, 1, true);
+        INSERT INTO manufacturing_orders (organization_id, voucher_number, date, total_amount, bom_id, planned_quantity)
+        SELECT 1, 'MO-' || g, now(), 0, 1, g FROM generate_series(1, 500) g;").await;
+    let base = base_rows(&mut conn(&url).await).await;
+    // An old snapshot makes CREATE INDEX CONCURRENTLY wait; the statement timeout then fails it,
+    // after the revision's transaction committed: the revision is stranded `applying`.
+    let mut blocker = conn(&url).await;
+    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1").execute(&mut blocker).await.unwrap();
+    let out = wasmig(Some(&url), &["up", "--statement-timeout", "1500"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    sqlx::raw_sql("ROLLBACK").execute(&mut blocker).await.unwrap();
+    let status = String::from_utf8_lossy(&wasmig(Some(&url), &["current"]).stdout).into_owned();
+    assert!(status.contains("applying"), "the failed build did not strand the revision: {status}");
+
+    let out = wasmig(Some(&url), &["down"]);
+    assert!(out.status.success(), "a stranded revision could not be reverted: {}", text(&out));
+    assert_eq!(stdout_of(&wasmig(Some(&url), &["current"])).trim(), chain()[0]);
+    let out = wasmig(Some(&url), &["verify"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let invalid: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_index WHERE NOT indisvalid")
+        .fetch_one(&mut conn(&url).await)
+        .await
+        .unwrap();
+    assert_eq!(invalid, 0, "an INVALID index was left behind");
+    assert_eq!(base_rows(&mut conn(&url).await).await, base, "rows changed");
+    // And up works again from there.
+    let out = wasmig(Some(&url), &["up"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
