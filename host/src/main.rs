@@ -5,10 +5,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use wasmig::component::{Catalog, Finding, LockLevel, PlanOptions, Step};
+use wasmig::conninfo::{CONNECTION_ENV, ConnInfo, secrets};
 use wasmig::forms::Form;
 use wasmig::{Limits, MigrateError, Plugin, RunOptions, Runner, db, roundtrip, script};
 
@@ -16,12 +17,14 @@ use wasmig::{Limits, MigrateError, Plugin, RunOptions, Runner, db, roundtrip, sc
 ///
 /// The bundled plugin carries the FastApiv1.6 manufacturing-module migration
 /// (revisions erp_base -> manufacturing_module_v1). Commands that touch a
-/// database read DATABASE_URL or --database-url.
+/// database read DATABASE_URL or --database-url (any form libpq takes), else
+/// the PG* environment variables.
 ///
 /// Exit codes: 0 ok, 1 a step or the database failed, 2 bad command line,
 /// 3 verify found mismatches, 4 refused input (unknown revision, drift,
 /// checksum mismatch, lint error), 5 cannot connect, 6 data in the way (rows still use what a
-/// downgrade removes, or it would drop data), 7 lock not available, 8 missing privilege, 9 plugin error (a trap, a bad component, or plan SQL the sandbox refuses).
+/// downgrade removes, or it would drop data), 7 lock not available, 8 missing privilege, 9 plugin error (a trap, a bad component, or plan SQL the sandbox refuses),
+/// 10 unsupported server or connection (PostgreSQL older than 13, or a pooler in transaction or statement mode).
 #[derive(Parser)]
 #[command(name = "wasmig", version, about, long_about)]
 struct Cli {
@@ -36,8 +39,15 @@ struct Global {
     /// A migration component to load instead of the bundled one.
     #[arg(long, global = true, value_name = "PATH", env = "WASMIG_PLUGIN")]
     plugin: Option<PathBuf>,
-    /// PostgreSQL URL (postgres://user:password@host:port/db). The password is never printed.
-    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    /// Where to connect, in any form libpq (psql) takes: a URL
+    /// (postgresql://USER:PASSWORD@HOST:PORT/DB?sslmode=verify-full&sslrootcert=ca.pem, with an
+    /// empty host and ?host=/run/postgresql for a Unix socket, several hosts as h1,h2), a
+    /// SQLAlchemy URL (postgresql+asyncpg://..., the +driver is taken off), or keyword=value
+    /// pairs (host=h port=5432 user=app password='a b' dbname=db sslmode=require). Settings it
+    /// leaves out come from PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE,
+    /// PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, PGAPPNAME...; with neither, from those alone.
+    /// sslmode has libpq's meaning (default prefer). The password is never printed.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true, value_name = "CONNINFO")]
     database_url: Option<String>,
     /// Machine-readable JSON on stdout.
     #[arg(long, global = true)]
@@ -117,13 +127,21 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "plain,enum,check")]
         forms: Vec<Form>,
     },
-    /// Lint SQL files with the plugin's linter; exit 4 when any error-level finding is reported.
+    /// Lint SQL files with the plugin's linter, read as `psql -f` runs them (autocommit outside
+    /// BEGIN ... COMMIT); exit 4 when a finding at or above --fail-on is reported.
     Lint {
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// The files run in autocommit mode (each statement alone), not inside a transaction.
-        #[arg(long)]
+        /// Read each file as `psql -1 -f` runs it: one transaction around the whole file.
+        #[arg(short = '1', long)]
+        single_transaction: bool,
+        /// The default since autocommit became the default reading; kept so old scripts still run.
+        #[arg(long, hide = true, conflicts_with = "single_transaction")]
         no_transaction: bool,
+        /// The lowest severity that fails the run (exit 4). The default stops on the hazards a
+        /// busy database feels (warnings), as a CI gate should.
+        #[arg(long, value_enum, default_value_t = FailOn::Warning)]
+        fail_on: FailOn,
     },
     /// Write an Alembic revision script that runs this plugin's revision from `alembic upgrade`.
     AlembicRevision(AlembicRevisionArgs),
@@ -132,6 +150,25 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         out: PathBuf,
     },
+}
+
+/// `wasmig lint --fail-on`: the lowest severity that makes the run fail.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+enum FailOn {
+    Info,
+    Warning,
+    Error,
+}
+
+impl FailOn {
+    fn reached_by(self, s: wasmig::component::Severity) -> bool {
+        let rank = match s {
+            wasmig::component::Severity::Info => FailOn::Info,
+            wasmig::component::Severity::Warning => FailOn::Warning,
+            wasmig::component::Severity::Error => FailOn::Error,
+        };
+        rank >= self
+    }
 }
 
 #[derive(Args)]
@@ -148,6 +185,10 @@ struct RunArgs {
     /// lock_timeout for statements that block writers, in milliseconds.
     #[arg(long, default_value_t = 100, value_name = "MS")]
     lock_timeout: u64,
+    /// statement_timeout for each step, in milliseconds; 0 = no limit (the default, whatever the
+    /// role or database sets: a concurrent index build on a big table may take hours).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    statement_timeout: u64,
     /// How often to retry a revision that hit lock_timeout.
     #[arg(long, default_value_t = 30)]
     lock_retries: u32,
@@ -229,6 +270,7 @@ impl RunArgs {
             online: if self.online { Some(true) } else if self.offline { Some(false) } else { None },
             lock_wait: Duration::from_secs(self.lock_wait),
             lock_timeout: Duration::from_millis(self.lock_timeout),
+            statement_timeout: (self.statement_timeout > 0).then(|| Duration::from_millis(self.statement_timeout)),
             lock_retries: self.lock_retries,
             allow_lint: self.allow.clone(),
             backup: self.backup.clone(),
@@ -241,7 +283,20 @@ impl RunArgs {
 }
 
 fn main() -> ExitCode {
+    // A panic message could quote a connection string: scrub the passwords seen so far.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("{}", secrets::scrub(&info.to_string()));
+    }));
+    if let Ok(raw) = std::env::var("DATABASE_URL") {
+        secrets::register_raw(&raw);
+    }
+    if let Ok(pw) = std::env::var("PGPASSWORD") {
+        secrets::register(&pw);
+    }
     let cli = Cli::parse();
+    if let Some(raw) = &cli.global.database_url {
+        secrets::register_raw(raw);
+    }
     // The round trip prints its own report; per-revision lines would interleave with it.
     let quiet = matches!(cli.command, Command::Roundtrip { .. } | Command::Sql { .. } | Command::List);
     let level = match cli.global.verbose {
@@ -252,7 +307,8 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WASMIG_LOG").unwrap_or_else(|_| level.into()))
-        .with_writer(std::io::stderr)
+        // Every log line passes through the scrubber: sqlx and other crates log too.
+        .with_writer(|| ScrubbingStderr)
         .with_ansi(color_on_stderr())
         .with_target(false)
         .without_time()
@@ -268,7 +324,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let code = e.downcast_ref::<MigrateError>().map_or(1, MigrateError::exit_code);
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", secrets::scrub(&format!("{e:#}")));
             ExitCode::from(code)
         }
     }
@@ -289,14 +345,43 @@ fn load_plugin(g: &Global) -> Result<Plugin, MigrateError> {
     })
 }
 
-fn database_url(g: &Global) -> anyhow::Result<&str> {
-    g.database_url
-        .as_deref()
-        .context("no database given: set DATABASE_URL or pass --database-url postgres://USER:PASSWORD@HOST:PORT/DB")
+/// Log output to stderr with every known password replaced by `***`.
+struct ScrubbingStderr;
+
+impl std::io::Write for ScrubbingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // tracing-subscriber writes each formatted event with one call, so a secret is never split.
+        let text = secrets::scrub(&String::from_utf8_lossy(buf));
+        std::io::stderr().write_all(text.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// The connection settings: --database-url / DATABASE_URL, else the PG* environment when it
+/// names a server (PGHOST, PGPORT, PGDATABASE, PGUSER...), else None.
+fn given_conninfo(g: &Global) -> anyhow::Result<Option<ConnInfo>> {
+    let raw = match &g.database_url {
+        Some(raw) => raw.as_str(),
+        None if CONNECTION_ENV.iter().any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty())) => "",
+        None => return Ok(None),
+    };
+    let info = ConnInfo::parse(raw).map_err(|e| MigrateError::BadUrl { reason: e.to_string() })?;
+    tracing::debug!("connection settings: {}", info.redacted());
+    Ok(Some(info))
+}
+
+fn conninfo(g: &Global) -> anyhow::Result<ConnInfo> {
+    given_conninfo(g)?.context(
+        "no database given: set DATABASE_URL or pass --database-url (postgresql://USER:PASSWORD@HOST:PORT/DB, or host=... dbname=...), or set PGHOST/PGDATABASE/...",
+    )
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).expect("JSON values serialize"));
+    println!("{}", secrets::scrub(&serde_json::to_string_pretty(value).expect("JSON values serialize")));
 }
 
 fn lock_name(l: LockLevel) -> &'static str {
@@ -399,7 +484,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Up { to, run } => {
-            let mut r = Runner::connect(&plugin, database_url(g)?, run.options()).await?;
+            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, run.options()).await?;
             let moves = r.up(to.as_deref()).await?;
             let (current, findings) = r.verify().await?;
             report_moves(g, &moves, current.as_deref(), &findings);
@@ -408,7 +493,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Down { to, steps, run } => {
-            let mut r = Runner::connect(&plugin, database_url(g)?, run.options()).await?;
+            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, run.options()).await?;
             let moves = match (to.as_deref(), steps) {
                 (Some("base"), _) => r.down(None).await?,
                 (Some(t), _) => r.down(Some(t)).await?,
@@ -421,7 +506,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Current => {
-            let mut r = Runner::connect(&plugin, database_url(g)?, RunOptions::default()).await?;
+            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
             let status = r.status().await?;
             if g.json {
                 print_json(&json!(status));
@@ -433,7 +518,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::History => {
-            let mut r = Runner::connect(&plugin, database_url(g)?, RunOptions::default()).await?;
+            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
             let log = wasmig::history::log(r.connection()).await?;
             if g.json {
                 print_json(&json!(log));
@@ -447,7 +532,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Verify => {
-            let mut r = Runner::connect(&plugin, database_url(g)?, RunOptions::default()).await?;
+            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
             let (current, findings) = r.verify().await?;
             if g.json {
                 print_json(&json!({ "revision": current, "findings": findings.iter().map(finding_json).collect::<Vec<_>>() }));
@@ -461,7 +546,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Stamp { revision, force } => {
-            let mut r = Runner::connect(&plugin, database_url(g)?, RunOptions::default()).await?;
+            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
             let findings = r.stamp(revision, *force).await?;
             if findings.is_empty() {
                 if g.json {
@@ -478,20 +563,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Catalog => {
-            let url = database_url(g)?;
-            let mut conn = db::connect(url, Duration::from_secs(10)).await?;
+            let mut conn = db::connect_info(&conninfo(g)?, Duration::from_secs(10)).await?;
             let text = db::catalog_json(&mut conn, &plugin).await?;
             let value: serde_json::Value = serde_json::from_str(&text).context("the introspection query returned invalid JSON")?;
             print_json(&value);
         }
         Command::Roundtrip { forms } => return roundtrip_cmd(g, &plugin, forms).await,
-        Command::Lint { files, no_transaction } => {
+        Command::Lint { files, single_transaction, fail_on, .. } => {
             let mut errors = 0;
             let mut all = Vec::new();
             for file in files {
                 let sql = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-                let findings = plugin.validate(&sql, !no_transaction)?;
-                errors += findings.iter().filter(|f| f.severity == wasmig::component::Severity::Error).count();
+                let findings = plugin.validate(&sql, *single_transaction)?;
+                errors += findings.iter().filter(|f| fail_on.reached_by(f.severity)).count();
                 if !g.json {
                     for f in &findings {
                         let sev = severity_name(f.severity);
@@ -504,6 +588,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print_json(&json!(all));
             }
             if errors > 0 {
+                let level = fail_on.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default();
+                eprintln!("error: {errors} finding(s) at or above {level}: fix them, or choose the gate with --fail-on error|warning|info");
                 return Ok(ExitCode::from(4));
             }
         }
@@ -540,22 +626,22 @@ fn report_moves(g: &Global, moves: &[wasmig::runner::Move], current: Option<&str
 async fn roundtrip_cmd(g: &Global, plugin: &Plugin, forms: &[Form]) -> anyhow::Result<ExitCode> {
     // With no URL, a throwaway server (Docker, else local binaries) lives for this command.
     let mut server = None;
-    let url = match &g.database_url {
-        Some(url) => url.clone(),
+    let info = match given_conninfo(g)? {
+        Some(info) => info,
         None => {
             eprintln!("no DATABASE_URL: starting a throwaway PostgreSQL (WASMIG_PG_PROVIDER=docker|local to choose)");
             let s = wasmig_throwaway::Server::start().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             eprintln!("started a {} PostgreSQL in {:.1} s", s.kind(), s.started_in().as_secs_f64());
-            let url = s.url(s.admin_database());
+            let info = ConnInfo::parse(&s.url(s.admin_database())).map_err(|e| anyhow::anyhow!("{e}"))?;
             server = Some(s);
-            url
+            info
         }
     };
     let json = g.json;
-    let report = roundtrip::run(plugin, &url, forms, |c| {
+    let report = roundtrip::run(plugin, &info, forms, |c| {
         if !json {
             let mark = if c.ok { "ok  " } else { "FAIL" };
-            let detail = if c.detail.is_empty() { String::new() } else { format!("  {}", c.detail) };
+            let detail = if c.detail.is_empty() { String::new() } else { format!("  {}", secrets::scrub(&c.detail)) };
             println!("{mark} {:<6} {:<26} {:<26} {:>6} ms{detail}", c.form.to_string(), c.revision, c.action, c.ms);
         }
     })

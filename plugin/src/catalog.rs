@@ -49,6 +49,22 @@ pub struct Index {
     pub unique: bool,
     #[serde(default = "yes")]
     pub valid: bool,
+    /// The whole definition as `pg_get_indexdef` prints it, without the table's
+    /// schema (method, key order, opclass, collation, INCLUDE, predicate).
+    /// `None` in snapshot files written before it was recorded.
+    #[serde(default)]
+    pub definition: Option<String>,
+}
+
+impl Index {
+    /// Whether `self` (live) is the index `want` describes: the whole printed
+    /// definition when both sides have one, else table, key columns and uniqueness.
+    pub fn same_as(&self, want: &Index) -> bool {
+        match (&self.definition, &want.definition) {
+            (Some(a), Some(b)) => a == b && self.table == want.table,
+            _ => self.table == want.table && self.columns == want.columns && self.unique == want.unique,
+        }
+    }
 }
 
 /// The kinds of table constraint the model tracks.
@@ -75,6 +91,7 @@ pub struct Constraint {
     pub ref_columns: Vec<String>,
     #[serde(default)]
     pub on_delete: Option<String>,
+    /// `pg_get_constraintdef` (every kind; a NOT VALID one ends in ` NOT VALID`).
     #[serde(default)]
     pub definition: Option<String>,
     #[serde(default = "yes")]
@@ -194,6 +211,40 @@ pub fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
+/// Strips the ` NOT VALID` that `pg_get_constraintdef` appends to an unvalidated
+/// constraint: validation is reported on its own, the expression is compared here.
+pub fn without_not_valid(definition: &str) -> &str {
+    definition.strip_suffix(" NOT VALID").unwrap_or(definition)
+}
+
+/// What `pg_get_indexdef` prints (schema removed, as the introspection query
+/// does) for a plain btree index over `columns`: the only index shape the chain
+/// creates. Pinned against a real server by the tests that compare a plan's
+/// predicted catalog with the live one.
+pub fn btree_index_definition(name: &str, table: &str, columns: &[String], unique: bool) -> String {
+    let cols: Vec<String> = columns.iter().map(|c| crate::domain::ident(c)).collect();
+    format!(
+        "CREATE {}INDEX {} ON {} USING btree ({})",
+        if unique { "UNIQUE " } else { "" },
+        crate::domain::ident(name),
+        crate::domain::ident(table),
+        cols.join(", ")
+    )
+}
+
+/// What `pg_get_constraintdef` prints for a key or a foreign key of the chain.
+pub fn key_definition(kind: ConstraintKind, columns: &[String], refs: Option<(&str, &[String], &str)>) -> String {
+    let list = |v: &[String]| v.iter().map(|c| crate::domain::ident(c)).collect::<Vec<_>>().join(", ");
+    match (kind, refs) {
+        (ConstraintKind::ForeignKey, Some((table, ref_columns, on_delete))) => {
+            let action = if on_delete == "NO ACTION" { String::new() } else { format!(" ON DELETE {on_delete}") };
+            format!("FOREIGN KEY ({}) REFERENCES {}({}){action}", list(columns), crate::domain::ident(table), list(ref_columns))
+        }
+        (ConstraintKind::PrimaryKey, _) => format!("PRIMARY KEY ({})", list(columns)),
+        _ => format!("UNIQUE ({})", list(columns)),
+    }
+}
+
 /// The definition PostgreSQL prints (`pg_get_constraintdef`) for
 /// `CHECK (column IN (values))` on a column of type `data_type`.
 pub fn check_in_definition(column: &str, data_type: &str, values: &[String]) -> String {
@@ -230,7 +281,7 @@ mod tests {
                 columns: vec![Column { name: "a".into(), data_type: "integer".into(), not_null: false, default: None }],
                 has_rows: false,
             }],
-            indexes: vec![Index { name: "i".into(), table: "t".into(), columns: vec!["a".into()], unique: false, valid: true }],
+            indexes: vec![Index { name: "i".into(), table: "t".into(), columns: vec!["a".into()], unique: false, valid: true, definition: None }],
             ..Default::default()
         };
         c.remove_column("t", "a");

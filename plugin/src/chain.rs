@@ -525,12 +525,18 @@ fn manufacturing_module_v1() -> Revision {
         ix("idx_bom_rev_status", REV, &["approval_status"]),
         ix("idx_bom_rev_version", REV, &["bom_id", "new_version"]),
         // Part 4: the MRP shortage alert type.
-        Op::AllowValue(AllowValueDef { table: "inventory_alerts", column: "alert_type", value: "shortage_for_mo" }),
+        Op::AllowValue(AllowValueDef {
+            table: "inventory_alerts",
+            column: "alert_type",
+            value: "shortage_for_mo",
+            enum_type: Some("alert_type"),
+        }),
         // Part 5: manufacturing orders as a transaction reference type.
         Op::AllowValue(AllowValueDef {
             table: "inventory_transactions",
             column: "reference_type",
             value: "manufacturing_order",
+            enum_type: Some("transaction_type"),
         }),
     ];
     Revision {

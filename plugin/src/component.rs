@@ -141,7 +141,7 @@ fn to_wit(c: m::Catalog) -> w::Catalog {
                 columns: t.columns.into_iter().map(|c| copy!(c => w::Column { name, data_type, not_null, default })).collect(),
             })
             .collect(),
-        indexes: c.indexes.into_iter().map(|i| copy!(i => w::Index { name, table, columns, unique, valid })).collect(),
+        indexes: c.indexes.into_iter().map(|i| copy!(i => w::Index { name, table, columns, unique, valid, definition })).collect(),
         constraints: c
             .constraints
             .into_iter()
@@ -172,7 +172,7 @@ fn from_wit(c: w::Catalog) -> m::Catalog {
                 columns: t.columns.into_iter().map(|c| copy!(c => m::Column { name, data_type, not_null, default })).collect(),
             })
             .collect(),
-        indexes: c.indexes.into_iter().map(|i| copy!(i => m::Index { name, table, columns, unique, valid })).collect(),
+        indexes: c.indexes.into_iter().map(|i| copy!(i => m::Index { name, table, columns, unique, valid, definition })).collect(),
         constraints: c
             .constraints
             .into_iter()

@@ -4,7 +4,7 @@
 
 /// The introspection query (current schema only; read-only; PostgreSQL 12+).
 pub const SQL: &str = r#"-- language=SQL
-WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
+WITH ns AS (SELECT oid, quote_ident(nspname) || '.' AS prefix FROM pg_namespace WHERE nspname = current_schema())
 SELECT json_build_object(
   'tables', COALESCE((
     SELECT json_agg(json_build_object(
@@ -28,7 +28,12 @@ SELECT json_build_object(
       'columns', (SELECT json_agg(pg_get_indexdef(x.indexrelid, k, true) ORDER BY k)
                   FROM generate_series(1, x.indnkeyatts) AS k),
       'unique', x.indisunique,
-      'valid', x.indisvalid) ORDER BY i.relname)
+      'valid', x.indisvalid,
+      -- The server's own text for all of it; the schema is dropped so a catalog
+      -- read in one schema compares with the model (and with another schema).
+      'definition', regexp_replace(pg_get_indexdef(x.indexrelid),
+                      ' ON (ONLY )?' || regexp_replace((SELECT prefix FROM ns), '([^[:alnum:]_])', '\\\1', 'g'),
+                      ' ON \1')) ORDER BY i.relname)
     FROM pg_index x
     JOIN pg_class i ON i.oid = x.indexrelid
     JOIN pg_class t ON t.oid = x.indrelid
@@ -49,7 +54,7 @@ SELECT json_build_object(
       'on_delete', CASE WHEN con.contype = 'f' THEN CASE con.confdeltype
                      WHEN 'a' THEN 'NO ACTION' WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE'
                      WHEN 'n' THEN 'SET NULL' ELSE 'SET DEFAULT' END END,
-      'definition', CASE WHEN con.contype = 'c' THEN pg_get_constraintdef(con.oid) END,
+      'definition', pg_get_constraintdef(con.oid),
       'validated', con.convalidated) ORDER BY t.relname, con.conname)
     FROM pg_constraint con
     JOIN pg_class t ON t.oid = con.conrelid

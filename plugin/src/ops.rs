@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::catalog::{Catalog, Column, Constraint, ConstraintKind, Index, Table, literal};
+use crate::catalog::{Catalog, Column, Constraint, ConstraintKind, Index, Table, btree_index_definition, key_definition, literal};
 
 /// Column types used by the chain: the SQL we write and what `format_type` prints back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -188,6 +188,12 @@ pub struct AllowValueDef {
     pub table: &'static str,
     pub column: &'static str,
     pub value: &'static str,
+    /// The native enum type the value belongs to where a database has one,
+    /// by its name in the seed (`ALTER TYPE transaction_type ADD VALUE …`):
+    /// the type is followed to whichever column of `table` uses it. Not part
+    /// of the checksum: it says where to look, not what the revision does.
+    #[serde(skip)]
+    pub enum_type: Option<&'static str>,
 }
 
 /// One typed operation of a revision.
@@ -249,6 +255,7 @@ impl TableDef {
                 columns: strings(cols),
                 unique: true,
                 valid: true,
+                definition: Some(btree_index_definition(&name, self.name, &strings(cols), true)),
             });
             model.constraints.push(Constraint {
                 name,
@@ -258,26 +265,29 @@ impl TableDef {
                 ref_table: None,
                 ref_columns: vec![],
                 on_delete: None,
-                definition: None,
+                definition: Some(key_definition(kind, &strings(cols), None)),
                 validated: true,
             });
         }
         for fk in &self.foreign_keys {
+            let on_delete = match fk.on_delete {
+                FkAction::NoAction => "NO ACTION",
+                FkAction::Cascade => "CASCADE",
+            };
+            let (columns, ref_columns) = (strings(&fk.columns), strings(&fk.ref_columns));
             model.constraints.push(Constraint {
                 name: fk.name_in(self.name),
                 table: self.name.into(),
                 kind: ConstraintKind::ForeignKey,
-                columns: strings(&fk.columns),
+                definition: Some(key_definition(
+                    ConstraintKind::ForeignKey,
+                    &columns,
+                    Some((fk.ref_table, &ref_columns, on_delete)),
+                )),
+                columns,
                 ref_table: Some(fk.ref_table.into()),
-                ref_columns: strings(&fk.ref_columns),
-                on_delete: Some(
-                    match fk.on_delete {
-                        FkAction::NoAction => "NO ACTION",
-                        FkAction::Cascade => "CASCADE",
-                    }
-                    .into(),
-                ),
-                definition: None,
+                ref_columns,
+                on_delete: Some(on_delete.into()),
                 validated: true,
             });
         }
@@ -300,10 +310,12 @@ impl TableDef {
 impl IndexDef {
     /// The index's catalog entry.
     pub fn catalog(&self) -> Index {
+        let columns: Vec<String> = self.columns.iter().map(|c| c.to_string()).collect();
         Index {
             name: self.name.into(),
             table: self.table.into(),
-            columns: self.columns.iter().map(|c| c.to_string()).collect(),
+            definition: Some(btree_index_definition(self.name, self.table, &columns, self.unique)),
+            columns,
             unique: self.unique,
             valid: true,
         }

@@ -304,7 +304,7 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
             }
             let online = ctx.online(model, ix.table);
             if let Some(found) = model.index(ix.name).cloned() {
-                if found.valid && found.table == ix.table && found.columns == ix.catalog().columns {
+                if found.valid && found.same_as(&ix.catalog()) {
                     if ctx.already(format!("index {} already exists", ix.name))? {
                         return Ok(());
                     }

@@ -4,7 +4,7 @@
 //! parts 4–5 may be enums, checked VARCHARs or plain VARCHARs: for those the
 //! promise is about which values are allowed, not about the column type.
 
-use crate::catalog::{Catalog, ConstraintKind, check_values};
+use crate::catalog::{Catalog, ConstraintKind, check_in_definition, check_values, without_not_valid};
 use crate::chain::revisions;
 use crate::domain::{Form, form};
 use crate::ops::Op;
@@ -52,7 +52,18 @@ pub fn verify(at: Option<&str>, actual: &Catalog) -> Vec<Finding> {
             }
         }
     }
-    let is_domain = |t: &str, c: &str| domains.iter().any(|(v, _, _)| v.table == t && v.column == c);
+    // A column of the domain's table whose type is the seed's enum type (the
+    // seed's `transaction_type` on `inventory_transactions.transaction_type`) is
+    // one of the forms parts 4-5 meet too.
+    let is_domain = |t: &str, c: &str| {
+        domains.iter().any(|(v, _, _)| {
+            v.table == t
+                && (v.column == c
+                    || v.enum_type.is_some_and(|e| {
+                        actual.table(t).and_then(|x| x.columns.iter().find(|k| k.name == c)).is_some_and(|k| k.data_type.trim_matches('"') == e)
+                    }))
+        })
+    };
     let mut out = Vec::new();
 
     for name in &stubs {
@@ -103,7 +114,12 @@ pub fn verify(at: Option<&str>, actual: &Catalog) -> Vec<Finding> {
         match actual.index(&want.name) {
             None => out.push(error("missing-index", want.name.clone(), format!("index {} on {} ({}) is missing", want.name, want.table, want.columns.join(", ")))),
             Some(got) => {
-                if got.table != want.table || got.columns != want.columns || got.unique != want.unique {
+                if let (Some(g), Some(w)) = (&got.definition, &want.definition) {
+                    // The server's whole text: method, order, opclass, collation, INCLUDE, predicate.
+                    if g != w || got.table != want.table {
+                        out.push(error("wrong-index", want.name.clone(), format!("index {} is `{g}` but should be `{w}`", want.name)));
+                    }
+                } else if !got.same_as(want) {
                     out.push(error(
                         "wrong-index",
                         want.name.clone(),
@@ -140,6 +156,7 @@ pub fn verify(at: Option<&str>, actual: &Catalog) -> Vec<Finding> {
                 format!("constraint {loc} is missing"),
             )),
             Some(got) => {
+                let before = out.len();
                 if got.kind != want.kind || got.columns != want.columns || got.ref_table != want.ref_table || got.ref_columns != want.ref_columns {
                     out.push(error("wrong-constraint", loc.clone(), format!("constraint {loc} covers other columns or tables than it should")));
                 }
@@ -147,14 +164,37 @@ pub fn verify(at: Option<&str>, actual: &Catalog) -> Vec<Finding> {
                     out.push(error(
                         "wrong-on-delete",
                         loc.clone(),
-                        format!("foreign key {loc} has ON DELETE {} but should have ON DELETE {}", got.on_delete.unwrap_or_default(), want.on_delete.clone().unwrap_or_default()),
+                        format!("foreign key {loc} has ON DELETE {} but should have ON DELETE {}", got.on_delete.clone().unwrap_or_default(), want.on_delete.clone().unwrap_or_default()),
                     ));
+                }
+                // Whatever the fields above do not carry (ON UPDATE, MATCH, DEFERRABLE, INCLUDE, the CHECK expression).
+                if let (Some(g), Some(w), true) = (&got.definition, &want.definition, out.len() == before) {
+                    if without_not_valid(g) != without_not_valid(w) {
+                        out.push(error("wrong-constraint", loc.clone(), format!("constraint {loc} is `{}` but should be `{}`", without_not_valid(g), without_not_valid(w))));
+                    }
                 }
             }
         }
     }
     for got in actual.constraints.iter().filter(|k| ours(&k.table)) {
         let domain_check = got.kind == ConstraintKind::Check && got.columns.len() == 1 && is_domain(&got.table, &got.columns[0]);
+        if domain_check {
+            // The form parts 4-5 know is `CHECK (col IN (...))` as PostgreSQL prints it; anything
+            // else (an added OR, a function, another operator) is not what the revision promises,
+            // and the plan, which rewrites the list, would silently drop it.
+            let column = actual.table(&got.table).and_then(|t| t.columns.iter().find(|c| c.name == got.columns[0]));
+            if let (Some(def), Some(column)) = (got.definition.as_deref(), column) {
+                let def = without_not_valid(def);
+                let canonical = check_in_definition(&crate::domain::ident(&column.name), &column.data_type, &check_values(def));
+                if def != canonical {
+                    out.push(error(
+                        "wrong-check",
+                        format!("{}.{}", got.table, got.name),
+                        format!("check constraint {} on {}.{} is `{def}` but should be `{canonical}`: the form `{} IN (...)` and nothing else", got.name, got.table, column.name, column.name),
+                    ));
+                }
+            }
+        }
         if !domain_check && find(&expected, &got.table, &got.name).is_none() {
             out.push(error("unexpected-constraint", format!("{}.{}", got.table, got.name), format!("constraint {} on {} should not exist", got.name, got.table)));
         }

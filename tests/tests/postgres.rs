@@ -418,3 +418,71 @@ async fn catalog_snapshots_plan_offline_like_the_live_database() {
     stdout(&wasmig(Some(&url), &["stamp", HEAD]));
     let _ = std::fs::remove_file(file);
 }
+
+/// Each hand change that keeps the name and the key columns of an index or a
+/// constraint, with the verify rule that must report it.
+const HAND_CHANGES: &[(&str, &str, &str)] = &[
+    ("WHERE false", "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders (organization_id, machine_id) WHERE false", "wrong-index"),
+    ("DESC", "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders (organization_id, machine_id DESC)", "wrong-index"),
+    ("opclass", "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders (organization_id, machine_id varchar_pattern_ops)", "wrong-index"),
+    ("INCLUDE", "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders (organization_id, machine_id) INCLUDE (workstation_id)", "wrong-index"),
+    ("method", "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders USING brin (organization_id, machine_id)", "wrong-index"),
+    ("collation", "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders (organization_id, machine_id COLLATE \"C\")", "wrong-index"),
+    ("expression", "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders (organization_id, lower(machine_id))", "wrong-index"),
+    ("unique key deferrable", "ALTER TABLE bom_revisions DROP CONSTRAINT bom_revisions_pkey CASCADE, ADD CONSTRAINT bom_revisions_pkey PRIMARY KEY (id) DEFERRABLE", "wrong-constraint"),
+    ("foreign key ON UPDATE", "ALTER TABLE bom_revisions DROP CONSTRAINT bom_revisions_bom_id_fkey, ADD CONSTRAINT bom_revisions_bom_id_fkey FOREIGN KEY (bom_id) REFERENCES bill_of_materials(id) ON DELETE CASCADE ON UPDATE CASCADE", "wrong-constraint"),
+];
+
+#[tokio::test]
+async fn verify_compares_the_whole_index_and_constraint_definition_and_stamp_refuses() {
+    let mut missed = Vec::new();
+    for (what, sql, rule) in HAND_CHANGES {
+        let url = fresh_db().await;
+        runner(&url).await.up(None).await.unwrap();
+        exec(&url, sql).await;
+        let mut r = runner(&url).await;
+        let (_, findings) = r.verify().await.unwrap();
+        if !findings.iter().any(|f| f.rule == *rule) {
+            missed.push(format!("{what}: {rule} not in {findings:?}"));
+            continue;
+        }
+        // stamp adopts only an exact match: refused, nothing recorded.
+        let before = snapshot(&url).await;
+        let refused = r.stamp(HEAD, false).await.unwrap();
+        assert!(refused.iter().any(|f| f.rule == *rule), "{what}: stamp did not refuse: {refused:#?}");
+        assert_eq!(snapshot(&url).await, before, "{what}: a refused stamp changed something");
+        if *what == "WHERE false" {
+            let out = wasmig(Some(&url), &["verify"]);
+            assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+            assert!(text(&out).contains("WHERE false"), "{}", text(&out));
+            let out = wasmig(Some(&url), &["stamp", HEAD]);
+            assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+            assert!(text(&out).contains("wrong-index"), "{}", text(&out));
+            assert_eq!(snapshot(&url).await, before);
+        }
+    }
+    assert!(missed.is_empty(), "verify missed {} hand change(s):\n{}", missed.len(), missed.join("\n"));
+}
+
+#[tokio::test]
+async fn verify_reports_a_check_whose_expression_was_changed_by_hand() {
+    let changes = [
+        "CHECK (alert_type IN ('low_stock', 'out_of_stock', 'reorder', 'shortage_for_mo') OR alert_type IS NULL)",
+        "CHECK (upper(alert_type) IN ('low_stock', 'out_of_stock', 'reorder', 'shortage_for_mo'))",
+        "CHECK (alert_type NOT IN ('low_stock', 'out_of_stock', 'reorder', 'shortage_for_mo'))",
+    ];
+    for check in changes {
+        let url = db_at_base(Form::Check).await;
+        runner(&url).await.up(None).await.unwrap();
+        exec(&url, &format!("ALTER TABLE inventory_alerts DROP CONSTRAINT inventory_alerts_alert_type_check, ADD CONSTRAINT inventory_alerts_alert_type_check {check} NOT VALID")).await;
+        let mut r = runner(&url).await;
+        let (_, findings) = r.verify().await.unwrap();
+        assert!(findings.iter().any(|f| f.rule == "wrong-check"), "{check}: {findings:#?}");
+        let before = snapshot(&url).await;
+        assert!(!r.stamp(HEAD, false).await.unwrap().is_empty(), "{check}: stamp adopted it");
+        assert_eq!(snapshot(&url).await, before);
+    }
+    // The form wasmig writes, and the one the seed writes, are clean at either end.
+    let url = db_at_base(Form::Check).await;
+    assert_eq!(runner(&url).await.verify().await.unwrap().1, vec![]);
+}

@@ -178,3 +178,147 @@ impl Names for wasmig::component::Catalog {
         self.tables.iter().map(|t| &t.name)
     }
 }
+
+#[tokio::test]
+async fn two_relative_downgrades_started_together_revert_one_revision() {
+    let url = fresh_db().await;
+    let out = wasmig(Some(&url), &["up"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let head = chain().len();
+    // Hold the migration lock so both runs read where the database is, then wait.
+    let mut holder = conn(&url).await;
+    sqlx::query("SELECT pg_advisory_lock(2063385703, hashtext(current_database()))").execute(&mut holder).await.unwrap();
+    let spawn = || {
+        std::process::Command::new(wasmig_bin())
+            .args(["down", "--steps", "1", "--lock-wait", "60"])
+            .env("DATABASE_URL", &url)
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    // Both are past their first read once they poll the lock: wait for two wasmig sessions.
+    let mut probe = conn(&url).await;
+    let both = eventually(std::time::Duration::from_secs(20), async || {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wasmig' AND datname = current_database()",
+        )
+        .fetch_one(&mut probe)
+        .await
+        .unwrap();
+        n >= 2
+    })
+    .await;
+    assert!(both, "the two runs never connected");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut holder).await.unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let codes = [a.status.code(), b.status.code()];
+    assert!(codes.contains(&Some(0)) && codes.contains(&Some(4)), "{codes:?}\n{}\n{}", text(&a), text(&b));
+    let refused = if a.status.code() == Some(4) { &a } else { &b };
+    assert!(text(refused).contains("another wasmig run moved the database"), "{}", text(refused));
+    let current = stdout_of(&wasmig(Some(&url), &["current"]));
+    assert_eq!(current.trim(), chain()[head - 2], "two relative downgrades reverted more than one revision");
+}
+
+/// The enum form at the chain's second revision, with `extra` applied to the model.
+fn enum_model_at_v1(extra: impl FnOnce(&mut wasmig::component::Catalog)) -> wasmig::component::Catalog {
+    let options = wasmig::component::PlanOptions { resume: false, online: None, allow_data_loss: false };
+    let mut at = plugin().plan(Some(&chain()[0]), Some(&v1()), &enum_form(), options).unwrap().unwrap().expected;
+    extra(&mut at);
+    at
+}
+
+#[tokio::test]
+async fn an_enum_downgrade_with_a_column_default_passes_the_hosts_own_sandbox() {
+    let live = enum_model_at_v1(|c| {
+        let t = c.tables.iter_mut().find(|t| t.name == "inventory_alerts").unwrap();
+        let col = t.columns.iter_mut().find(|c| c.name == "alert_type").unwrap();
+        col.default = Some("'low_stock'::alert_type".into());
+    });
+    let options = wasmig::component::PlanOptions { resume: false, online: None, allow_data_loss: false };
+    let plan = plugin().plan(Some(&v1()), Some(&chain()[0]), &live, options).unwrap().unwrap();
+    let allowed = wasmig::sandbox::Allowances::default();
+    wasmig::sandbox::check_plan(&plan.steps, &allowed).unwrap_or_else(|v| panic!("the sandbox refused the plugin's own plan: {v}"));
+    assert!(plan.steps.iter().any(|s| s.sql.contains("SET DEFAULT 'low_stock'::alert_type")), "the default is not restored");
+
+    // A default that is the value being removed cannot come back: refused at plan time.
+    let live = enum_model_at_v1(|c| {
+        let t = c.tables.iter_mut().find(|t| t.name == "inventory_alerts").unwrap();
+        let col = t.columns.iter_mut().find(|c| c.name == "alert_type").unwrap();
+        col.default = Some("'shortage_for_mo'::alert_type".into());
+    });
+    let e = plugin().plan(Some(&v1()), Some(&chain()[0]), &live, options).unwrap().unwrap_err();
+    assert!(e.message.contains("it is the default of inventory_alerts.alert_type"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn an_enum_downgrade_blocked_by_a_view_refuses_before_dropping_anything() {
+    let url = db_at_base(wasmig::forms::Form::Enum).await;
+    exec(&url, "INSERT INTO organizations (name, subdomain, status, primary_email, primary_phone, address1, city, state, pin_code, country,
+        plan_type, max_users, max_companies, storage_limit_gb, license_type, timezone, currency, date_format, financial_year_start, company_details_completed)
+        VALUES ('o', 's', 'active', 'e', 'p', 'a', 'c', 's', 'p', 'IN', 'trial', 1, 1, 1, 'trial', 'tz', 'INR', 'd', 'f', false);
+        INSERT INTO products (organization_id, name, unit, unit_price, gst_rate, is_gst_inclusive, reorder_level, is_manufactured, is_active)
+        VALUES (1, 'p', 'u', 1, 0, false, 0, true, true);
+        INSERT INTO bill_of_materials (organization_id, bom_name, output_item_id, output_quantity, is_active) VALUES (1, 'b', 1, 1, true);
+        INSERT INTO manufacturing_orders (organization_id, voucher_number, date, total_amount, bom_id, planned_quantity)
+        SELECT 1, 'MO-' || g, now(), 0, 1, g FROM generate_series(1, 50) g;").await;
+    let out = wasmig(Some(&url), &["up"]);
+    assert!(out.status.success(), "{}", text(&out));
+    exec(&url, "CREATE VIEW open_alerts AS SELECT id, alert_type FROM inventory_alerts WHERE status = 'active'").await;
+    let before = snapshot(&url).await;
+    let indexes_before: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'idx_mo_%'")
+        .fetch_one(&mut conn(&url).await)
+        .await
+        .unwrap();
+    let out = wasmig(Some(&url), &["down"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(6), "{t}");
+    assert!(t.contains("open_alerts"), "{t}");
+    assert_eq!(snapshot(&url).await, before, "the refused downgrade changed the database");
+    let indexes_after: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'idx_mo_%'")
+        .fetch_one(&mut conn(&url).await)
+        .await
+        .unwrap();
+    assert_eq!(indexes_after, indexes_before, "indexes were dropped before the refusal");
+}
+
+#[tokio::test]
+async fn a_revision_stranded_by_a_failed_concurrent_build_can_be_reverted_with_down() {
+    let url = db_at_base(wasmig::forms::Form::Plain).await;
+    exec(&url, "INSERT INTO organizations (name, subdomain, status, primary_email, primary_phone, address1, city, state, pin_code, country,
+        plan_type, max_users, max_companies, storage_limit_gb, license_type, timezone, currency, date_format, financial_year_start, company_details_completed)
+        VALUES ('o', 's', 'active', 'e', 'p', 'a', 'c', 's', 'p', 'IN', 'trial', 1, 1, 1, 'trial', 'tz', 'INR', 'd', 'f', false);
+        INSERT INTO products (organization_id, name, unit, unit_price, gst_rate, is_gst_inclusive, reorder_level, is_manufactured, is_active)
+        VALUES (1, 'p', 'u', 1, 0, false, 0, true, true);
+        INSERT INTO bill_of_materials (organization_id, bom_name, output_item_id, output_quantity, is_active) VALUES (1, 'b', 1, 1, true);
+        INSERT INTO manufacturing_orders (organization_id, voucher_number, date, total_amount, bom_id, planned_quantity)
+        SELECT 1, 'MO-' || g, now(), 0, 1, g FROM generate_series(1, 500) g;").await;
+    let base = base_rows(&mut conn(&url).await).await;
+    // An old snapshot makes CREATE INDEX CONCURRENTLY wait; the statement timeout then fails it,
+    // after the revision's transaction committed: the revision is stranded `applying`.
+    let mut blocker = conn(&url).await;
+    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1").execute(&mut blocker).await.unwrap();
+    let out = wasmig(Some(&url), &["up", "--statement-timeout", "1500"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    sqlx::raw_sql("ROLLBACK").execute(&mut blocker).await.unwrap();
+    let status = String::from_utf8_lossy(&wasmig(Some(&url), &["current"]).stdout).into_owned();
+    assert!(status.contains("applying"), "the failed build did not strand the revision: {status}");
+
+    let out = wasmig(Some(&url), &["down"]);
+    assert!(out.status.success(), "a stranded revision could not be reverted: {}", text(&out));
+    assert_eq!(stdout_of(&wasmig(Some(&url), &["current"])).trim(), chain()[0]);
+    let out = wasmig(Some(&url), &["verify"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let invalid: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_index WHERE NOT indisvalid")
+        .fetch_one(&mut conn(&url).await)
+        .await
+        .unwrap();
+    assert_eq!(invalid, 0, "an INVALID index was left behind");
+    assert_eq!(base_rows(&mut conn(&url).await).await, base, "rows changed");
+    // And up works again from there.
+    let out = wasmig(Some(&url), &["up"]);
+    assert!(out.status.success(), "{}", text(&out));
+}

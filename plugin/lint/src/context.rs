@@ -66,6 +66,9 @@ pub(crate) struct Stmt {
     pub at: Pos,
     /// Whether it runs inside a transaction block.
     pub in_transaction: bool,
+    /// Which transaction block it runs in (statements with the same number share
+    /// one); meaningful only when `in_transaction`.
+    pub block: usize,
     /// `DROP INDEX CONCURRENTLY`: sqlparser has no field for it, see [`strip_drop_index_concurrently`].
     pub drop_index_concurrently: bool,
 }
@@ -97,6 +100,8 @@ impl<'o> Context<'o> {
 
         let mut stmts = Vec::new();
         let mut in_transaction = options.transactional;
+        // Numbered so rules can tell "the same transaction" from "a later one".
+        let mut block = 0;
         loop {
             while parser.consume_token(&Token::SemiColon) {}
             let first = parser.peek_token();
@@ -116,13 +121,21 @@ impl<'o> Context<'o> {
             }
             // The statement runs in the state left by the ones before it.
             let runs_in_transaction = in_transaction;
+            let runs_in_block = block;
             match &ast {
+                // BEGIN inside a block only warns in PostgreSQL: the block goes on.
                 Statement::StartTransaction { .. } => in_transaction = true,
-                Statement::Commit { chain, .. } => in_transaction = *chain,
+                Statement::Commit { chain, .. } => {
+                    in_transaction = *chain;
+                    block += 1;
+                }
                 Statement::Rollback {
                     chain,
                     savepoint: None,
-                } => in_transaction = *chain,
+                } => {
+                    in_transaction = *chain;
+                    block += 1;
+                }
                 _ => {}
             }
             stmts.push(Stmt {
@@ -130,6 +143,7 @@ impl<'o> Context<'o> {
                 ast,
                 at,
                 in_transaction: runs_in_transaction,
+                block: runs_in_block,
             });
         }
 

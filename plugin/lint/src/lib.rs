@@ -132,9 +132,12 @@ rule_ids! {
     NotNullWithoutDefault => "not-null-without-default",
     /// A foreign key added to an existing table without `NOT VALID` (warning).
     FkNotValid => "fk-not-valid",
+    /// A CHECK constraint added to an existing table without `NOT VALID` (warning).
+    CheckNotValid => "check-not-valid",
     /// A foreign key whose columns lead no index created in the same SQL (warning).
     UnindexedForeignKey => "unindexed-foreign-key",
-    /// `ALTER TYPE ... ADD VALUE`: unusable until commit inside a transaction (warning), irreversible (info).
+    /// `ALTER TYPE ... ADD VALUE`: unusable until commit inside a transaction (warning; error where
+    /// the same transaction then uses the value), irreversible (info).
     EnumAddValue => "enum-add-value",
     /// `ALTER COLUMN ... TYPE` on an existing table (error, or warning for a likely binary-coercible change).
     ChangeColumnType => "change-column-type",
@@ -144,6 +147,8 @@ rule_ids! {
     DropTable => "drop-table",
     /// `RENAME` of an existing table or one of its columns (warning).
     Rename => "rename",
+    /// `UPDATE` without `WHERE` on an existing table (warning).
+    WholeTableUpdate => "whole-table-update",
     /// Locks that block writes on existing tables, with no `SET lock_timeout` before them (warning, once per script).
     RequireLockTimeout => "require-lock-timeout",
     /// `VARCHAR(n)` (info).
@@ -202,7 +207,11 @@ pub struct LintOptions {
 /// Lints `sql` (one or more PostgreSQL statements) and returns the findings in
 /// source order. An empty result means no rule fired. If the SQL does not parse,
 /// the result is a single [`RuleId::ParseError`] finding with its location.
+///
+/// A UTF-8 byte-order mark at the start (editors on Windows write one) is not
+/// SQL and is skipped; locations count from the character after it.
 pub fn lint(sql: &str, options: &LintOptions) -> Vec<Finding> {
+    let sql = sql.strip_prefix('\u{feff}').unwrap_or(sql);
     let ctx = match context::Context::parse(sql, options) {
         Ok(ctx) => ctx,
         Err(violation) => return alloc::vec![violation.into_finding()],
@@ -252,6 +261,21 @@ mod tests {
         let findings = lint("SELECT 1;\nSELECT 'unterminated", &LintOptions::default());
         assert_eq!(findings[0].rule, RuleId::ParseError);
         assert_eq!(findings[0].location.as_deref(), Some("2:8"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let sql = "\u{feff}CREATE INDEX i ON t (a);";
+        let findings = lint(sql, &LintOptions::default());
+        assert!(
+            findings.iter().all(|f| f.rule != RuleId::ParseError),
+            "{findings:?}"
+        );
+        assert_eq!(findings[0].rule, RuleId::RequireConcurrentIndex);
+        assert_eq!(findings[0].location.as_deref(), Some("1:1"));
+        // Only at the start: elsewhere it is not whitespace to PostgreSQL either.
+        let inner = lint("SELECT 1;\n\u{feff}SELECT 2", &LintOptions::default());
+        assert_eq!(inner[0].rule, RuleId::ParseError, "{inner:?}");
     }
 
     #[test]

@@ -156,6 +156,8 @@ fn nothing_else() {
         RuleId::DropTable,
         RuleId::Rename,
         RuleId::PreferTimestamptz,
+        RuleId::CheckNotValid,
+        RuleId::WholeTableUpdate,
     ];
     for rule in quiet {
         assert!(
@@ -201,5 +203,45 @@ fn the_alembic_python_is_a_parse_error_with_a_location() {
         Some("2:1"),
         "{}",
         findings[0]
+    );
+}
+
+#[test]
+fn the_seeds_check_alternative_scans_under_an_exclusive_lock() {
+    // Parts 4-5's commented-out alternative, uncommented: the new CHECK validates every row at once.
+    let alternative: String = SEED
+        .lines()
+        .skip_while(|l| !l.starts_with("-- ALTER TABLE inventory_alerts DROP CONSTRAINT"))
+        .take(3)
+        .map(|l| {
+            l.trim_start_matches("-- ")
+                .trim_start_matches("--   ")
+                .to_owned()
+                + "\n"
+        })
+        .collect();
+    let findings = lint(&alternative, &LintOptions::default());
+    let found = of(&findings, RuleId::CheckNotValid);
+    assert_eq!(found.len(), 1, "{alternative}\n{findings:#?}");
+    assert!(
+        found[0]
+            .message
+            .contains("inventory_alerts_alert_type_check")
+            && found[0].severity == Severity::Warning
+    );
+}
+
+#[test]
+fn a_byte_order_mark_hides_nothing() {
+    let with_bom = format!("\u{feff}{SEED}");
+    assert_eq!(
+        lint(
+            &with_bom,
+            &LintOptions {
+                transactional: true,
+                new_tables: vec![]
+            }
+        ),
+        seed(true)
     );
 }

@@ -10,6 +10,7 @@ use sqlparser::ast::{
 use crate::context::{Context, Stmt, Violation};
 
 mod change_column_type;
+mod check_not_valid;
 mod concurrent_index_in_transaction;
 mod drop_column;
 mod drop_table;
@@ -24,6 +25,7 @@ mod require_concurrent_index;
 mod require_lock_timeout;
 mod unindexed_foreign_key;
 mod volatile_default;
+mod whole_table_update;
 
 /// Runs every rule over the parsed script.
 pub(crate) fn run_all(ctx: &Context, out: &mut Vec<Violation>) {
@@ -32,12 +34,14 @@ pub(crate) fn run_all(ctx: &Context, out: &mut Vec<Violation>) {
     volatile_default::volatile_default(ctx, out);
     not_null_without_default::not_null_without_default(ctx, out);
     fk_not_valid::fk_not_valid(ctx, out);
+    check_not_valid::check_not_valid(ctx, out);
     unindexed_foreign_key::unindexed_foreign_key(ctx, out);
     enum_add_value::enum_add_value(ctx, out);
     change_column_type::change_column_type(ctx, out);
     drop_column::drop_column(ctx, out);
     drop_table::drop_table(ctx, out);
     rename::rename(ctx, out);
+    whole_table_update::whole_table_update(ctx, out);
     require_lock_timeout::require_lock_timeout(ctx, out);
     prefer_text::prefer_text(ctx, out);
     prefer_identity::prefer_identity(ctx, out);
