@@ -242,7 +242,9 @@ class Runner:
                 pos = self.position(current)
                 if stopped is not None:
                     rev, state = stopped
-                    if state != "applying":
+                    # A revision stranded part-way is finished the way it was going, or (as the Rust
+                    # host does) taken back the other way: the plan under `resume` skips what is not there.
+                    if state != "applying" and to < self.position(rev):
                         raise Refused(f"revision {rev} was being reverted when an earlier run stopped: finish that first "
                                       f"with `wasmig down --to {self._id_at(self.position(rev) - 1) or 'base'}`")
                     self._move(self.position(rev), up=True, resume=True)
@@ -268,7 +270,7 @@ class Runner:
                 pos = self.position(current)
                 if stopped is not None:
                     rev, state = stopped
-                    if state != "reverting":
+                    if state != "reverting" and to >= self.position(rev):
                         raise Refused(f"revision {rev} was being applied when an earlier run stopped: finish that first "
                                       f"with `wasmig up --to {rev}`")
                     self._move(self.position(rev), up=False, resume=True)
