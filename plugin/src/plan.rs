@@ -290,10 +290,8 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
             }
             let online = ctx.online(model, ix.table);
             if let Some(found) = model.index(ix.name).cloned() {
-                if found.valid && found.same_as(&ix.catalog()) {
-                    if ctx.already(format!("index {} already exists", ix.name))? {
-                        return Ok(());
-                    }
+                if found.valid && found.same_as(&ix.catalog()) && ctx.already(format!("index {} already exists", ix.name))? {
+                    return Ok(());
                 }
                 if !found.valid {
                     // Left behind by an interrupted CREATE INDEX CONCURRENTLY: rebuild it.
