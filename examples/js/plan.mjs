@@ -61,8 +61,8 @@ function steps(values) {
   const live = values.catalog
     ? call(migrations.decodeCatalog, readFileSync(values.catalog, 'utf8'))
     // The chain's own catalog at --from, as `wasmig sql` plans without --catalog.
-    : call(migrations.plan, undefined, values.from, emptyCatalog(), { resume: false, online: false }).expected;
-  const plan = call(migrations.plan, values.from, target, live, { resume: false, online: undefined });
+    : call(migrations.plan, undefined, values.from, emptyCatalog(), { resume: false, online: false, allowDataLoss: false }).expected;
+  const plan = call(migrations.plan, values.from, target, live, { resume: false, online: undefined, allowDataLoss: false });
   process.stdout.write(Buffer.from(canonical(plan.steps), 'utf8'));
   return 0;
 }
@@ -84,7 +84,7 @@ async function migrate() {
   await client.connect();
   try {
     const target = head();
-    const plan = call(migrations.plan, undefined, target, await readCatalog(client), { resume: false, online: undefined });
+    const plan = call(migrations.plan, undefined, target, await readCatalog(client), { resume: false, online: undefined, allowDataLoss: false });
     // Per revision: consecutive transactional steps share one transaction;
     // a non-transactional step runs alone, outside any transaction block.
     const segments = [];

@@ -98,8 +98,9 @@ class Plugin:
     def decode_catalog(self, text: str):
         return unwrap(self._call("decode-catalog", text))
 
-    def plan(self, current, target, live, resume=False, online=None):
-        return unwrap(self._call("plan", current, target, live, record(resume=resume, online=online)))
+    def plan(self, current, target, live, resume=False, online=None, allow_data_loss=False):
+        options = record(resume=resume, online=online, allow_data_loss=allow_data_loss)
+        return unwrap(self._call("plan", current, target, live, options))
 
     def verify(self, at, actual) -> list:
         return self._call("verify", at, actual)

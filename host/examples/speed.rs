@@ -117,7 +117,7 @@ fn main() -> anyhow::Result<()> {
     // Warm calls on the reused instance.
     let plugin = Plugin::from_bytes(wasm, "bundled".into(), limits)?;
     let empty = Catalog { tables: vec![], indexes: vec![], constraints: vec![], enums: vec![] };
-    let options = PlanOptions { resume: false, online: None };
+    let options = PlanOptions { resume: false, online: None, allow_data_loss: false };
     plugin.revisions()?;
     let revisions = time_n(calls, || {
         plugin.revisions().expect("revisions");

@@ -6,8 +6,10 @@
 //! and the counts read one exported snapshot, so the check is exact even while
 //! applications keep writing. Any failure refuses the migration.
 //!
-//! The password reaches `pg_dump` / `pg_restore` through `PGPASSWORD`, never
-//! on their command line, and never appears in a message.
+//! The tools get the same settings as wasmig's own connections (any form the
+//! user gave: URL, keyword/value string, `PG*` environment), as a keyword/value
+//! `--dbname` without the password; the password reaches them through
+//! `PGPASSWORD`, never on their command line, and never appears in a message.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -16,7 +18,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Executor};
 
-use crate::db::{self, describe, scrub};
+use crate::conninfo::ConnInfo;
+use crate::conninfo::secrets::scrub;
+use crate::db::{self, describe};
 use crate::error::MigrateError;
 
 /// A verified backup.
@@ -43,62 +47,41 @@ fn refuse(why: impl std::fmt::Display) -> MigrateError {
     MigrateError::Io(format!("backup failed, so nothing was migrated: {why}"))
 }
 
-/// What the PostgreSQL client tools need: the URL without its password, the password apart.
-struct Conninfo {
-    url: url::Url,
-    password: Option<String>,
-    database: String,
+/// A `pg_dump` / `pg_restore` command for these settings: every setting but the password as
+/// `--dbname=<keyword/value string>`, the password as `PGPASSWORD` (never on the command line).
+fn command(info: &ConnInfo, program: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
+    let (conninfo, env) = info.tool_args();
+    cmd.arg(format!("--dbname={conninfo}"));
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    cmd
 }
 
-impl Conninfo {
-    fn parse(url: &str) -> Result<Conninfo, MigrateError> {
-        let mut u = url::Url::parse(url).map_err(|e| refuse(format!("cannot read the database URL {}: {e}", db::redact(url))))?;
-        let password = u.password().map(percent_decode);
-        let _ = u.set_password(None);
-        let database = percent_decode(u.path().trim_start_matches('/'));
-        let database = if database.is_empty() { percent_decode(u.username()) } else { database };
-        Ok(Conninfo { url: u, password, database })
-    }
-
-    /// The same server, another database.
-    fn with_database(&self, database: &str) -> Conninfo {
-        let mut url = self.url.clone();
-        url.set_path(&format!("/{}", percent_encode(database)));
-        Conninfo { url, password: self.password.clone(), database: database.to_string() }
-    }
-
-    /// The full URL (with the password) for our own connections.
-    fn full(&self) -> String {
-        let mut u = self.url.clone();
-        if let Some(p) = &self.password {
-            let _ = u.set_password(Some(&percent_encode(p)));
-        }
-        u.to_string()
-    }
-
-    fn command(&self, program: &str) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(program);
-        // The URL carries everything but the password; the password goes by environment.
-        cmd.arg(format!("--dbname={}", self.url));
-        if let Some(p) = &self.password {
-            cmd.env("PGPASSWORD", p);
-        }
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-        cmd
-    }
-}
-
-/// Dumps the database at `url` into `dir` and proves the dump restores.
-pub async fn run(url: &str, dir: &Path) -> Result<Backup, MigrateError> {
+/// Dumps the database `info` names into `dir` and proves the dump restores.
+pub async fn run(info: &ConnInfo, dir: &Path) -> Result<Backup, MigrateError> {
     let started = Instant::now();
-    let info = Conninfo::parse(url)?;
+    let database = info.database();
     std::fs::create_dir_all(dir).map_err(|e| refuse(format!("cannot create the backup directory {}: {e}", dir.display())))?;
-    let path = free_path(dir, &info.database);
-    tracing::info!("backup: dumping {} to {}", info.database, path.display());
+    let path = free_path(dir, &database);
+    tracing::info!("backup: dumping {database} to {}", path.display());
 
     // One snapshot for the dump and the counts: writers may go on meanwhile.
-    let mut conn = db::connect(url, Duration::from_secs(10)).await?;
-    let source = dump_with_counts(&mut conn, &info, &path, url).await;
+    let mut conn = db::connect_info(info, Duration::from_secs(10)).await?;
+    let major = crate::server::version_num(&mut conn).await? / 10000;
+    let tools = match ClientTools::for_major(major) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = conn.close().await;
+            return Err(e);
+        }
+    };
+    let source = dump_with_counts(&mut conn, info, &path, &tools).await;
     let _ = conn.close().await;
     let source = match source {
         Ok(s) => s,
@@ -117,7 +100,7 @@ pub async fn run(url: &str, dir: &Path) -> Result<Backup, MigrateError> {
             Err(_) => why,
         }
     };
-    let restored = check_restore(&info, &path, url).await.map_err(unverified)?;
+    let restored = check_restore(info, &path, &tools).await.map_err(unverified)?;
     if restored != source {
         return Err(unverified(refuse(format!("the dump does not restore to the same data: {}", differences(&source, &restored)))));
     }
@@ -133,23 +116,23 @@ pub async fn run(url: &str, dir: &Path) -> Result<Backup, MigrateError> {
     Ok(backup)
 }
 
-async fn dump_with_counts(conn: &mut PgConnection, info: &Conninfo, path: &Path, url: &str) -> Result<Vec<(String, i64)>, MigrateError> {
-    let q = |e: sqlx::Error| refuse(format!("reading the database: {}", scrub(&describe(&e), url)));
+async fn dump_with_counts(conn: &mut PgConnection, info: &ConnInfo, path: &Path, tools: &ClientTools) -> Result<Vec<(String, i64)>, MigrateError> {
+    let q = |e: sqlx::Error| refuse(format!("reading the database: {}", scrub(&describe(&e))));
     let mut tx = conn.begin().await.map_err(q)?;
     tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").await.map_err(q)?;
     let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()").fetch_one(&mut *tx).await.map_err(q)?;
     let counts = counts(&mut tx).await.map_err(q)?;
-    let mut cmd = info.command("pg_dump");
+    let mut cmd = command(info, &tools.pg_dump);
     cmd.args(["--format=custom", "--no-password", &format!("--snapshot={snapshot}")]).arg("--file").arg(path);
     // The snapshot lives as long as this transaction: it ends (rolled back) after the dump.
-    tool(cmd, "pg_dump", url).await?;
+    tool(cmd, "pg_dump").await?;
     let _ = tx.rollback().await;
     Ok(counts)
 }
 
-async fn check_restore(info: &Conninfo, path: &Path, url: &str) -> Result<Vec<(String, i64)>, MigrateError> {
-    let scratch = scratch_name(&info.database);
-    let mut admin = db::connect(url, Duration::from_secs(10)).await?;
+async fn check_restore(info: &ConnInfo, path: &Path, tools: &ClientTools) -> Result<Vec<(String, i64)>, MigrateError> {
+    let scratch = scratch_name(&info.database());
+    let mut admin = db::connect_info(info, Duration::from_secs(10)).await?;
     let create = format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&scratch));
     if let Err(e) = admin.execute(create.as_str()).await {
         let hint = if db::sqlstate(&e).as_deref() == Some("42501") {
@@ -157,22 +140,22 @@ async fn check_restore(info: &Conninfo, path: &Path, url: &str) -> Result<Vec<(S
         } else {
             ""
         };
-        return Err(refuse(format!("cannot create the scratch database {scratch}: {}{hint}", scrub(&describe(&e), url))));
+        return Err(refuse(format!("cannot create the scratch database {scratch}: {}{hint}", scrub(&describe(&e)))));
     }
     let target = info.with_database(&scratch);
     let restored = async {
-        let mut cmd = target.command("pg_restore");
+        let mut cmd = command(&target, &tools.pg_restore);
         cmd.args(["--exit-on-error", "--no-owner", "--no-privileges", "--no-password"]).arg(path);
-        tool(cmd, "pg_restore", url).await?;
-        let mut c = db::connect(&target.full(), Duration::from_secs(10)).await?;
-        let counts = counts(&mut c).await.map_err(|e| refuse(format!("reading the restored copy: {}", scrub(&describe(&e), url))));
+        tool(cmd, "pg_restore").await?;
+        let mut c = db::connect_info(&target, Duration::from_secs(10)).await?;
+        let counts = counts(&mut c).await.map_err(|e| refuse(format!("reading the restored copy: {}", scrub(&describe(&e)))));
         let _ = c.close().await;
         counts
     }
     .await;
     let drop = format!("DROP DATABASE IF EXISTS {}", quote_ident(&scratch));
     if let Err(e) = admin.execute(drop.as_str()).await {
-        tracing::warn!("backup: could not drop the scratch database {scratch}: {}; drop it by hand", scrub(&describe(&e), url));
+        tracing::warn!("backup: could not drop the scratch database {scratch}: {}; drop it by hand", scrub(&describe(&e)));
     }
     let _ = admin.close().await;
     restored
@@ -194,7 +177,7 @@ async fn counts(conn: &mut PgConnection) -> Result<Vec<(String, i64)>, sqlx::Err
     Ok(out)
 }
 
-async fn tool(mut cmd: tokio::process::Command, name: &str, url: &str) -> Result<(), MigrateError> {
+async fn tool(mut cmd: tokio::process::Command, name: &str) -> Result<(), MigrateError> {
     let out = cmd.output().await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             refuse(format!(
@@ -210,7 +193,53 @@ async fn tool(mut cmd: tokio::process::Command, name: &str, url: &str) -> Result
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).take(5).collect();
-    Err(refuse(format!("{name} exited with {}: {}", out.status, scrub(&lines.join(" / "), url))))
+    Err(refuse(format!("{name} exited with {}: {}", out.status, scrub(&lines.join(" / ")))))
+}
+
+/// Environment variable naming the one directory to take `pg_dump` and
+/// `pg_restore` from (default: `PATH`, then `/usr/lib/postgresql/<major>/bin`).
+pub const CLIENT_DIR_ENV: &str = "WASMIG_PG_CLIENT_DIR";
+
+/// The `pg_dump` and `pg_restore` of the server's own major.
+struct ClientTools {
+    pg_dump: PathBuf,
+    pg_restore: PathBuf,
+}
+
+impl ClientTools {
+    /// Looks in [`CLIENT_DIR_ENV`] if set, else on `PATH`, then in
+    /// `/usr/lib/postgresql/<major>/bin` (Debian's layout, where several
+    /// majors live side by side). Only the same major
+    /// will do: an older pg_dump refuses a newer server, and a newer one writes
+    /// settings an older server rejects on restore (17's `transaction_timeout`).
+    fn for_major(major: u32) -> Result<ClientTools, MigrateError> {
+        let mut seen = Vec::new();
+        let candidates = match std::env::var_os(CLIENT_DIR_ENV).filter(|d| !d.is_empty()) {
+            Some(dir) => vec![PathBuf::from(dir).join("pg_dump")],
+            None => vec![PathBuf::from("pg_dump"), PathBuf::from(format!("/usr/lib/postgresql/{major}/bin/pg_dump"))],
+        };
+        for pg_dump in candidates {
+            let Some(found) = tool_major(&pg_dump) else { continue };
+            if found == major {
+                let pg_restore = pg_dump.with_file_name("pg_restore");
+                return Ok(ClientTools { pg_dump, pg_restore });
+            }
+            seen.push(format!("{} is {found}", pg_dump.display()));
+        }
+        let seen = if seen.is_empty() { "pg_dump is not installed or not on PATH".to_string() } else { seen.join(", ") };
+        Err(refuse(format!(
+            "the server runs PostgreSQL {major} and --backup needs pg_dump {major} ({seen}): install the PostgreSQL {major} \
+             client tools (Debian: apt-get install postgresql-client-{major}) or put their bin directory first on PATH"
+        )))
+    }
+}
+
+/// The major of a client tool (`pg_dump (PostgreSQL) 15.14 (Debian …)` gives 15).
+fn tool_major(program: &Path) -> Option<u32> {
+    let out = std::process::Command::new(program).arg("--version").stdin(Stdio::null()).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split(')').nth(1)?.split_whitespace().next()?;
+    version.split(['.', 'b', 'r', 'd']).next()?.parse().ok()
 }
 
 fn differences(source: &[(String, i64)], restored: &[(String, i64)]) -> String {
@@ -269,31 +298,6 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16)
-        {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,17 +307,5 @@ mod tests {
         assert_eq!(utc_stamp(UNIX_EPOCH), "19700101T000000Z");
         assert_eq!(utc_stamp(UNIX_EPOCH + Duration::from_secs(951_782_400 + 3_723)), "20000229T010203Z");
         assert_eq!(utc_stamp(UNIX_EPOCH + Duration::from_secs(1_767_225_599)), "20251231T235959Z");
-    }
-
-    #[test]
-    fn the_password_is_taken_out_of_the_url() {
-        let c = Conninfo::parse("postgres://u:p%40ss%2Fw@h:5432/my%20db?sslmode=disable").unwrap();
-        assert_eq!(c.password.as_deref(), Some("p@ss/w"));
-        assert_eq!(c.database, "my db");
-        assert!(!c.url.as_str().contains("p%40ss"), "{}", c.url);
-        assert_eq!(c.url.as_str(), "postgres://u@h:5432/my%20db?sslmode=disable");
-        let s = c.with_database("scratch_1");
-        assert_eq!(s.url.as_str(), "postgres://u@h:5432/scratch_1?sslmode=disable");
-        assert_eq!(s.full(), "postgres://u:p%40ss%2Fw@h:5432/scratch_1?sslmode=disable");
     }
 }

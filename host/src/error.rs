@@ -7,10 +7,11 @@ use crate::component::{ErrorKind, PluginError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MigrateError {
-    /// The database URL does not parse.
-    #[error("invalid database URL `{url}`: {reason}; expected postgres://USER:PASSWORD@HOST:PORT/DATABASE")]
-    BadUrl { url: String, reason: String },
-    /// The server could not be reached or refused the login.
+    /// The connection string does not parse (the message never quotes it: it may hold a password).
+    #[error("invalid connection string: {reason}")]
+    BadUrl { reason: String },
+    /// The server could not be reached or refused the login. `url` is where it
+    /// tried, as `user@host:port/db` (never with a password).
     #[error("cannot connect to {url}: {reason}")]
     Connect { url: String, reason: String },
     /// Loading or calling the plugin failed.
@@ -56,6 +57,10 @@ pub enum MigrateError {
     /// A local I/O error (snapshot files, backups).
     #[error("{0}")]
     Io(String),
+    /// The server or the connection is not one wasmig can run on: PostgreSQL
+    /// older than 13, or a pooler that does not keep the session. Nothing ran.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl MigrateError {
@@ -73,6 +78,7 @@ impl MigrateError {
             MigrateError::Privilege(_) => 8,
             MigrateError::Plugin(_) | MigrateError::Sandbox(_) => 9,
             MigrateError::Step { .. } | MigrateError::Db(_) | MigrateError::Io(_) => 1,
+            MigrateError::Unsupported(_) => 10,
         }
     }
 }

@@ -6,11 +6,14 @@
 pub mod component;
 
 pub use component::{Limits, Plugin, PluginError};
+pub mod conninfo;
 pub mod db;
 pub mod error;
 pub mod history;
 pub mod runner;
 pub mod sandbox;
+pub mod preflight;
+pub mod server;
 pub mod progress;
 pub mod backup;
 

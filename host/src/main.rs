@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use wasmig::component::{Catalog, Finding, LockLevel, PlanOptions, Step};
+use wasmig::conninfo::{CONNECTION_ENV, ConnInfo, secrets};
 use wasmig::forms::Form;
 use wasmig::{Limits, MigrateError, Plugin, RunOptions, Runner, db, roundtrip, script};
 
@@ -16,12 +17,14 @@ use wasmig::{Limits, MigrateError, Plugin, RunOptions, Runner, db, roundtrip, sc
 ///
 /// The bundled plugin carries the FastApiv1.6 manufacturing-module migration
 /// (revisions erp_base -> manufacturing_module_v1). Commands that touch a
-/// database read DATABASE_URL or --database-url.
+/// database read DATABASE_URL or --database-url (any form libpq takes), else
+/// the PG* environment variables.
 ///
 /// Exit codes: 0 ok, 1 a step or the database failed, 2 bad command line,
 /// 3 verify found mismatches, 4 refused input (unknown revision, drift,
-/// checksum mismatch, lint error), 5 cannot connect, 6 rows still use what a
-/// downgrade removes, 7 lock not available, 8 missing privilege, 9 plugin error (a trap, a bad component, or plan SQL the sandbox refuses).
+/// checksum mismatch, lint error), 5 cannot connect, 6 data in the way (rows still use what a
+/// downgrade removes, or it would drop data), 7 lock not available, 8 missing privilege, 9 plugin error (a trap, a bad component, or plan SQL the sandbox refuses),
+/// 10 unsupported server or connection (PostgreSQL older than 13, or a pooler in transaction or statement mode).
 #[derive(Parser)]
 #[command(name = "wasmig", version, about, long_about)]
 struct Cli {
@@ -36,8 +39,15 @@ struct Global {
     /// A migration component to load instead of the bundled one.
     #[arg(long, global = true, value_name = "PATH", env = "WASMIG_PLUGIN")]
     plugin: Option<PathBuf>,
-    /// PostgreSQL URL (postgres://user:password@host:port/db). The password is never printed.
-    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    /// Where to connect, in any form libpq (psql) takes: a URL
+    /// (postgresql://USER:PASSWORD@HOST:PORT/DB?sslmode=verify-full&sslrootcert=ca.pem, with an
+    /// empty host and ?host=/run/postgresql for a Unix socket, several hosts as h1,h2), a
+    /// SQLAlchemy URL (postgresql+asyncpg://..., the +driver is taken off), or keyword=value
+    /// pairs (host=h port=5432 user=app password='a b' dbname=db sslmode=require). Settings it
+    /// leaves out come from PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE,
+    /// PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, PGAPPNAME...; with neither, from those alone.
+    /// sslmode has libpq's meaning (default prefer). The password is never printed.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true, value_name = "CONNINFO")]
     database_url: Option<String>,
     /// Machine-readable JSON on stdout.
     #[arg(long, global = true)]
@@ -74,6 +84,9 @@ enum Command {
         /// Build indexes on existing tables CONCURRENTLY (default: only where the catalog says the table has rows).
         #[arg(long)]
         online: bool,
+        /// Leave out the statements that stop a downgrade script when it would drop data.
+        #[arg(long)]
+        allow_data_loss: bool,
     },
     /// Apply revisions up to --to (default: the last one).
     Up {
@@ -170,6 +183,10 @@ struct RunArgs {
     /// lock_timeout for statements that block writers, in milliseconds.
     #[arg(long, default_value_t = 100, value_name = "MS")]
     lock_timeout: u64,
+    /// statement_timeout for each step, in milliseconds; 0 = no limit (the default, whatever the
+    /// role or database sets: a concurrent index build on a big table may take hours).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    statement_timeout: u64,
     /// How often to retry a revision that hit lock_timeout.
     #[arg(long, default_value_t = 30)]
     lock_retries: u32,
@@ -184,6 +201,15 @@ struct RunArgs {
     /// copy-program, roles, procedural, transaction-control, server-access, undeclared-objects, unparsed.
     #[arg(long = "allow-sql", value_name = "RULE", value_delimiter = ',')]
     allow_sql: Vec<wasmig::sandbox::Rule>,
+    /// Let a downgrade drop tables that hold rows and columns that hold data other than NULL or
+    /// their default. Without it such a downgrade is refused before any change (exit 6);
+    /// consider --backup DIR with it.
+    #[arg(long)]
+    allow_data_loss: bool,
+    /// Move even though the schema differs from what the current revision promises (see
+    /// `wasmig verify`), as long as no mismatch is on an object the move changes.
+    #[arg(long)]
+    accept_drift: bool,
 }
 
 impl RunArgs {
@@ -192,16 +218,32 @@ impl RunArgs {
             online: if self.online { Some(true) } else if self.offline { Some(false) } else { None },
             lock_wait: Duration::from_secs(self.lock_wait),
             lock_timeout: Duration::from_millis(self.lock_timeout),
+            statement_timeout: (self.statement_timeout > 0).then(|| Duration::from_millis(self.statement_timeout)),
             lock_retries: self.lock_retries,
             allow_lint: self.allow.clone(),
             backup: self.backup.clone(),
             allow_sql: wasmig::sandbox::Allowances::of(self.allow_sql.iter().copied()),
+            allow_data_loss: self.allow_data_loss,
+            accept_drift: self.accept_drift,
         }
     }
 }
 
 fn main() -> ExitCode {
+    // A panic message could quote a connection string: scrub the passwords seen so far.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("{}", secrets::scrub(&info.to_string()));
+    }));
+    if let Ok(raw) = std::env::var("DATABASE_URL") {
+        secrets::register_raw(&raw);
+    }
+    if let Ok(pw) = std::env::var("PGPASSWORD") {
+        secrets::register(&pw);
+    }
     let cli = Cli::parse();
+    if let Some(raw) = &cli.global.database_url {
+        secrets::register_raw(raw);
+    }
     // The round trip prints its own report; per-revision lines would interleave with it.
     let quiet = matches!(cli.command, Command::Roundtrip { .. } | Command::Sql { .. } | Command::List);
     let level = match cli.global.verbose {
@@ -212,7 +254,9 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WASMIG_LOG").unwrap_or_else(|_| level.into()))
-        .with_writer(std::io::stderr)
+        // Every log line passes through the scrubber: sqlx and other crates log too.
+        .with_writer(|| ScrubbingStderr)
+        .with_ansi(color_on_stderr())
         .with_target(false)
         .without_time()
         .init();
@@ -227,10 +271,17 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let code = e.downcast_ref::<MigrateError>().map_or(1, MigrateError::exit_code);
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", secrets::scrub(&format!("{e:#}")));
             ExitCode::from(code)
         }
     }
+}
+
+/// Colour only on a terminal, and never when `NO_COLOR` is set to anything
+/// non-empty (<https://no-color.org>): escapes in a log file or a CI pipe are noise.
+fn color_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn load_plugin(g: &Global) -> Result<Plugin, MigrateError> {
@@ -241,14 +292,43 @@ fn load_plugin(g: &Global) -> Result<Plugin, MigrateError> {
     })
 }
 
-fn database_url(g: &Global) -> anyhow::Result<&str> {
-    g.database_url
-        .as_deref()
-        .context("no database given: set DATABASE_URL or pass --database-url postgres://USER:PASSWORD@HOST:PORT/DB")
+/// Log output to stderr with every known password replaced by `***`.
+struct ScrubbingStderr;
+
+impl std::io::Write for ScrubbingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // tracing-subscriber writes each formatted event with one call, so a secret is never split.
+        let text = secrets::scrub(&String::from_utf8_lossy(buf));
+        std::io::stderr().write_all(text.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// The connection settings: --database-url / DATABASE_URL, else the PG* environment when it
+/// names a server (PGHOST, PGPORT, PGDATABASE, PGUSER...), else None.
+fn given_conninfo(g: &Global) -> anyhow::Result<Option<ConnInfo>> {
+    let raw = match &g.database_url {
+        Some(raw) => raw.as_str(),
+        None if CONNECTION_ENV.iter().any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty())) => "",
+        None => return Ok(None),
+    };
+    let info = ConnInfo::parse(raw).map_err(|e| MigrateError::BadUrl { reason: e.to_string() })?;
+    tracing::debug!("connection settings: {}", info.redacted());
+    Ok(Some(info))
+}
+
+fn conninfo(g: &Global) -> anyhow::Result<ConnInfo> {
+    given_conninfo(g)?.context(
+        "no database given: set DATABASE_URL or pass --database-url (postgresql://USER:PASSWORD@HOST:PORT/DB, or host=... dbname=...), or set PGHOST/PGDATABASE/...",
+    )
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).expect("JSON values serialize"));
+    println!("{}", secrets::scrub(&serde_json::to_string_pretty(value).expect("JSON values serialize")));
 }
 
 fn lock_name(l: LockLevel) -> &'static str {
@@ -314,7 +394,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Sql { from, to, down, catalog, online } => {
+        Command::Sql { from, to, down, catalog, online, allow_data_loss } => {
             let chain = plugin.revisions()?;
             let head = chain.last().map(|r| r.id.clone());
             let (from, to) = if *down {
@@ -334,11 +414,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     plugin.decode_catalog(&text)?.map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message))?
                 }
                 // The chain's own catalog at `from`.
-                None => plugin.plan(None, from.as_deref(), &Catalog { tables: vec![], indexes: vec![], constraints: vec![], enums: vec![] }, PlanOptions { resume: false, online: Some(false) })?
+                None => plugin.plan(None, from.as_deref(), &Catalog { tables: vec![], indexes: vec![], constraints: vec![], enums: vec![] }, PlanOptions { resume: false, online: Some(false), allow_data_loss: false })?
                     .map_err(MigrateError::from)?
                     .expected,
             };
-            let options = PlanOptions { resume: false, online: online.then_some(true) };
+            let options = PlanOptions { resume: false, online: online.then_some(true), allow_data_loss: *allow_data_loss };
             let plan = plugin.plan(from.as_deref(), to.as_deref(), &live, options)?.map_err(MigrateError::from)?;
             let header = format!("{} -> {}", from.as_deref().unwrap_or("(empty)"), to.as_deref().unwrap_or("(empty)"));
             let text = script::render(&plan.steps, &chain, &header);
@@ -351,7 +431,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Up { to, run } => {
-            let mut r = Runner::connect(&plugin, database_url(g)?, run.options()).await?;
+            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, run.options()).await?;
             let moves = r.up(to.as_deref()).await?;
             let (current, findings) = r.verify().await?;
             report_moves(g, &moves, current.as_deref(), &findings);
@@ -360,7 +440,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Down { to, steps, run } => {
-            let mut r = Runner::connect(&plugin, database_url(g)?, run.options()).await?;
+            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, run.options()).await?;
             let moves = match (to.as_deref(), steps) {
                 (Some("base"), _) => r.down(None).await?,
                 (Some(t), _) => r.down(Some(t)).await?,
@@ -373,7 +453,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Current => {
-            let mut r = Runner::connect(&plugin, database_url(g)?, RunOptions::default()).await?;
+            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
             let status = r.status().await?;
             if g.json {
                 print_json(&json!(status));
@@ -385,7 +465,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::History => {
-            let mut r = Runner::connect(&plugin, database_url(g)?, RunOptions::default()).await?;
+            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
             let log = wasmig::history::log(r.connection()).await?;
             if g.json {
                 print_json(&json!(log));
@@ -399,7 +479,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Verify => {
-            let mut r = Runner::connect(&plugin, database_url(g)?, RunOptions::default()).await?;
+            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
             let (current, findings) = r.verify().await?;
             if g.json {
                 print_json(&json!({ "revision": current, "findings": findings.iter().map(finding_json).collect::<Vec<_>>() }));
@@ -413,7 +493,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Stamp { revision, force } => {
-            let mut r = Runner::connect(&plugin, database_url(g)?, RunOptions::default()).await?;
+            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
             let findings = r.stamp(revision, *force).await?;
             if findings.is_empty() {
                 if g.json {
@@ -430,8 +510,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Catalog => {
-            let url = database_url(g)?;
-            let mut conn = db::connect(url, Duration::from_secs(10)).await?;
+            let mut conn = db::connect_info(&conninfo(g)?, Duration::from_secs(10)).await?;
             let text = db::catalog_json(&mut conn, &plugin).await?;
             let value: serde_json::Value = serde_json::from_str(&text).context("the introspection query returned invalid JSON")?;
             print_json(&value);
@@ -493,22 +572,22 @@ fn report_moves(g: &Global, moves: &[wasmig::runner::Move], current: Option<&str
 async fn roundtrip_cmd(g: &Global, plugin: &Plugin, forms: &[Form]) -> anyhow::Result<ExitCode> {
     // With no URL, a throwaway server (Docker, else local binaries) lives for this command.
     let mut server = None;
-    let url = match &g.database_url {
-        Some(url) => url.clone(),
+    let info = match given_conninfo(g)? {
+        Some(info) => info,
         None => {
             eprintln!("no DATABASE_URL: starting a throwaway PostgreSQL (WASMIG_PG_PROVIDER=docker|local to choose)");
             let s = wasmig_throwaway::Server::start().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             eprintln!("started a {} PostgreSQL in {:.1} s", s.kind(), s.started_in().as_secs_f64());
-            let url = s.url(s.admin_database());
+            let info = ConnInfo::parse(&s.url(s.admin_database())).map_err(|e| anyhow::anyhow!("{e}"))?;
             server = Some(s);
-            url
+            info
         }
     };
     let json = g.json;
-    let report = roundtrip::run(plugin, &url, forms, |c| {
+    let report = roundtrip::run(plugin, &info, forms, |c| {
         if !json {
             let mark = if c.ok { "ok  " } else { "FAIL" };
-            let detail = if c.detail.is_empty() { String::new() } else { format!("  {}", c.detail) };
+            let detail = if c.detail.is_empty() { String::new() } else { format!("  {}", secrets::scrub(&c.detail)) };
             println!("{mark} {:<6} {:<26} {:<26} {:>6} ms{detail}", c.form.to_string(), c.revision, c.action, c.ms);
         }
     })

@@ -9,46 +9,41 @@
 
 use std::future::Future;
 use std::io::IsTerminal;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sqlx::ConnectOptions;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::PgConnection;
+
+use crate::conninfo::ConnInfo;
 
 /// How often the progress view is polled.
 pub const POLL: Duration = Duration::from_millis(200);
 /// The shortest interval between two progress log lines (when stderr is not a terminal).
 pub const LOG_EVERY: Duration = Duration::from_secs(2);
 
-/// Where to watch from: the database URL (it holds the password: never print
-/// it) and the backend pid of the connection that runs the steps.
-#[derive(Clone)]
+/// Where to watch from: the connection settings (they hold the password; their
+/// `Debug` and `Display` are redacted) and the backend pid of the connection
+/// that runs the steps.
+#[derive(Clone, Debug)]
 pub struct Target {
-    url: String,
+    conninfo: ConnInfo,
     pid: i32,
 }
 
 impl Target {
-    /// A target for the backend `pid` of a connection to `url`.
-    pub fn new(url: &str, pid: i32) -> Target {
-        Target { url: url.to_string(), pid }
+    /// A target for the backend `pid` of a connection made with `conninfo`.
+    pub fn new(conninfo: &ConnInfo, pid: i32) -> Target {
+        Target { conninfo: conninfo.clone(), pid }
     }
 
-    /// The database URL, with its password: never print it (see [`crate::db::redact`]).
-    pub fn url(&self) -> &str {
-        &self.url
+    /// The connection settings of the watched connection.
+    pub fn conninfo(&self) -> &ConnInfo {
+        &self.conninfo
     }
 
     /// The backend pid being watched.
     pub fn pid(&self) -> i32 {
         self.pid
-    }
-}
-
-impl std::fmt::Debug for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Target").field("url", &crate::db::redact(&self.url)).field("pid", &self.pid).finish()
     }
 }
 
@@ -150,17 +145,14 @@ pub async fn watch<T>(target: Option<&Target>, sql: &str, summary: &str, work: i
 async fn poll(target: &Target, label: &str) {
     // Most builds finish before the first poll: no second connection for them.
     tokio::time::sleep(POLL).await;
-    let options = match PgConnectOptions::from_str(&target.url) {
-        Ok(o) => o.application_name("wasmig progress").disable_statement_logging(),
-        Err(_) => return,
-    };
-    let mut conn = match tokio::time::timeout(Duration::from_secs(5), options.connect()).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            tracing::debug!("not showing the progress of {label}: {}", crate::db::scrub(&e.to_string(), &target.url));
+    // The same server, user and TLS settings as the watched connection (any host form).
+    let info = target.conninfo.with_default_application_name("wasmig progress");
+    let mut conn = match crate::db::connect_logged(&info, Duration::from_secs(5), false).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!("not showing the progress of {label}: {e}");
             return;
         }
-        Err(_) => return,
     };
     let mut view = View::new(label);
     loop {
@@ -168,7 +160,7 @@ async fn poll(target: &Target, label: &str) {
             Ok(Some(s)) => view.show(&s),
             Ok(None) => {}
             Err(e) => {
-                tracing::debug!("stopped showing the progress of {label}: {}", crate::db::scrub(&e.to_string(), &target.url));
+                tracing::debug!("stopped showing the progress of {label}: {}", crate::conninfo::secrets::scrub(&e.to_string()));
                 return;
             }
         }

@@ -1,12 +1,15 @@
 //! The round trip: for every revision, up, verify, down, verify, up, verify,
 //! with the catalog compared before and after each move, in scratch databases
-//! (one per form) on a server, so no user data is ever touched.
+//! (one per form) that it creates on the server it is given and drops on every
+//! exit path, so no user data is ever touched.
 
 use std::time::{Duration, Instant};
 
+use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
 use crate::component::{Catalog, Plugin};
+use crate::conninfo::ConnInfo;
 use crate::db::{self, describe};
 use crate::error::MigrateError;
 use crate::forms::Form;
@@ -36,42 +39,185 @@ impl Report {
     }
 }
 
-/// A URL with its database name replaced.
-pub fn with_database(url: &str, database: &str) -> Result<String, MigrateError> {
-    let mut u = url::Url::parse(url)
-        .map_err(|e| MigrateError::BadUrl { url: db::redact(url), reason: e.to_string() })?;
-    u.set_path(&format!("/{database}"));
-    Ok(u.to_string())
-}
-
-/// Runs the round trip for `forms` in scratch databases on the server at `server_url`.
-pub async fn run(plugin: &Plugin, server_url: &str, forms: &[Form], mut progress: impl FnMut(&Check)) -> Result<Report, MigrateError> {
-    let mut admin = db::connect(server_url, Duration::from_secs(10)).await?;
+/// Runs the round trip for `forms`, each in a scratch database that it creates on the server
+/// `server` names (any connection-string form; only its server and credentials are used) and
+/// drops afterwards, on every exit path: success, error, Ctrl-C or SIGTERM.
+///
+/// It never changes any other database: before every change it checks, with
+/// `current_database()` on the very connection it is about to use, that this is the scratch
+/// database it created, and refuses otherwise.
+pub async fn run(
+    plugin: &Plugin,
+    server: &ConnInfo,
+    forms: &[Form],
+    mut progress: impl FnMut(&Check),
+) -> Result<Report, MigrateError> {
+    let mut admin = db::connect_info(server, Duration::from_secs(10)).await?;
+    let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+        .fetch_one(&mut admin)
+        .await
+        .map_err(|e| MigrateError::Db(describe(&e)))?;
     let mut report = Report::default();
     for &form in forms {
-        let name = format!("wasmig_roundtrip_{}_{form}", std::process::id());
-        exec(&mut admin, &format!("DROP DATABASE IF EXISTS {name}")).await?;
-        exec(&mut admin, &format!("CREATE DATABASE {name}")).await?;
-        let result = one_form(plugin, &with_database(server_url, &name)?, form, &mut report, &mut progress).await;
-        exec(&mut admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+        let name = create_scratch(&mut admin, form).await?;
+        let scratch = server.with_database(&name);
+        let result = tokio::select! {
+            r = one_form(plugin, &scratch, &name, form, &mut report, &mut progress) => r,
+            signal = interrupted() => Err(MigrateError::Io(format!("roundtrip interrupted by {signal}"))),
+        };
+        let dropped = drop_scratch(&mut admin, server, &name, version).await;
         result?;
+        dropped?;
     }
+    let _ = admin.close().await;
     Ok(report)
 }
 
+/// Resolves when the process gets SIGINT or SIGTERM (never, if the handlers cannot be set).
+async fn interrupted() -> &'static str {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => match r {
+            Ok(()) => "Ctrl-C",
+            Err(_) => std::future::pending().await,
+        },
+        () = term => "SIGTERM",
+    }
+}
+
+/// Creates a scratch database with a fresh name; an existing database of the same name
+/// (another run's) is never touched: another name is tried.
+async fn create_scratch(admin: &mut PgConnection, form: Form) -> Result<String, MigrateError> {
+    for attempt in 0..20u32 {
+        let name = if attempt == 0 {
+            format!("wasmig_roundtrip_{}_{form}", std::process::id())
+        } else {
+            format!(
+                "wasmig_roundtrip_{}_{form}_{}",
+                std::process::id(),
+                rand::random::<u32>()
+            )
+        };
+        match sqlx::raw_sql(&format!("CREATE DATABASE {}", quote_ident(&name)))
+            .execute(&mut *admin)
+            .await
+        {
+            Ok(_) => {
+                tracing::debug!("roundtrip: created the scratch database {name}");
+                return Ok(name);
+            }
+            Err(e) if db::sqlstate(&e).as_deref() == Some("42P04") => continue,
+            Err(e) => {
+                let hint = if db::sqlstate(&e).as_deref() == Some("42501") {
+                    ": the round trip runs in scratch databases it creates; use a role with CREATEDB"
+                } else {
+                    ""
+                };
+                return Err(MigrateError::Db(format!(
+                    "cannot create the scratch database {name}: {}{hint}",
+                    describe(&e)
+                )));
+            }
+        }
+    }
+    Err(MigrateError::Db(
+        "cannot find a free name for the scratch database".into(),
+    ))
+}
+
+/// Drops a scratch database this run created, disconnecting its sessions first:
+/// `WITH (FORCE)` from PostgreSQL 13, `pg_terminate_backend` before that. The admin
+/// connection is reopened if it broke meanwhile.
+async fn drop_scratch(
+    admin: &mut PgConnection,
+    server: &ConnInfo,
+    name: &str,
+    version: i32,
+) -> Result<(), MigrateError> {
+    if sqlx::query("SELECT 1").execute(&mut *admin).await.is_err() {
+        *admin = db::connect_info(server, Duration::from_secs(10)).await?;
+    }
+    let result = if version >= 130_000 {
+        sqlx::raw_sql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(name)
+        ))
+        .execute(&mut *admin)
+        .await
+        .map(|_| ())
+    } else {
+        // Sessions may still be closing: terminate, then retry the drop briefly.
+        let mut outcome = Ok(());
+        for _ in 0..50 {
+            let _ = sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
+                .bind(name)
+                .execute(&mut *admin)
+                .await;
+            outcome = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {}", quote_ident(name)))
+                .execute(&mut *admin)
+                .await
+                .map(|_| ());
+            match &outcome {
+                Err(e) if db::sqlstate(e).as_deref() == Some("55006") => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                _ => break,
+            }
+        }
+        outcome
+    };
+    result.map_err(|e| {
+        MigrateError::Db(format!(
+            "cannot drop the scratch database {name}: {}; drop it by hand",
+            describe(&e)
+        ))
+    })?;
+    tracing::debug!("roundtrip: dropped the scratch database {name}");
+    Ok(())
+}
+
+/// Refuses unless the connection is in the scratch database `name`.
+async fn in_scratch(conn: &mut PgConnection, name: &str) -> Result<(), MigrateError> {
+    let current: String = sqlx::query_scalar("SELECT current_database()::text")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| MigrateError::Db(describe(&e)))?;
+    if current != name {
+        return Err(MigrateError::Db(format!(
+            "roundtrip refused to change database {current}: it only changes its own scratch database {name}, and the connection is not in it"
+        )));
+    }
+    Ok(())
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 async fn exec(conn: &mut PgConnection, sql: &str) -> Result<(), MigrateError> {
-    sqlx::raw_sql(sql).execute(conn).await.map_err(|e| MigrateError::Db(describe(&e)))?;
+    sqlx::raw_sql(sql)
+        .execute(conn)
+        .await
+        .map_err(|e| MigrateError::Db(describe(&e)))?;
     Ok(())
 }
 
 async fn one_form(
     plugin: &Plugin,
-    url: &str,
+    scratch: &ConnInfo,
+    name: &str,
     form: Form,
     report: &mut Report,
     progress: &mut impl FnMut(&Check),
 ) -> Result<(), MigrateError> {
-    let mut r = Runner::connect(plugin, url, RunOptions::default()).await?;
+    let mut r = Runner::connect_info(plugin, scratch, RunOptions::default()).await?;
     let chain: Vec<String> = r.chain().iter().map(|c| c.id.clone()).collect();
     let mut push = |revision: &str, action: &str, started: Instant, outcome: Result<(), String>| {
         let check = Check {
@@ -87,10 +233,12 @@ async fn one_form(
     };
     for (i, id) in chain.iter().enumerate() {
         let before = r.catalog().await?;
+        in_scratch(r.connection(), name).await?;
         let t = Instant::now();
         let up = r.up(Some(id)).await.map(|_| ()).map_err(|e| e.to_string());
         push(id, "up", t, up);
         if i == 0 && form != Form::Plain {
+            in_scratch(r.connection(), name).await?;
             exec(r.connection(), form.setup_sql()).await?;
         }
         let t = Instant::now();
@@ -101,6 +249,7 @@ async fn one_form(
             // would undo that too, so the first revision's round trip is the plain form's.
             continue;
         }
+        in_scratch(r.connection(), name).await?;
         let t = Instant::now();
         let down = r.down_steps(1).await.map(|_| ()).map_err(|e| e.to_string());
         push(id, "down", t, down);
@@ -108,6 +257,7 @@ async fn one_form(
         push(id, "verify", t, clean(&mut r).await);
         let t = Instant::now();
         push(id, "catalog = before up", t, same(&before, &r.catalog().await?));
+        in_scratch(r.connection(), name).await?;
         let t = Instant::now();
         let again = r.up(Some(id)).await.map(|_| ()).map_err(|e| e.to_string());
         push(id, "up again", t, again);

@@ -29,6 +29,11 @@ pub struct RunOptions {
     pub lock_wait: Duration,
     /// `lock_timeout` for statements that block writers.
     pub lock_timeout: Duration,
+    /// `statement_timeout` for every step of a plan; none = no limit (the
+    /// default: a concurrent index build on a big table may take hours). Set
+    /// per step, so a role's or database's own `statement_timeout` never
+    /// cancels a build, and never left on the session afterwards.
+    pub statement_timeout: Option<Duration>,
     /// How many times to retry a revision whose statement hit `lock_timeout`.
     pub lock_retries: u32,
     /// Lint rules whose error-level findings are allowed in plugin plans.
@@ -37,6 +42,12 @@ pub struct RunOptions {
     pub backup: Option<std::path::PathBuf>,
     /// Sandbox rules lifted for plugin SQL (`--allow-sql`); see [`crate::sandbox`].
     pub allow_sql: crate::sandbox::Allowances,
+    /// Let a downgrade drop tables that hold rows and columns that hold data
+    /// (`--allow-data-loss`); without it such a downgrade is refused up front.
+    pub allow_data_loss: bool,
+    /// Move even though the schema differs from what the current revision
+    /// promises, as long as the move does not touch a drifted object (`--accept-drift`).
+    pub accept_drift: bool,
 }
 
 impl Default for RunOptions {
@@ -45,10 +56,13 @@ impl Default for RunOptions {
             online: None,
             lock_wait: Duration::from_secs(60),
             lock_timeout: Duration::from_millis(100),
+            statement_timeout: None,
             lock_retries: 30,
             allow_lint: Vec::new(),
             backup: None,
             allow_sql: Default::default(),
+            allow_data_loss: false,
+            accept_drift: false,
         }
     }
 }
@@ -79,8 +93,8 @@ pub struct Runner<'p> {
     conn: PgConnection,
     chain: Vec<Revision>,
     options: RunOptions,
-    /// The URL (it holds the password: only `db::redact` it for messages) and
-    /// this connection's backend, for the progress watcher and backups.
+    /// The connection settings (they hold the password: show only their redacted form)
+    /// and this connection's backend, for the progress watcher and backups.
     watch: Option<crate::progress::Target>,
 }
 
@@ -92,20 +106,51 @@ enum Way {
 }
 
 impl<'p> Runner<'p> {
-    /// Connects to `url` and reads the plugin's chain.
-    pub async fn connect(plugin: &'p Plugin, url: &str, options: RunOptions) -> Result<Runner<'p>, MigrateError> {
-        let mut conn = db::connect(url, Duration::from_secs(10)).await?;
-        // A killed runner's backend stops its statement within a second instead of
-        // finishing (say) an hour-long index build while it holds the migration lock;
-        // the next run resumes. PostgreSQL 14+; older servers just ignore the attempt.
-        let _ = sqlx::query("SET client_connection_check_interval = '1s'").execute(&mut conn).await;
+    /// Connects with a connection string (URL, keyword/value string, or empty for the
+    /// `PG*` environment; see [`crate::conninfo`]) and reads the plugin's chain.
+    ///
+    /// Refuses (exit 10, [`MigrateError::Unsupported`]) a server older than
+    /// PostgreSQL 13 and a connection through a pooler that does not keep the
+    /// session, before anything else runs.
+    pub async fn connect(plugin: &'p Plugin, conninfo: &str, options: RunOptions) -> Result<Runner<'p>, MigrateError> {
+        let info = crate::conninfo::ConnInfo::parse(conninfo).map_err(|e| MigrateError::BadUrl { reason: e.to_string() })?;
+        Self::connect_info(plugin, &info, options).await
+    }
+
+    /// Connects with parsed settings and reads the plugin's chain; refuses as [`Runner::connect`] does.
+    pub async fn connect_info(plugin: &'p Plugin, info: &crate::conninfo::ConnInfo, options: RunOptions) -> Result<Runner<'p>, MigrateError> {
+        let mut conn = db::connect_info(info, Duration::from_secs(10)).await?;
+        let mut second = db::connect_info(info, Duration::from_secs(10)).await?;
+        let kept = crate::server::check_session_kept(&mut conn, &mut second).await;
+        let _ = second.close().await;
+        kept?;
         let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
             .fetch_one(&mut conn)
             .await
             .map_err(|e| MigrateError::Db(describe(&e)))?;
         let mut runner = Runner::with_connection(plugin, conn, options)?;
-        runner.watch = Some(crate::progress::Target::new(url, pid));
+        runner.watch = Some(crate::progress::Target::new(info, pid));
         Ok(runner)
+    }
+
+    /// Sets the session settings a locked run needs; [`Runner::reset_session`] undoes them.
+    async fn prepare_session(&mut self) {
+        // A killed runner's backend stops its statement within a second instead of
+        // finishing (say) an hour-long index build while it holds the migration lock;
+        // the next run resumes. PostgreSQL 14+; 13 refuses the name, harmlessly.
+        let _ = sqlx::raw_sql("SET client_connection_check_interval = '1s'").execute(&mut self.conn).await;
+    }
+
+    /// Puts every setting wasmig may have changed back to the role's and
+    /// database's own values, so a pooled server connection handed to the next
+    /// client carries nothing of ours.
+    async fn reset_session(&mut self) {
+        // Separate statements: on 13 the unknown name must not undo the others.
+        for sql in ["RESET lock_timeout", "RESET statement_timeout", "RESET client_connection_check_interval"] {
+            if let Err(e) = sqlx::raw_sql(sql).execute(&mut self.conn).await {
+                tracing::debug!("{sql}: {}", describe(&e));
+            }
+        }
     }
 
     /// Uses an open connection.
@@ -203,11 +248,27 @@ impl<'p> Runner<'p> {
         self.locked(|r| Box::pin(r.walk(to, Way::Down))).await
     }
 
-    /// Reverts `steps` revisions from the current one.
+    /// Reverts `steps` revisions from the current one, as read when the call
+    /// starts: if another runner moves the database while this one waits for
+    /// the migration lock, the move is refused rather than counted from where
+    /// the other left it (two `down` started together must not revert two).
     pub async fn down_steps(&mut self, steps: usize) -> Result<Vec<Move>, MigrateError> {
+        let seen = self.status().await?;
         self.locked(|r| {
             Box::pin(async move {
                 let status = r.status().await?;
+                if status.current != seen.current || status.in_progress != seen.in_progress {
+                    return Err(MigrateError::Plan {
+                        kind: crate::component::ErrorKind::Drift,
+                        message: format!(
+                            "another wasmig run moved the database from {} to {} while this one waited for the migration \
+                             lock; nothing was changed. A relative move counts from where it started: check `wasmig current` \
+                             and run again, or name the target with `--to`",
+                            seen.current.as_deref().unwrap_or("(nothing applied)"),
+                            status.current.as_deref().unwrap_or("(nothing applied)")
+                        ),
+                    });
+                }
                 // A downgrade a stopped run left `reverting` is the first of the steps:
                 // counting from the applied prefix below it would revert one too many.
                 let current = match &status.in_progress {
@@ -268,13 +329,63 @@ impl<'p> Runner<'p> {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        self.prepare_session().await;
         let result = f(self).await;
+        self.reset_session().await;
         // A failed unlock only matters while this connection lives; it dies with us.
         let _ = sqlx::query(&format!("SELECT pg_advisory_unlock({LOCK_KEY})")).execute(&mut self.conn).await;
         result
     }
 
+    /// Everything that could refuse the walk to `to`, checked before its first
+    /// change: drift at the start, every revision's plan, the sandbox, and the
+    /// plugin's guards (see [`crate::preflight`]).
+    async fn preflight(&mut self, to: usize, way: &Way) -> Result<(), MigrateError> {
+        self.check_checksums().await?;
+        let status = self.status().await?;
+        let current = self.position(status.current.as_deref())?;
+        // (position, up, resume) for each revision the walk will move.
+        let mut legs: Vec<(usize, bool, bool)> = Vec::new();
+        match (&status.in_progress, way) {
+            (Some((id, state)), Way::Up) if state == "applying" => {
+                let p = self.position(Some(id))?;
+                legs.push((p, true, true));
+                legs.extend((p + 1..=to).map(|q| (q, true, false)));
+            }
+            (Some((id, state)), Way::Down) if state == "reverting" => {
+                let p = self.position(Some(id))?;
+                legs.push((p, false, true));
+                legs.extend((to + 1..p).rev().map(|q| (q, false, false)));
+            }
+            // The walk itself says how to finish the other direction first.
+            (Some(_), _) => return Ok(()),
+            (None, Way::Up) => legs.extend((current + 1..=to).map(|q| (q, true, false))),
+            (None, Way::Down) => legs.extend((to + 1..=current).rev().map(|q| (q, false, false))),
+        }
+        if legs.is_empty() {
+            return Ok(());
+        }
+        let live = self.catalog().await?;
+        let findings = if status.in_progress.is_none() {
+            self.plugin.verify(status.current.as_deref(), &live)?
+        } else {
+            Vec::new()
+        };
+        if !self.options.accept_drift {
+            crate::preflight::drift(&findings, status.current.as_deref(), false, &[])?;
+        }
+        let legs: Vec<crate::preflight::Leg> = legs
+            .iter()
+            .map(|&(p, up, resume)| crate::preflight::Leg { revision: &self.chain[p - 1], up, resume })
+            .collect();
+        let options = PlanOptions { resume: false, online: self.options.online, allow_data_loss: self.options.allow_data_loss };
+        let touched =
+            crate::preflight::check(&mut self.conn, self.plugin, &legs, &live, options, &self.options.allow_sql).await?;
+        crate::preflight::drift(&findings, status.current.as_deref(), true, &touched)
+    }
+
     async fn walk(&mut self, to: usize, way: Way) -> Result<Vec<Move>, MigrateError> {
+        self.preflight(to, &way).await?;
         let mut moves = Vec::new();
         let mut retries = 0;
         let mut backed_up = false;
@@ -310,10 +421,10 @@ impl<'p> Runner<'p> {
             };
             let rev = self.chain[rev_pos - 1].clone();
             if let (Some(dir), false) = (&self.options.backup, backed_up) {
-                let url = self.watch.as_ref().map(|w| w.url().to_string()).ok_or_else(|| {
-                    MigrateError::Io("backup failed, so nothing was migrated: a runner made from a connection has no URL for pg_dump".into())
+                let info = self.watch.as_ref().map(|w| w.conninfo().clone()).ok_or_else(|| {
+                    MigrateError::Io("backup failed, so nothing was migrated: a runner made from a connection has no connection settings for pg_dump".into())
                 })?;
-                crate::backup::run(&url, dir).await?;
+                crate::backup::run(&info, dir).await?;
                 backed_up = true;
             }
             match self.move_one(&rev, up, resume).await {
@@ -342,7 +453,7 @@ impl<'p> Runner<'p> {
         } else {
             (Some(rev.id.clone()), rev.down_revision.clone())
         };
-        let options = PlanOptions { resume, online: self.options.online };
+        let options = PlanOptions { resume, online: self.options.online, allow_data_loss: self.options.allow_data_loss };
         let plan = self.plugin.plan(from.as_deref(), to.as_deref(), &catalog, options)??;
         // Every step is checked before the first one runs: a refused plan changes nothing.
         crate::sandbox::check_plan(&plan.steps, &self.options.allow_sql).map_err(|v| MigrateError::Sandbox(v.to_string()))?;
@@ -372,26 +483,47 @@ impl<'p> Runner<'p> {
         let last_tx = segments.iter().rposition(|(tx, _)| *tx);
         let record_in_last_tx = last_tx.is_some_and(|i| i + 1 == segments.len());
         let ms = || started.elapsed().as_millis() as i64;
+        let statement_timeout = self.options.statement_timeout.map_or(0, |d| d.as_millis());
         for (i, (tx, steps)) in segments.iter().enumerate() {
             if *tx {
                 let mut t = self.conn.begin().await.map_err(|e| MigrateError::Db(describe(&e)))?;
-                sqlx::query(&format!("SET LOCAL lock_timeout = '{}ms'", self.options.lock_timeout.as_millis()))
-                    .execute(&mut *t)
-                    .await
-                    .map_err(|e| MigrateError::Db(describe(&e)))?;
-                // With non-transactional steps still to come, the marker commits with this
-                // transaction: a crash right after it must leave a resumable revision, not drift.
-                if !marked && segments[i + 1..].iter().any(|(tx, s)| !*tx && s.iter().any(|s| s.lock != crate::component::LockLevel::AccessShare)) {
-                    history::mark(&mut t, &rev.id, &rev.checksum, marker).await?;
-                    marked = true;
+                let done: Result<(), (MigrateError, &Step)> = async {
+                    // SET LOCAL: gone with the transaction, whatever happens to this process.
+                    let settings = format!(
+                        "SET LOCAL lock_timeout = '{}ms'; SET LOCAL statement_timeout = '{statement_timeout}ms'",
+                        self.options.lock_timeout.as_millis()
+                    );
+                    sqlx::raw_sql(&settings).execute(&mut *t).await.map_err(|e| (MigrateError::Db(describe(&e)), steps[0]))?;
+                    // With non-transactional steps still to come, the marker commits with this
+                    // transaction: a crash right after it must leave a resumable revision, not drift.
+                    if !marked && segments[i + 1..].iter().any(|(tx, s)| !*tx && s.iter().any(|s| s.lock != crate::component::LockLevel::AccessShare)) {
+                        history::mark(&mut t, &rev.id, &rev.checksum, marker).await.map_err(|e| (e, steps[0]))?;
+                        marked = true;
+                    }
+                    for step in steps {
+                        crate::progress::watch(self.watch.as_ref(), &step.sql, &step.summary, run_step(&mut t, rev, step))
+                            .await
+                            .map_err(|e| (e, *step))?;
+                    }
+                    if Some(i) == last_tx && record_in_last_tx {
+                        record(&mut t, rev, up, ms()).await.map_err(|e| (e, steps[0]))?;
+                    }
+                    Ok(())
                 }
-                for step in steps {
-                    crate::progress::watch(self.watch.as_ref(), &step.sql, &step.summary, run_step(&mut t, rev, step)).await?;
+                .await;
+                match done {
+                    Ok(()) => t.commit().await.map_err(|e| MigrateError::Db(describe(&e)))?,
+                    Err((e, step)) => {
+                        // Rolled back now, not when the connection is next used: the retry's
+                        // back-off must not wait inside an open (aborted) transaction, which a
+                        // short idle_in_transaction_session_timeout would kill, and the blocker
+                        // lookup below cannot run in one.
+                        if let Err(re) = t.rollback().await {
+                            tracing::debug!("rollback: {}", describe(&re));
+                        }
+                        return Err(self.name_blockers(e, step).await);
+                    }
                 }
-                if Some(i) == last_tx && record_in_last_tx {
-                    record(&mut t, rev, up, ms()).await?;
-                }
-                t.commit().await.map_err(|e| MigrateError::Db(describe(&e)))?;
             } else {
                 for step in steps {
                     if !marked && step.lock != crate::component::LockLevel::AccessShare {
@@ -401,13 +533,15 @@ impl<'p> Runner<'p> {
                     // Only statements that block writers get the short lock_timeout;
                     // a concurrent build may wait for old transactions as long as it must.
                     let timeout = if blocks_writers(step) { self.options.lock_timeout.as_millis() } else { 0 };
-                    sqlx::query(&format!("SET lock_timeout = '{timeout}ms'"))
+                    sqlx::raw_sql(&format!("SET lock_timeout = '{timeout}ms'; SET statement_timeout = '{statement_timeout}ms'"))
                         .execute(&mut self.conn)
                         .await
                         .map_err(|e| MigrateError::Db(describe(&e)))?;
                     let r = crate::progress::watch(self.watch.as_ref(), &step.sql, &step.summary, run_step(&mut self.conn, rev, step)).await;
-                    let _ = sqlx::query("RESET lock_timeout").execute(&mut self.conn).await;
-                    r?;
+                    let _ = sqlx::raw_sql("RESET lock_timeout; RESET statement_timeout").execute(&mut self.conn).await;
+                    if let Err(e) = r {
+                        return Err(self.name_blockers(e, step).await);
+                    }
                 }
             }
         }
@@ -424,6 +558,15 @@ impl<'p> Runner<'p> {
             retries: 0,
             ms: started.elapsed().as_millis(),
         })
+    }
+
+    /// Adds who holds the locks to a lock-timeout error (on the runner's own
+    /// connection, which is outside any transaction by now).
+    async fn name_blockers(&mut self, e: MigrateError, step: &Step) -> MigrateError {
+        match e {
+            MigrateError::LockNotAvailable(why) => MigrateError::LockNotAvailable(format!("{why}{}", blockers(&mut self.conn, &step.objects).await)),
+            e => e,
+        }
     }
 
     fn check_lint(&self, steps: &[Step]) -> Result<(), MigrateError> {
@@ -445,9 +588,11 @@ impl<'p> Runner<'p> {
         if history::exists(&mut self.conn).await? {
             return Ok(());
         }
-        let (ok, role): (bool, String) = sqlx::query_as(
+        // quote_ident here, so the GRANT printed runs as printed (a role `Ops-User`).
+        let (ok, role, database): (bool, String, String) = sqlx::query_as(
             "SELECT has_database_privilege(current_database(), 'CREATE') \
-                 OR EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'wasmig'), current_user::text",
+                 OR EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'wasmig'), \
+                    quote_ident(current_user::text), quote_ident(current_database()::text)",
         )
         .fetch_one(&mut self.conn)
         .await
@@ -456,8 +601,9 @@ impl<'p> Runner<'p> {
             Ok(())
         } else {
             Err(MigrateError::Privilege(format!(
-                "role {role} cannot create the wasmig history schema: GRANT CREATE ON DATABASE <db> TO {role}, \
-                 or create schema wasmig owned by {role} once"
+                "role {role} cannot create wasmig's history schema `wasmig` (no CREATE on database {database}); nothing was changed. \
+                 As a superuser or the database owner run: GRANT CREATE ON DATABASE {database} TO {role}; \
+                 (or once: CREATE SCHEMA wasmig AUTHORIZATION {role};)"
             )))
         }
     }
@@ -472,9 +618,10 @@ impl<'p> Runner<'p> {
         owned.sort();
         owned.dedup();
         let creates = steps.iter().any(|s| s.sql.starts_with("CREATE TABLE") || s.sql.starts_with("CREATE TYPE"));
-        let (not_owned, can_create, role): (Vec<String>, bool, String) = sqlx::query_as(
+        let (not_owned, can_create, role, schema): (Vec<String>, bool, String, String) = sqlx::query_as(
             "SELECT COALESCE(array_agg(c.relname::text ORDER BY c.relname) FILTER (WHERE NOT pg_has_role(c.relowner, 'USAGE')), '{}'), \
-                    has_schema_privilege(current_schema(), 'CREATE'), current_user::text \
+                    coalesce(has_schema_privilege(current_schema(), 'CREATE'), false), quote_ident(current_user::text), \
+                    coalesce(quote_ident(current_schema()::text), '') \
              FROM (SELECT 1) one LEFT JOIN pg_class c \
                ON c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) AND c.relname = ANY($1)",
         )
@@ -489,9 +636,15 @@ impl<'p> Runner<'p> {
                 not_owned.join(", ")
             )));
         }
+        if creates && schema.is_empty() {
+            return Err(MigrateError::Privilege(format!(
+                "role {role} has no schema to create tables in: no schema of its search_path exists or is usable \
+                 (SHOW search_path). Nothing was changed"
+            )));
+        }
         if creates && !can_create {
             return Err(MigrateError::Privilege(format!(
-                "role {role} lacks CREATE on the schema: GRANT CREATE ON SCHEMA <schema> TO {role}. Nothing was changed"
+                "role {role} lacks CREATE on schema {schema}; nothing was changed. As its owner run: GRANT CREATE ON SCHEMA {schema} TO {role};"
             )));
         }
         Ok(())
@@ -530,32 +683,34 @@ async fn run_step(conn: &mut PgConnection, rev: &Revision, step: &Step) -> Resul
         Err(e) => {
             let reason = describe(&e);
             Err(match sqlstate(&e).as_deref() {
-                Some("55P03") => MigrateError::LockNotAvailable(format!(
-                    "`{}` could not get its lock within lock_timeout{}",
-                    step.summary,
-                    blockers(conn, &step.objects).await
-                )),
+                // Who blocked is looked up by the caller, outside the aborted transaction.
+                Some("55P03") => MigrateError::LockNotAvailable(format!("`{}` could not get its lock within lock_timeout", step.summary)),
+                Some("57014") if reason.contains("statement timeout") => MigrateError::Step {
+                    revision: rev.id.clone(),
+                    summary: step.summary.clone(),
+                    reason: format!("{reason}: give the step more time with --statement-timeout MS (0 = no limit, the default)"),
+                },
                 Some("42501") => MigrateError::Privilege(format!("{reason}: run wasmig as a role that owns the tables")),
-                _ if reason.contains("wasmig: cannot remove") => MigrateError::DataInUse(guard_message(&reason)),
-                _ => MigrateError::Step { revision: rev.id.clone(), summary: step.summary.clone(), reason },
+                _ => match crate::preflight::refusal(&reason) {
+                    Some(message) => MigrateError::DataInUse(message),
+                    None => MigrateError::Step { revision: rev.id.clone(), summary: step.summary.clone(), reason },
+                },
             })
         }
     }
 }
 
-/// The guard's own words, without the cast error PostgreSQL wraps them in.
-fn guard_message(reason: &str) -> String {
-    let start = reason.find("wasmig: cannot remove").unwrap_or(0);
-    reason[start..].trim_end_matches(|c| c == '"' || c == ')').trim_end_matches('"').to_string()
-}
-
-/// Who holds locks on `objects`, for the message when we give up waiting.
+/// Who holds locks on `objects`, for the message when we give up waiting:
+/// pid, user, application, state, for how long, and the query, at most five.
 async fn blockers(conn: &mut PgConnection, objects: &[String]) -> String {
-    let rows: Result<Vec<(i32, String, String, String)>, _> = sqlx::query_as(
-        "SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.state, ''), left(coalesce(a.query, ''), 80) \
+    type Row = (i32, String, String, String, f64, String);
+    let rows: Result<Vec<Row>, _> = sqlx::query_as(
+        "SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), coalesce(a.state, ''), \
+                extract(epoch FROM now() - coalesce(a.xact_start, a.query_start, a.backend_start))::float8, \
+                left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 80) \
          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid JOIN pg_class c ON c.oid = l.relation \
          WHERE l.granted AND l.pid <> pg_backend_pid() AND c.relname = ANY($1) \
-         GROUP BY a.pid, a.usename, a.state, a.query ORDER BY a.pid LIMIT 5",
+         GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 5 DESC, 1 LIMIT 5",
     )
     .bind(objects)
     .fetch_all(conn)
@@ -564,10 +719,17 @@ async fn blockers(conn: &mut PgConnection, objects: &[String]) -> String {
         Ok(rows) if !rows.is_empty() => {
             let who: Vec<String> = rows
                 .iter()
-                .map(|(pid, user, state, query)| format!("pid {pid} ({user}, {state}: {query})"))
+                .map(|(pid, user, app, state, secs, query)| {
+                    let app = if app.is_empty() { String::new() } else { format!(", application {app}") };
+                    format!("pid {pid} (user {user}{app}, {state} for {secs:.1} s, query: {query})")
+                })
                 .collect();
-            format!("; held by {}", who.join(", "))
+            format!("; held by {}. End it with SELECT pg_terminate_backend(PID), or retry when it is done", who.join(", "))
         }
-        _ => String::new(),
+        Ok(_) => String::new(),
+        Err(e) => {
+            tracing::debug!("looking up the blocking sessions: {}", describe(&e));
+            String::new()
+        }
     }
 }

@@ -40,7 +40,7 @@ impl w::Guest for Plugin {
         live: w::Catalog,
         options: w::PlanOptions,
     ) -> Result<w::MigrationPlan, w::PlanError> {
-        let options = plan::Options { resume: options.resume, online: options.online };
+        let options = plan::Options { resume: options.resume, online: options.online, allow_data_loss: options.allow_data_loss };
         let p = plan::plan(current.as_deref(), target.as_deref(), &from_wit(live), options).map_err(|e| {
             w::PlanError {
                 kind: match e.kind {

@@ -104,6 +104,8 @@ pub fn disallow(v: &AllowValueDef, model: &mut Catalog, ctx: &mut Ctx) -> Result
                 return Ok(());
             }
             refuse_early(ctx, model, &e.name, v, &format!("enum type {}", e.name));
+            refuse_defaults_using(model, &e, value, ctx.revision.id)?;
+            refuse_dependent_views(ctx, &e, value);
             recreate_enum_without(ctx, model, &e, value);
         }
         Form::Check(k) => {
@@ -199,6 +201,62 @@ fn validate_check(ctx: &mut Ctx, model: &mut Catalog, k: &Constraint) {
     }
 }
 
+/// The columns whose type is the enum `name`, with their tables.
+fn columns_of_type(model: &Catalog, name: &str) -> Vec<(String, Column)> {
+    model
+        .tables
+        .iter()
+        .flat_map(|t| t.columns.iter().map(move |c| (t.name.clone(), c.clone())))
+        .filter(|(_, c)| c.data_type.trim_matches('"') == name)
+        .collect()
+}
+
+/// A column default that is the removed value cannot be restored on the
+/// recreated type: refuse at plan time, so nothing runs.
+fn refuse_defaults_using(model: &Catalog, e: &EnumType, value: &str, rev: &str) -> Result<(), PlanError> {
+    let needle = format!("{}::", literal(value));
+    if let Some((t, c)) = columns_of_type(model, &e.name).into_iter().find(|(_, c)| c.default.as_deref().is_some_and(|d| d.starts_with(&needle))) {
+        return Err(PlanError {
+            kind: crate::plan::PlanErrorKind::DataInUse,
+            message: format!(
+                "cannot remove '{value}' from enum type {}: it is the default of {t}.{} (revision {rev}); \
+                 change that default first (ALTER TABLE {t} ALTER COLUMN {} SET DEFAULT …), then run the downgrade again",
+                e.name,
+                c.name,
+                ident(&c.name)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Views and rules that read a column of the enum block `ALTER COLUMN … TYPE`
+/// ("cannot alter type of a column used by a view or rule"). The catalog the
+/// plan sees has no views, so the check is a read-only guard on the server's
+/// own dependency records, run before any change.
+fn refuse_dependent_views(ctx: &mut Ctx, e: &EnumType, value: &str) {
+    let message = literal(&format!(
+        "wasmig: cannot remove '{value}' from enum type {}: it must be recreated, and view(s) or rule(s) ",
+        e.name
+    ));
+    let tail = literal(" read its columns; drop them, run the downgrade, then create them again");
+    ctx.push(
+        Phase::Before,
+        Lock::AccessShare,
+        &[&e.name, "pg_depend", "pg_rewrite", "pg_class", "pg_attribute"],
+        format!(
+            "SELECT CASE WHEN dep.n > 0 THEN ({message} || dep.names || {tail})::integer END AS refuse\n\
+             FROM (SELECT count(DISTINCT v.oid) AS n, string_agg(DISTINCT v.relname::text, ', ') AS names\n\
+             FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class\n\
+             JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid\n\
+             WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass\n\
+             AND v.oid <> d.refobjid AND a.atttypid = {}::regtype) AS dep",
+            literal(&ident(&e.name))
+        ),
+        format!("check that no view or rule reads a column of enum type {} before changing anything", e.name),
+    );
+}
+
 fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value: &str) {
     let users: Vec<(String, Column)> = model
         .tables
@@ -223,6 +281,25 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
             &[t],
             guard_sql(t, &c.name, value, &what),
             format!("refuse if rows of {t}.{} still hold '{value}'", c.name),
+        );
+    }
+    // A CHECK on an enum column compares with literals of the type; once the
+    // type is set aside those no longer match the recreated one, so the
+    // constraint goes for the change and comes back as it was.
+    let checks: Vec<Constraint> = model
+        .constraints
+        .iter()
+        .filter(|k| k.kind == crate::catalog::ConstraintKind::Check)
+        .filter(|k| users.iter().any(|(t, c)| &k.table == t && k.columns.iter().any(|x| x == &c.name)))
+        .cloned()
+        .collect();
+    for k in &checks {
+        ctx.push(
+            Phase::Transaction,
+            Lock::AccessExclusive,
+            &[&k.table],
+            format!("ALTER TABLE {} DROP CONSTRAINT {}", k.table, ident(&k.name)),
+            format!("drop check constraint {} while enum type {} is recreated", k.name, e.name),
         );
     }
     ctx.push(
@@ -261,11 +338,26 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
             ctx.push(
                 Phase::Transaction,
                 Lock::AccessExclusive,
-                &[t],
+                &[t, &e.name],
                 format!("ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT {d}"),
                 format!("restore the default of {t}.{}", c.name),
             );
         }
+    }
+    for k in &checks {
+        ctx.push(
+            Phase::Transaction,
+            Lock::AccessExclusive,
+            &[&k.table, &e.name],
+            format!(
+                "ALTER TABLE {} ADD CONSTRAINT {} {}{}",
+                k.table,
+                ident(&k.name),
+                k.definition.as_deref().unwrap_or_default(),
+                if k.validated { "" } else { " NOT VALID" }
+            ),
+            format!("restore check constraint {} on the recreated {}", k.name, e.name),
+        );
     }
     let old_name = format!("{}__wasmig_old", e.name);
     ctx.push(Phase::Transaction, Lock::None, &[&old_name, &e.name], format!("DROP TYPE {old}"), format!("drop the old enum type {}", e.name));

@@ -7,7 +7,7 @@
 use crate::catalog::{Catalog, literal};
 use crate::chain::{Revision, revisions};
 use crate::domain;
-use crate::ops::{Op, TableDef};
+use crate::ops::{ColumnDef, DefaultExpr, Op, TableDef};
 
 /// PostgreSQL table lock modes, weakest first (mirrors the WIT enum).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -55,6 +55,9 @@ pub struct Step {
     pub lint: Vec<crate::verify::Finding>,
     /// A lint rule this step breaks knowingly, and why (reported as a warning).
     pub allowed: Option<(&'static str, &'static str)>,
+    /// A read-only refusal check (a data-loss guard): it runs before every
+    /// change of its revision, so a refusal leaves the database untouched.
+    pub guard: bool,
 }
 
 impl Step {
@@ -94,6 +97,8 @@ pub struct Options {
     pub resume: bool,
     /// Force online (CONCURRENTLY) index builds on or off; none = when the table has rows.
     pub online: Option<bool>,
+    /// Leave out the data-loss guards of downgrades (`--allow-data-loss`).
+    pub allow_data_loss: bool,
 }
 
 /// A plan: the steps and the catalog they leave.
@@ -124,7 +129,16 @@ impl Ctx<'_> {
             summary,
             lint: Vec::new(),
             allowed: None,
+            guard: false,
         });
+    }
+
+    /// Records a read-only guard that runs before every other step of the revision.
+    fn push_guard(&mut self, objects: &[&str], sql: String, summary: String) {
+        self.push(Phase::Before, Lock::AccessShare, objects, sql, summary);
+        if let Some(s) = self.steps.last_mut() {
+            s.guard = true;
+        }
     }
 
     /// Marks the last pushed step as breaking `rule` on purpose, for `reason`.
@@ -202,7 +216,7 @@ pub fn plan(current: Option<&str>, target: Option<&str>, live: &Catalog, options
         let own = rev.created_tables();
         ctx.steps.sort_by_key(|s| {
             let on_existing = !s.objects.first().is_some_and(|o| own.contains(&o.as_str()));
-            (s.phase, s.phase == Phase::Transaction && on_existing)
+            (s.phase, !s.guard, s.phase == Phase::Transaction && on_existing)
         });
         let new_tables: Vec<String> = rev.created_tables().iter().map(|t| t.to_string()).collect();
         for s in &mut ctx.steps {
@@ -348,6 +362,14 @@ fn down(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
             if todo.is_empty() {
                 return Ok(());
             }
+            if !ctx.options.allow_data_loss {
+                let kept: Vec<&ColumnDef> = todo.iter().filter_map(|n| columns.iter().find(|c| c.name == *n)).collect();
+                ctx.push_guard(
+                    &[table],
+                    column_loss_guard_sql(table, &kept),
+                    format!("refuse if dropping {} of {table} would lose data", todo.join(", ")),
+                );
+            }
             let drops: Vec<String> = todo.iter().map(|c| format!("DROP COLUMN {c}")).collect();
             ctx.push(
                 Phase::Transaction,
@@ -390,6 +412,9 @@ fn drop_table(t: &TableDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), Pl
             t.name, r.name, r.table, ctx.revision.id
         )));
     }
+    if !ctx.options.allow_data_loss {
+        ctx.push_guard(&[t.name], table_loss_guard_sql(t.name), format!("refuse if table {} holds rows", t.name));
+    }
     let mut objects = vec![t.name];
     objects.extend(t.referenced());
     // Dropping the foreign keys' triggers takes ACCESS EXCLUSIVE on the referenced tables too.
@@ -426,5 +451,55 @@ pub fn guard_sql(table: &str, column: &str, value: &str, what: &str) -> String {
         "SELECT CASE WHEN used.n > 0 THEN ({head} || used.n || {tail})::integer END AS refuse\n\
          FROM (SELECT count(*) AS n FROM {table} WHERE {column}::text = {v}) AS used",
         v = literal(value),
+    )
+}
+
+/// What every data-loss refusal says after naming what would be lost.
+const LOSS_ADVICE: &str = "; nothing was changed. Move or delete that data first, or, if losing it is intended, \
+     take a backup (`wasmig down --backup DIR`) and rerun with `--allow-data-loss`";
+
+/// A plain SELECT that stops the downgrade when `table` holds rows: the error
+/// text starts `wasmig: would lose data:` and names the table and row count.
+/// Like [`guard_sql`], plain SQL so that every host can check it statically,
+/// and it fails in `psql -v ON_ERROR_STOP=1` as well as in the runner.
+pub fn table_loss_guard_sql(table: &str) -> String {
+    let head = literal(&format!("wasmig: would lose data: dropping table {table} would delete its "));
+    let tail = literal(&format!(" row(s){LOSS_ADVICE}"));
+    format!(
+        "SELECT CASE WHEN lost.n > 0 THEN ({head} || lost.n || {tail})::integer END AS refuse\n\
+         FROM (SELECT count(*) AS n FROM {table}) AS lost"
+    )
+}
+
+/// A plain SELECT that stops the downgrade when a column about to be dropped
+/// holds anything but NULL or the default its revision gave it. A volatile
+/// default (`now()`) was evaluated per row, so every non-NULL value counts.
+pub fn column_loss_guard_sql(table: &str, columns: &[&ColumnDef]) -> String {
+    let counted = |c: &ColumnDef| match c.default {
+        Some(DefaultExpr::Now | DefaultExpr::CurrentTimestamp) | None => format!("{} IS NOT NULL", c.name),
+        Some(d) => format!("{n} IS NOT NULL AND {n} IS DISTINCT FROM {}", d.sql(), n = c.name),
+    };
+    let counts: Vec<String> =
+        columns.iter().enumerate().map(|(i, c)| format!("count(*) FILTER (WHERE {}) AS c{i}", counted(c))).collect();
+    let parts: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            format!(
+                "CASE WHEN lost.c{i} > 0 THEN {} || lost.c{i} || {} END",
+                literal(&format!("{table}.{} holds data in ", c.name)),
+                literal(" row(s)")
+            )
+        })
+        .collect();
+    let any: Vec<String> = (0..columns.len()).map(|i| format!("lost.c{i}")).collect();
+    format!(
+        "SELECT CASE WHEN {any} > 0 THEN ({head} || concat_ws('; ', {parts}) || {tail})::integer END AS refuse\n\
+         FROM (SELECT {counts} FROM {table}) AS lost",
+        any = any.join(" + "),
+        head = literal("wasmig: would lose data: "),
+        parts = parts.join(", "),
+        tail = literal(LOSS_ADVICE),
+        counts = counts.join(", "),
     )
 }

@@ -34,7 +34,7 @@ fn error(rule: &str, location: String, message: String) -> Finding {
 /// Every way `actual` differs from what revision `at` promises.
 pub fn verify(at: Option<&str>, actual: &Catalog) -> Vec<Finding> {
     let chain = revisions();
-    let expected = match plan(None, at, &Catalog::default(), Options { resume: false, online: Some(false) }) {
+    let expected = match plan(None, at, &Catalog::default(), Options { resume: false, online: Some(false), allow_data_loss: false }) {
         Ok(p) => p.expected,
         Err(e) => return vec![Finding { severity: Severity::Error, rule: "unknown-revision".into(), message: e.message, location: None }],
     };

@@ -33,7 +33,7 @@ pub fn empty() -> Catalog {
 /// The catalog the chain itself produces at `at`.
 pub fn model_at(at: Option<&str>) -> Catalog {
     plugin()
-        .plan(None, at, &empty(), PlanOptions { resume: false, online: Some(false) })
+        .plan(None, at, &empty(), PlanOptions { resume: false, online: Some(false), allow_data_loss: false })
         .unwrap()
         .unwrap()
         .expected
@@ -114,6 +114,13 @@ pub async fn conn(url: &str) -> PgConnection {
     PgConnection::connect(url).await.expect("connect")
 }
 
+/// The server's major version (15 for 15.14).
+pub async fn server_major(url: &str) -> u32 {
+    let mut c = conn(url).await;
+    let n: String = sqlx::query_scalar("SHOW server_version_num").fetch_one(&mut c).await.unwrap();
+    n.parse::<u32>().unwrap() / 10000
+}
+
 /// Runs SQL (several statements allowed), panicking on error.
 pub async fn exec(url: &str, sql: &str) {
     let mut c = conn(url).await;
@@ -138,14 +145,19 @@ pub struct Snapshot {
 /// Takes a [`Snapshot`].
 pub async fn snapshot(url: &str) -> Snapshot {
     let mut c = conn(url).await;
-    let history: String = sqlx::query_scalar(
-        "SELECT CASE WHEN to_regclass('wasmig.revisions') IS NULL THEN '-' ELSE \
-           (SELECT coalesce(string_agg(revision || ':' || state, ',' ORDER BY revision), '') FROM wasmig.revisions) || '|' || \
-           (SELECT count(*)::text FROM wasmig.log) END",
-    )
-    .fetch_one(&mut c)
-    .await
-    .unwrap();
+    // Two queries: PostgreSQL resolves every table a query names, even in a CASE branch never taken.
+    let has_history: bool = sqlx::query_scalar("SELECT to_regclass('wasmig.revisions') IS NOT NULL").fetch_one(&mut c).await.unwrap();
+    let history: String = if has_history {
+        sqlx::query_scalar(
+            "SELECT (SELECT coalesce(string_agg(revision || ':' || state, ',' ORDER BY revision), '') FROM wasmig.revisions) || '|' || \
+               (SELECT count(*)::text FROM wasmig.log)",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+    } else {
+        "-".into()
+    };
     Snapshot { catalog: catalog(url).await, history, rows: row_digest(&mut c).await }
 }
 
@@ -189,8 +201,12 @@ pub async fn base_rows(c: &mut PgConnection) -> Vec<(String, String)> {
     out
 }
 
-/// The `wasmig` binary built next to this test binary.
+/// The `wasmig` binary built next to this test binary, or `$WASMIG_BIN` (to
+/// run the same tests against another build, e.g. the previous release's).
 pub fn wasmig_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("WASMIG_BIN").filter(|b| !b.is_empty()) {
+        return PathBuf::from(bin);
+    }
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|d| d.parent()).unwrap();
     let bin = dir.join("wasmig");

@@ -343,7 +343,7 @@ async fn walk_case(url: &str, data: &ErpData, walk: &[Move], t: &mut Timings) ->
         let clock = Instant::now();
         let live = wasmig::db::catalog(&mut c, plugin()).await.map_err(|e| e.to_string())?;
         let predicted = plugin()
-            .plan(Some("erp_base"), Some(at), &start, PlanOptions { resume: false, online: None })
+            .plan(Some("erp_base"), Some(at), &start, PlanOptions { resume: false, online: None, allow_data_loss: false })
             .map_err(|e| e.to_string())?
             .map_err(|e| e.message)?
             .expected;

@@ -9,11 +9,11 @@ use wasmig_tests::{chain, check_form, empty, enum_form, model_at, plugin};
 const HEAD: &str = "manufacturing_module_v1";
 
 fn plan(from: Option<&str>, to: Option<&str>, live: &Catalog) -> Vec<Step> {
-    plugin().plan(from, to, live, PlanOptions { resume: false, online: None }).unwrap().unwrap().steps
+    plugin().plan(from, to, live, PlanOptions { resume: false, online: None, allow_data_loss: false }).unwrap().unwrap().steps
 }
 
 fn expected(from: Option<&str>, to: Option<&str>, live: &Catalog) -> Catalog {
-    plugin().plan(from, to, live, PlanOptions { resume: false, online: None }).unwrap().unwrap().expected
+    plugin().plan(from, to, live, PlanOptions { resume: false, online: None, allow_data_loss: false }).unwrap().unwrap().expected
 }
 
 #[test]
@@ -178,19 +178,19 @@ fn parts_4_and_5_say_nothing_to_change_on_plain_varchar() {
 
 #[test]
 fn unknown_revisions_and_drift_are_refused_with_a_reason() {
-    let e = plugin().plan(None, Some("nope"), &empty(), PlanOptions { resume: false, online: None }).unwrap().unwrap_err();
+    let e = plugin().plan(None, Some("nope"), &empty(), PlanOptions { resume: false, online: None, allow_data_loss: false }).unwrap().unwrap_err();
     assert_eq!(e.kind, ErrorKind::UnknownRevision);
     assert!(e.message.contains("nope") && e.message.contains("erp_base"), "{}", e.message);
     // Prerequisite tables missing: the manufacturing revision on an empty schema.
-    let e = plugin().plan(Some("erp_base"), Some(HEAD), &empty(), PlanOptions { resume: false, online: None }).unwrap().unwrap_err();
+    let e = plugin().plan(Some("erp_base"), Some(HEAD), &empty(), PlanOptions { resume: false, online: None, allow_data_loss: false }).unwrap().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Drift);
     assert!(e.message.contains("manufacturing_orders does not exist"), "{}", e.message);
     // A column already added by hand.
     let by_hand = expected(Some("erp_base"), Some(HEAD), &model_at(Some("erp_base")));
-    let e = plugin().plan(Some("erp_base"), Some(HEAD), &by_hand, PlanOptions { resume: false, online: None }).unwrap().unwrap_err();
+    let e = plugin().plan(Some("erp_base"), Some(HEAD), &by_hand, PlanOptions { resume: false, online: None, allow_data_loss: false }).unwrap().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Drift);
     // ... which a resumed run skips instead.
-    let steps = plugin().plan(Some("erp_base"), Some(HEAD), &by_hand, PlanOptions { resume: true, online: None }).unwrap().unwrap().steps;
+    let steps = plugin().plan(Some("erp_base"), Some(HEAD), &by_hand, PlanOptions { resume: true, online: None, allow_data_loss: false }).unwrap().unwrap().steps;
     assert!(steps.iter().all(|s| s.sql.starts_with("--")), "{steps:#?}");
 }
 
@@ -252,7 +252,7 @@ fn a_trap_in_the_plugin_is_a_clear_error_and_the_next_call_works() {
     // Room for the module's initial 20 pages and one more: listing revisions fits,
     // planning the whole chain (and linting every step) does not.
     let small = Plugin::from_bytes(wasmig::component::BUNDLED, "small".into(), Limits { memory: 21 << 16, ..Limits::default() }).unwrap();
-    let e = small.plan(None, Some(HEAD), &empty(), PlanOptions { resume: false, online: None }).unwrap_err();
+    let e = small.plan(None, Some(HEAD), &empty(), PlanOptions { resume: false, online: None, allow_data_loss: false }).unwrap_err();
     assert!(matches!(e, PluginError::Trap { call: "plan", .. }), "{e}");
     assert!(e.to_string().contains("plugin trapped in `plan`"), "{e}");
     // Below the initial size even instantiation fails, with the cap named.

@@ -510,11 +510,30 @@ async fn backup_dumps_and_proves_the_restore_before_changing_anything_or_refuses
         .args(["up", "--backup", dir.to_str().unwrap()])
         .env("DATABASE_URL", &url)
         .env("PATH", "/nonexistent")
+        .env("WASMIG_PG_CLIENT_DIR", "/nonexistent")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("pg_dump is not installed"), "{}", text(&out));
     assert!(!leaks(&text(&out), &pw), "the password leaked: {}", text(&out));
+    assert_eq!(snapshot(&url).await, before);
+    assert_eq!(dumps(&dir), Vec::<std::path::PathBuf>::new());
+
+    // A pg_dump of another major than the server's: refused before it runs, nothing changed.
+    let fake = std::env::temp_dir().join(format!("wasmig-fake-pg_dump-{}", std::process::id()));
+    std::fs::create_dir_all(&fake).unwrap();
+    let script = fake.join("pg_dump");
+    std::fs::write(&script, "#!/bin/sh\necho 'pg_dump (PostgreSQL) 12.22'\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = Command::new(wasmig_bin())
+        .args(["up", "--backup", dir.to_str().unwrap()])
+        .env("DATABASE_URL", &url)
+        .env("WASMIG_PG_CLIENT_DIR", &fake)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let major = server_major(&url).await;
+    assert!(text(&out).contains(&format!("needs pg_dump {major}")) && text(&out).contains("pg_dump is 12"), "{}", text(&out));
     assert_eq!(snapshot(&url).await, before);
     assert_eq!(dumps(&dir), Vec::<std::path::PathBuf>::new());
 

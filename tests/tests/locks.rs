@@ -107,7 +107,7 @@ async fn every_step_takes_no_stronger_lock_than_it_declares() {
             for (from, to) in [("erp_base", HEAD), (HEAD, "erp_base")] {
                 let live = catalog(&url).await;
                 let steps = plugin()
-                    .plan(Some(from), Some(to), &live, PlanOptions { resume: false, online })
+                    .plan(Some(from), Some(to), &live, PlanOptions { resume: false, online, allow_data_loss: false })
                     .unwrap()
                     .unwrap()
                     .steps;

@@ -123,7 +123,7 @@ fn check_all_plans_from(form: &str, base: &Catalog) -> usize {
     let p = plugin();
     for online in [None, Some(false), Some(true)] {
         for resume in [false, true] {
-            let options = PlanOptions { resume, online };
+            let options = PlanOptions { resume, online, allow_data_loss: false };
             let up = p.plan(Some("erp_base"), Some(HEAD), base, options).unwrap().unwrap();
             let down = p.plan(Some(HEAD), Some("erp_base"), &up.expected, options).unwrap().unwrap();
             let to_base = p.plan(Some("erp_base"), None, base, options).unwrap().unwrap();
@@ -144,7 +144,7 @@ fn every_step_of_every_reference_plan_passes_the_checker() {
     let p = plugin();
     let mut steps = 0;
     for online in [None, Some(false), Some(true)] {
-        let options = PlanOptions { resume: false, online };
+        let options = PlanOptions { resume: false, online, allow_data_loss: false };
         let full = p.plan(None, Some(HEAD), &empty(), options).unwrap().unwrap();
         check_plan(&full.steps, &Allowances::none()).unwrap_or_else(|v| panic!("empty -> head: {v}"));
         let back = p.plan(Some(HEAD), None, &full.expected, options).unwrap().unwrap();
@@ -189,7 +189,7 @@ fn a_looping_plugin_is_stopped_by_the_deadline_and_the_next_call_works() {
     assert!(e.to_string().contains("deadline and was stopped"), "{e}");
     // Stopped, not finished: generous bound, this is not a timing test.
     assert!(took < Duration::from_secs(30), "took {took:?}");
-    let e = p.plan(None, Some("loop"), &empty(), PlanOptions { resume: false, online: None }).unwrap_err();
+    let e = p.plan(None, Some("loop"), &empty(), PlanOptions { resume: false, online: None, allow_data_loss: false }).unwrap_err();
     assert!(e.to_string().contains("plugin trapped in `plan`"), "{e}");
     // The trapped instance was dropped; a fresh one answers.
     assert_eq!(p.revisions().unwrap().len(), 9);

@@ -222,7 +222,20 @@ impl Server {
             .map_err(|reason| Error::Unavailable { kind, reason })
     }
 
+    /// Starts a local cluster from the `initdb`, `pg_ctl` and `postgres` in `bindir` (any
+    /// major, e.g. one of the per-major directories `ci/pg-versions.sh` installs), ignoring
+    /// `WASMIG_PG_PROVIDER` and `WASMIG_PG_BINDIR`.
+    pub async fn start_local(bindir: &std::path::Path) -> Result<Server, Error> {
+        Self::start_inner_with(ProviderKind::Local, Some(bindir.to_path_buf()))
+            .await
+            .map_err(|reason| Error::Unavailable { kind: ProviderKind::Local, reason })
+    }
+
     async fn start_inner(kind: ProviderKind) -> Result<Server, String> {
+        Self::start_inner_with(kind, None).await
+    }
+
+    async fn start_inner_with(kind: ProviderKind, bindir: Option<std::path::PathBuf>) -> Result<Server, String> {
         let started = Instant::now();
         let (base, backend) = match kind {
             ProviderKind::Url => (url_from_env()?, Backend::Url),
@@ -231,7 +244,7 @@ impl Server {
                 (d.base_url.clone(), Backend::Docker(Box::new(d)))
             }
             ProviderKind::Local => {
-                let l = local::LocalCluster::start().await?;
+                let l = local::LocalCluster::start(bindir).await?;
                 (l.base_url.clone(), Backend::Local(Box::new(l)))
             }
         };

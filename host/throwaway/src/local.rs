@@ -130,9 +130,14 @@ impl LocalCluster {
         &self.data
     }
 
-    pub(crate) async fn start() -> Result<LocalCluster, String> {
+    /// Starts a cluster from `bindir`, or from the directory [`find_bindir`] picks.
+    pub(crate) async fn start(bindir: Option<PathBuf>) -> Result<LocalCluster, String> {
         let started = Instant::now();
-        let bindir = find_bindir()?;
+        let bindir = match bindir {
+            Some(d) if is_executable(&d.join("initdb")) && is_executable(&d.join("pg_ctl")) => d,
+            Some(d) => return Err(format!("{} has no initdb and pg_ctl: {INSTALL_HINT}", d.display())),
+            None => find_bindir()?,
+        };
         let run_as = RunAs::detect()?;
         // The unprivileged user must reach the directory: root's TMPDIR may be private.
         let parent = match run_as {
