@@ -314,13 +314,11 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                     ctx.push(phase, lock, &[ix.table, ix.name], sql, format!("drop invalid index {} to rebuild it", ix.name));
                     model.indexes.retain(|i| i.name != ix.name);
                 } else {
+                    let found_as = found.definition.clone().unwrap_or_else(|| format!("on {} ({})", found.table, found.columns.join(", ")));
                     return Err(PlanError::drift(format!(
-                        "an index named {} already exists on {} ({}) but differs from the one revision {} creates: \
+                        "an index named {} already exists (`{found_as}`) but differs from the one revision {} creates: \
                          rename or drop it first",
-                        ix.name,
-                        found.table,
-                        found.columns.join(", "),
-                        rev.id
+                        ix.name, rev.id
                     )));
                 }
             }
