@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Cross-language check of the wasmig component: the Rust host (`wasmig`), the
-# Python example (wasmtime from PyPI) and the JS example (jco) must plan the
+# Python package (python/, wasmtime from PyPI, driven by examples/python/plan.py)
+# and the JS example (jco) must plan the
 # same steps byte for byte, and a schema migrated by a non-Rust host must be
 # one the Rust host accepts.
 #
@@ -97,12 +98,13 @@ psql -X -q -v ON_ERROR_STOP=1 "$ADMIN_URL" -c 'SELECT 1' >/dev/null || die "cann
 # --- installs (skipped when the lock files did not change) ---
 VENV=$WORK/venv
 REQ=examples/python/requirements.txt
-if [[ ! -x $VENV/bin/python || $(cat "$VENV/.requirements.sha256" 2>/dev/null) != "$(sha "$REQ")" ]]; then
-    log "installing $REQ into $VENV"
+PYREQ=$( { sha "$REQ"; sha python/pyproject.toml; } | sha256sum | cut -d' ' -f1)
+if [[ ! -x $VENV/bin/python || $(cat "$VENV/.requirements.sha256" 2>/dev/null) != "$PYREQ" ]]; then
+    log "installing $REQ and the wasmig package (python/) into $VENV"
     rm -rf "$VENV"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQ"
-    sha "$REQ" >"$VENV/.requirements.sha256"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQ" -e ./python
+    echo "$PYREQ" >"$VENV/.requirements.sha256"
 fi
 PY=$VENV/bin/python
 if [[ $(cat examples/js/node_modules/.polyglot-lock.sha256 2>/dev/null) != "$(sha examples/js/package-lock.json)" ]]; then

@@ -1,7 +1,8 @@
 //! The history: which revisions are applied, with what checksum, and a log of
 //! every move. It lives in its own schema (`wasmig`), outside the schema the
-//! plugin reads, so it never shows up in a catalog. `alembic_version` is kept
-//! in step when it exists, so Alembic and wasmig agree on where a database is.
+//! plugin reads, so it never shows up in a catalog. `alembic_version` is only
+//! ever changed from one id Alembic knows to another (never inserted, never
+//! deleted): the rules are in [`crate::alembic`].
 
 use sqlx::postgres::PgConnection;
 
@@ -134,22 +135,55 @@ pub async fn alembic_version(conn: &mut PgConnection) -> Result<Option<String>, 
         .map_err(db("reading alembic_version"))
 }
 
-async fn set_alembic(conn: &mut PgConnection, version: Option<&str>) -> Result<(), MigrateError> {
+/// Changes the `alembic_version` row from `from` to `to`; a row holding
+/// anything else (or no row, or no table) is left alone.
+async fn replace_alembic(conn: &mut PgConnection, from: &str, to: &str) -> Result<(), MigrateError> {
     let has: bool = sqlx::query_scalar("SELECT to_regclass('alembic_version') IS NOT NULL")
         .fetch_one(&mut *conn)
         .await
         .map_err(db("looking for alembic_version"))?;
     if has {
-        sqlx::query("DELETE FROM alembic_version").execute(&mut *conn).await.map_err(db("updating alembic_version"))?;
-        if let Some(v) = version {
-            sqlx::query("INSERT INTO alembic_version (version_num) VALUES ($1)")
-                .bind(v)
-                .execute(&mut *conn)
-                .await
-                .map_err(db("updating alembic_version"))?;
-        }
+        sqlx::query("UPDATE alembic_version SET version_num = $2 WHERE version_num = $1")
+            .bind(from)
+            .bind(to)
+            .execute(&mut *conn)
+            .await
+            .map_err(db("updating alembic_version"))?;
     }
     Ok(())
+}
+
+/// The id `alembic_version` goes back to when `revision` is reverted: none
+/// when the row does not hold `revision` (Alembic never saw it, so the row
+/// stays); else the id recorded before `revision` was applied, else the
+/// `down_revision` of its script in `scripts`.
+///
+/// Errors: [`MigrateError::Plan`] (drift) when the row holds `revision` and
+/// neither is known: the caller refuses the downgrade before changing anything.
+pub async fn alembic_restore_target(
+    conn: &mut PgConnection,
+    revision: &str,
+    scripts: Option<&crate::alembic::Scripts>,
+) -> Result<Option<String>, MigrateError> {
+    if alembic_version(conn).await?.as_deref() != Some(revision) {
+        return Ok(None);
+    }
+    let recorded = recorded(conn).await?.into_iter().find(|r| r.revision == revision).and_then(|r| r.alembic_before);
+    if let Some(before) = recorded.filter(|b| b != revision) {
+        return Ok(Some(before));
+    }
+    if let Some(Some(down)) = scripts.and_then(|s| s.down_revision_of(revision)) {
+        return Ok(Some(down.to_string()));
+    }
+    Err(MigrateError::Plan {
+        kind: crate::component::ErrorKind::Drift,
+        message: format!(
+            "alembic_version holds {revision} and wasmig cannot tell which Alembic revision comes before it \
+             (none was recorded when it was applied{}): run `alembic downgrade -1` instead, or pass \
+             --alembic-versions DIR (the directory with the application's revision scripts). Nothing was changed",
+            if scripts.is_some() { ", and no script in --alembic-versions names its down_revision" } else { "" }
+        ),
+    })
 }
 
 /// Marks a revision as under way (before its first non-transactional step).
@@ -170,7 +204,15 @@ pub async fn mark(conn: &mut PgConnection, revision: &str, checksum: &str, state
 }
 
 /// Records a finished upgrade of `revision` (inside the caller's transaction).
-pub async fn applied(conn: &mut PgConnection, revision: &str, checksum: &str, ms: i64) -> Result<(), MigrateError> {
+/// `alembic_version` moves to `revision` only when `scripts` has a script for
+/// it whose `down_revision` is the row's current id.
+pub async fn applied(
+    conn: &mut PgConnection,
+    revision: &str,
+    checksum: &str,
+    ms: i64,
+    scripts: Option<&crate::alembic::Scripts>,
+) -> Result<(), MigrateError> {
     let before = alembic_version(conn).await?;
     sqlx::query(
         "INSERT INTO wasmig.revisions (revision, checksum, state, alembic_before) VALUES ($1, $2, 'applied', $3) \
@@ -178,25 +220,41 @@ pub async fn applied(conn: &mut PgConnection, revision: &str, checksum: &str, ms
     )
     .bind(revision)
     .bind(checksum)
-    .bind(before)
+    .bind(before.as_deref())
     .execute(&mut *conn)
     .await
     .map_err(db("recording the revision"))?;
     log_action(conn, revision, "up", checksum, Some(ms)).await?;
-    set_alembic(conn, Some(revision)).await
+    let Some(before) = before else { return Ok(()) };
+    match scripts.map(|s| s.down_revision_of(revision)) {
+        Some(Some(Some(down))) if down == before => replace_alembic(conn, &before, revision).await,
+        Some(Some(down)) => {
+            tracing::warn!(
+                "alembic_version left at {before}: the Alembic script for {revision} revises {}, not {before}",
+                down.unwrap_or("nothing")
+            );
+            Ok(())
+        }
+        Some(None) => {
+            tracing::info!("alembic_version left at {before}: no Alembic script has revision {revision} (`wasmig alembic-revision` writes one)");
+            Ok(())
+        }
+        None => Ok(()),
+    }
 }
 
-/// Records a finished downgrade of `revision` (inside the caller's transaction).
-pub async fn reverted(conn: &mut PgConnection, revision: &str, checksum: &str, ms: i64) -> Result<(), MigrateError> {
-    let before: Option<Option<String>> =
-        sqlx::query_scalar("DELETE FROM wasmig.revisions WHERE revision = $1 RETURNING alembic_before")
-            .bind(revision)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db("recording the downgrade"))?;
+/// Records a finished downgrade of `revision` (inside the caller's
+/// transaction); `alembic_to` is what [`alembic_restore_target`] said before
+/// the downgrade started.
+pub async fn reverted(conn: &mut PgConnection, revision: &str, checksum: &str, ms: i64, alembic_to: Option<&str>) -> Result<(), MigrateError> {
+    sqlx::query("DELETE FROM wasmig.revisions WHERE revision = $1")
+        .bind(revision)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("recording the downgrade"))?;
     log_action(conn, revision, "down", checksum, Some(ms)).await?;
-    if let Some(before) = before {
-        set_alembic(conn, before.as_deref()).await?;
+    if let Some(to) = alembic_to {
+        replace_alembic(conn, revision, to).await?;
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! catalog, executes the plan with sqlx under an advisory lock, keeps the
 //! history, and reports.
 
+pub mod alembic;
 pub mod component;
 
 pub use component::{Limits, Plugin, PluginError};

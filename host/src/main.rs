@@ -143,6 +143,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = FailOn::Warning)]
         fail_on: FailOn,
     },
+    /// Write an Alembic revision script that runs this plugin's revision from `alembic upgrade`.
+    AlembicRevision(AlembicRevisionArgs),
     /// Write the bundled plugin component to a file.
     Plugin {
         #[arg(long, value_name = "PATH")]
@@ -201,6 +203,10 @@ struct RunArgs {
     /// copy-program, roles, procedural, transaction-control, server-access, undeclared-objects, unparsed.
     #[arg(long = "allow-sql", value_name = "RULE", value_delimiter = ',')]
     allow_sql: Vec<wasmig::sandbox::Rule>,
+    /// The application's Alembic versions directory: alembic_version then follows revisions that have a
+    /// script there (without it, wasmig leaves alembic_version as it is).
+    #[arg(long, value_name = "DIR", env = "WASMIG_ALEMBIC_VERSIONS")]
+    alembic_versions: Option<PathBuf>,
     /// Let a downgrade drop tables that hold rows and columns that hold data other than NULL or
     /// their default. Without it such a downgrade is refused before any change (exit 6);
     /// consider --backup DIR with it.
@@ -210,6 +216,52 @@ struct RunArgs {
     /// `wasmig verify`), as long as no mismatch is on an object the move changes.
     #[arg(long)]
     accept_drift: bool,
+}
+
+/// `wasmig alembic-revision`: see `wasmig::alembic`.
+#[derive(Args)]
+struct AlembicRevisionArgs {
+    /// The application's current Alembic head (`alembic heads`): the script's down_revision.
+    #[arg(long, value_name = "REV")]
+    down_revision: String,
+    /// The wasmig revision to wrap (default: the last one).
+    #[arg(long, value_name = "REV")]
+    revision: Option<String>,
+    /// Directory for the script and the component file (e.g. migrations/versions).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    out: PathBuf,
+}
+
+impl AlembicRevisionArgs {
+    /// Writes `<revision>_wasmig.py` and the component next to it.
+    fn run(&self, g: &Global, plugin: &Plugin) -> anyhow::Result<()> {
+        let chain = plugin.revisions()?;
+        let rev = match &self.revision {
+            Some(id) => chain.iter().find(|r| &r.id == id).with_context(|| {
+                format!("unknown revision `{id}`: the plugin has {}", chain.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", "))
+            })?,
+            None => chain.last().context("the plugin has no revisions")?,
+        };
+        let created = httpdate::fmt_http_date(std::time::SystemTime::now());
+        let plugin_file = "wasmig_plugin.wasm";
+        let text = wasmig::alembic::revision_script(&wasmig::alembic::ScriptSpec {
+            revision: rev,
+            down_revision: &self.down_revision,
+            plugin_file,
+            created: &created,
+        })?;
+        let script = self.out.join(format!("{}_wasmig.py", rev.id));
+        let component = self.out.join(plugin_file);
+        let bytes = match &g.plugin {
+            Some(path) => std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+            None => wasmig::component::BUNDLED.to_vec(),
+        };
+        std::fs::write(&component, &bytes).with_context(|| format!("cannot write {}", component.display()))?;
+        std::fs::write(&script, text).with_context(|| format!("cannot write {}", script.display()))?;
+        println!("wrote {} (revision {} revises {})", script.display(), rev.id, self.down_revision);
+        println!("wrote {} ({} bytes)", component.display(), bytes.len());
+        Ok(())
+    }
 }
 
 impl RunArgs {
@@ -223,6 +275,7 @@ impl RunArgs {
             allow_lint: self.allow.clone(),
             backup: self.backup.clone(),
             allow_sql: wasmig::sandbox::Allowances::of(self.allow_sql.iter().copied()),
+            alembic_versions: self.alembic_versions.clone(),
             allow_data_loss: self.allow_data_loss,
             accept_drift: self.accept_drift,
         }
@@ -540,6 +593,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(4));
             }
         }
+        Command::AlembicRevision(args) => args.run(g, &plugin)?,
         Command::Plugin { out } => {
             std::fs::write(out, wasmig::component::BUNDLED).with_context(|| format!("cannot write {}", out.display()))?;
             println!("wrote {} ({} bytes)", out.display(), wasmig::component::BUNDLED.len());

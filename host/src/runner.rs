@@ -42,6 +42,9 @@ pub struct RunOptions {
     pub backup: Option<std::path::PathBuf>,
     /// Sandbox rules lifted for plugin SQL (`--allow-sql`); see [`crate::sandbox`].
     pub allow_sql: crate::sandbox::Allowances,
+    /// The application's Alembic versions directory: with it, `alembic_version`
+    /// follows wasmig revisions that have a script there (see [`crate::alembic`]).
+    pub alembic_versions: Option<std::path::PathBuf>,
     /// Let a downgrade drop tables that hold rows and columns that hold data
     /// (`--allow-data-loss`); without it such a downgrade is refused up front.
     pub allow_data_loss: bool,
@@ -61,6 +64,7 @@ impl Default for RunOptions {
             allow_lint: Vec::new(),
             backup: None,
             allow_sql: Default::default(),
+            alembic_versions: None,
             allow_data_loss: false,
             accept_drift: false,
         }
@@ -447,6 +451,7 @@ impl<'p> Runner<'p> {
 
     async fn move_one(&mut self, rev: &Revision, up: bool, resume: bool) -> Result<Move, MigrateError> {
         let started = Instant::now();
+        let scripts = self.options.alembic_versions.as_deref().map(crate::alembic::Scripts::load).transpose()?;
         let catalog = self.catalog().await?;
         let (from, to) = if up {
             (rev.down_revision.clone(), Some(rev.id.clone()))
@@ -467,6 +472,9 @@ impl<'p> Runner<'p> {
             if resume { ", resuming a stopped run" } else { "" }
         );
         self.require_history_privilege().await?;
+        // Decided before any change, so a downgrade that would strand Alembic is refused untouched.
+        let alembic_to = if up { None } else { history::alembic_restore_target(&mut self.conn, &rev.id, scripts.as_ref()).await? };
+        let alembic = Alembic { scripts: scripts.as_ref(), restore: alembic_to.as_deref() };
         history::ensure(&mut self.conn).await?;
         // The marker goes in just before the first change that is not covered by a
         // transaction; read-only checks (access-share) before it leave no trace.
@@ -506,7 +514,7 @@ impl<'p> Runner<'p> {
                             .map_err(|e| (e, *step))?;
                     }
                     if Some(i) == last_tx && record_in_last_tx {
-                        record(&mut t, rev, up, ms()).await.map_err(|e| (e, steps[0]))?;
+                        record(&mut t, rev, up, ms(), &alembic).await.map_err(|e| (e, steps[0]))?;
                     }
                     Ok(())
                 }
@@ -547,7 +555,7 @@ impl<'p> Runner<'p> {
         }
         if !record_in_last_tx {
             let mut t = self.conn.begin().await.map_err(|e| MigrateError::Db(describe(&e)))?;
-            record(&mut t, rev, up, ms()).await?;
+            record(&mut t, rev, up, ms(), &alembic).await?;
             t.commit().await.map_err(|e| MigrateError::Db(describe(&e)))?;
         }
         Ok(Move {
@@ -656,11 +664,17 @@ fn blocks_writers(step: &Step) -> bool {
     matches!(step.lock, L::Share | L::ShareRowExclusive | L::Exclusive | L::AccessExclusive)
 }
 
-async fn record(conn: &mut PgConnection, rev: &Revision, up: bool, ms: i64) -> Result<(), MigrateError> {
+/// What the history needs to keep `alembic_version` right for one move.
+struct Alembic<'a> {
+    scripts: Option<&'a crate::alembic::Scripts>,
+    restore: Option<&'a str>,
+}
+
+async fn record(conn: &mut PgConnection, rev: &Revision, up: bool, ms: i64, alembic: &Alembic<'_>) -> Result<(), MigrateError> {
     if up {
-        history::applied(conn, &rev.id, &rev.checksum, ms).await
+        history::applied(conn, &rev.id, &rev.checksum, ms, alembic.scripts).await
     } else {
-        history::reverted(conn, &rev.id, &rev.checksum, ms).await
+        history::reverted(conn, &rev.id, &rev.checksum, ms, alembic.restore).await
     }
 }
 

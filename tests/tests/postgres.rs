@@ -266,11 +266,40 @@ async fn a_role_without_privileges_is_told_what_to_grant_and_nothing_changes() {
     assert_eq!(snapshot(&url).await, before);
 }
 
-#[tokio::test]
-async fn an_alembic_database_adopts_wasmig_with_stamp_and_alembic_version_follows() {
+/// The `alembic_version` row, or none.
+async fn alembic_row(url: &str) -> Option<String> {
+    let mut c = conn(url).await;
+    sqlx::query_scalar::<_, String>("SELECT version_num FROM alembic_version").fetch_optional(&mut c).await.unwrap()
+}
+
+/// erp_base built by psql, plus an Alembic table at the application's head.
+async fn alembic_db_at_base() -> String {
     let url = fresh_db().await;
     run_psql(&url, &stdout(&wasmig(None, &["sql", "--to", "erp_base"])));
     exec(&url, "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY); INSERT INTO alembic_version VALUES ('e63da1a343bc')").await;
+    url
+}
+
+/// An Alembic versions directory: the application's two revisions, plus
+/// (when `with_wasmig`) the script `wasmig alembic-revision` writes.
+fn alembic_versions(with_wasmig: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f178178734f5_initial.py"), "revision = 'f178178734f5'\ndown_revision = None\n").unwrap();
+    std::fs::write(
+        dir.path().join("e63da1a343bc_later.py"),
+        "revision: str = 'e63da1a343bc'\ndown_revision: Union[str, None] = 'f178178734f5'\n",
+    )
+    .unwrap();
+    if with_wasmig {
+        let out = wasmig(None, &["alembic-revision", "--down-revision", "e63da1a343bc", "--out", dir.path().to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    dir
+}
+
+#[tokio::test]
+async fn an_alembic_database_adopts_wasmig_with_stamp_and_alembic_version_keeps_an_id_alembic_knows() {
+    let url = alembic_db_at_base().await;
     // Stamping a revision the schema does not match is refused.
     let out = wasmig(Some(&url), &["stamp", HEAD]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
@@ -278,16 +307,74 @@ async fn an_alembic_database_adopts_wasmig_with_stamp_and_alembic_version_follow
 
     stdout(&wasmig(Some(&url), &["stamp", "erp_base"]));
     assert_eq!(stdout(&wasmig(Some(&url), &["current"])).trim(), "erp_base");
+    // No Alembic script for the wasmig revision is known: the row keeps Alembic's own id.
     stdout(&wasmig(Some(&url), &["up"]));
-    let version = |url: String| async move {
-        let mut c = conn(&url).await;
-        sqlx::query_scalar::<_, String>("SELECT version_num FROM alembic_version").fetch_one(&mut c).await.unwrap()
-    };
-    assert_eq!(version(url.clone()).await, HEAD);
+    assert_eq!(alembic_row(&url).await.as_deref(), Some("e63da1a343bc"));
     stdout(&wasmig(Some(&url), &["down"]));
-    assert_eq!(version(url.clone()).await, "e63da1a343bc");
+    assert_eq!(alembic_row(&url).await.as_deref(), Some("e63da1a343bc"));
     let history = stdout(&wasmig(Some(&url), &["history"]));
     assert!(history.contains("stamp") && history.contains("down"), "{history}");
+}
+
+#[tokio::test]
+async fn a_downgrade_after_stamping_the_head_keeps_the_alembic_row() {
+    let url = alembic_db_at_base().await;
+    stdout(&wasmig(Some(&url), &["stamp", "erp_base"]));
+    stdout(&wasmig(Some(&url), &["up"]));
+    exec(&url, "DROP SCHEMA wasmig CASCADE").await;
+    stdout(&wasmig(Some(&url), &["stamp", HEAD]));
+    stdout(&wasmig(Some(&url), &["down"]));
+    // The old code deleted the row here, and the next `alembic upgrade head` re-ran the app's first migration.
+    assert_eq!(alembic_row(&url).await.as_deref(), Some("e63da1a343bc"));
+}
+
+#[tokio::test]
+async fn alembic_version_follows_only_revisions_the_alembic_versions_directory_has() {
+    // Without the wasmig script in the directory, the row stays.
+    let url = alembic_db_at_base().await;
+    stdout(&wasmig(Some(&url), &["stamp", "erp_base"]));
+    let bare = alembic_versions(false);
+    stdout(&wasmig(Some(&url), &["up", "--alembic-versions", bare.path().to_str().unwrap()]));
+    assert_eq!(alembic_row(&url).await.as_deref(), Some("e63da1a343bc"));
+    stdout(&wasmig(Some(&url), &["down"]));
+
+    // With it, up writes the wasmig id Alembic now knows, and down restores the app's head.
+    let dir = alembic_versions(true);
+    let script = std::fs::read_to_string(dir.path().join(format!("{HEAD}_wasmig.py"))).unwrap();
+    assert!(script.contains(&format!("revision = '{HEAD}'")) && script.contains("down_revision = 'e63da1a343bc'"), "{script}");
+    assert!(dir.path().join("wasmig_plugin.wasm").is_file());
+    stdout(&wasmig(Some(&url), &["up", "--alembic-versions", dir.path().to_str().unwrap()]));
+    assert_eq!(alembic_row(&url).await.as_deref(), Some(HEAD));
+    stdout(&wasmig(Some(&url), &["down"]));
+    assert_eq!(alembic_row(&url).await.as_deref(), Some("e63da1a343bc"));
+}
+
+#[tokio::test]
+async fn a_downgrade_that_cannot_tell_alembic_s_previous_revision_is_refused_untouched() {
+    let url = alembic_db_at_base().await;
+    stdout(&wasmig(Some(&url), &["stamp", "erp_base"]));
+    stdout(&wasmig(Some(&url), &["up"]));
+    // As if Alembic had run the generated script: the row holds the wasmig id, nothing recorded before it.
+    exec(&url, &format!("UPDATE alembic_version SET version_num = '{HEAD}'; UPDATE wasmig.revisions SET alembic_before = NULL")).await;
+    let before = snapshot(&url).await;
+    let out = wasmig(Some(&url), &["down"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("alembic downgrade -1") && text(&out).contains("--alembic-versions"), "{}", text(&out));
+    assert_eq!(snapshot(&url).await, before);
+    assert_eq!(alembic_row(&url).await.as_deref(), Some(HEAD));
+    // Told where the scripts are, it restores the script's down_revision.
+    let dir = alembic_versions(true);
+    stdout(&wasmig(Some(&url), &["down", "--alembic-versions", dir.path().to_str().unwrap()]));
+    assert_eq!(alembic_row(&url).await.as_deref(), Some("e63da1a343bc"));
+}
+
+#[test]
+fn alembic_revision_refuses_an_id_alembic_cannot_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = wasmig(None, &["alembic-revision", "--down-revision", "e63da1a343bc'; import os", "--out", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("cannot be an Alembic revision id"), "{}", text(&out));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
 #[tokio::test]
