@@ -247,10 +247,8 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
     let rev = ctx.revision;
     match op {
         Op::CreateTable(t) => {
-            if model.table(t.name).is_some() {
-                if ctx.already(format!("table {} already exists", t.name))? {
-                    return Ok(());
-                }
+            if model.table(t.name).is_some() && ctx.already(format!("table {} already exists", t.name))? {
+                return Ok(());
             }
             if let Some(missing) = t.referenced().into_iter().find(|r| model.table(r).is_none()) {
                 return Err(missing_table(missing, rev));
