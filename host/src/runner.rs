@@ -88,6 +88,11 @@ pub struct Runner<'p> {
     /// The URL (it holds the password: only `db::redact` it for messages) and
     /// this connection's backend, for the progress watcher and backups.
     watch: Option<crate::progress::Target>,
+    /// The backend pid and a random token set as `wasmig.run` on it, checked at
+    /// the lock and before each revision: a pooler that moved us to another
+    /// server connection, or gave ours to another wasmig run, is caught even
+    /// when the check at connect was lucky.
+    session: Option<(i32, String)>,
 }
 
 const LOCK_KEY: &str = "2063385703, hashtext(current_database())";
@@ -113,12 +118,31 @@ impl<'p> Runner<'p> {
             .fetch_one(&mut conn)
             .await
             .map_err(|e| MigrateError::Db(describe(&e)))?;
+        let token = format!("{:016x}", rand::rng().random::<u64>());
         let mut runner = Runner::with_connection(plugin, conn, options)?;
         runner.watch = Some(crate::progress::Target::new(url, pid));
+        runner.session = Some((pid, token));
         Ok(runner)
     }
 
     /// Sets the session settings a locked run needs; [`Runner::reset_session`] undoes them.
+    /// Fails when this runner's statements no longer reach the backend (and
+    /// the `wasmig.run` token) they started on: a pooler in transaction mode.
+    async fn same_session(&mut self) -> Result<(), MigrateError> {
+        let Some((pid, token)) = self.session.clone() else { return Ok(()) };
+        let (now, seen): (i32, Option<String>) = sqlx::query_as("SELECT pg_backend_pid(), current_setting('wasmig.run', true)")
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| MigrateError::Db(describe(&e)))?;
+        if now != pid {
+            return Err(crate::server::pooled(&format!("its server backend changed from pid {pid} to pid {now}")));
+        }
+        if seen.as_deref() != Some(token.as_str()) {
+            return Err(crate::server::pooled("another client's session state appeared on its server backend"));
+        }
+        Ok(())
+    }
+
     async fn prepare_session(&mut self) {
         // A killed runner's backend stops its statement within a second instead of
         // finishing (say) an hour-long index build while it holds the migration lock;
@@ -126,12 +150,23 @@ impl<'p> Runner<'p> {
         let _ = sqlx::raw_sql("SET client_connection_check_interval = '1s'").execute(&mut self.conn).await;
     }
 
+    async fn set_token(&mut self) -> Result<(), MigrateError> {
+        if let Some((_, token)) = &self.session {
+            sqlx::query("SELECT set_config('wasmig.run', $1, false)")
+                .bind(token)
+                .execute(&mut self.conn)
+                .await
+                .map_err(|e| MigrateError::Db(describe(&e)))?;
+        }
+        Ok(())
+    }
+
     /// Puts every setting wasmig may have changed back to the role's and
     /// database's own values, so a pooled server connection handed to the next
     /// client carries nothing of ours.
     async fn reset_session(&mut self) {
         // Separate statements: on 13 the unknown name must not undo the others.
-        for sql in ["RESET lock_timeout", "RESET statement_timeout", "RESET client_connection_check_interval"] {
+        for sql in ["RESET lock_timeout", "RESET statement_timeout", "RESET wasmig.run", "RESET client_connection_check_interval"] {
             if let Err(e) = sqlx::raw_sql(sql).execute(&mut self.conn).await {
                 tracing::debug!("{sql}: {}", describe(&e));
             }
@@ -141,7 +176,7 @@ impl<'p> Runner<'p> {
     /// Uses an open connection.
     pub fn with_connection(plugin: &'p Plugin, conn: PgConnection, options: RunOptions) -> Result<Runner<'p>, MigrateError> {
         let chain = plugin.revisions()?;
-        Ok(Runner { plugin, conn, chain, options, watch: None })
+        Ok(Runner { plugin, conn, chain, options, watch: None, session: None })
     }
 
     /// The plugin's chain.
@@ -281,12 +316,20 @@ impl<'p> Runner<'p> {
     ) -> Result<T, MigrateError> {
         let deadline = Instant::now() + self.options.lock_wait;
         let mut said = false;
+        self.set_token().await?;
         loop {
             let got: bool = sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({LOCK_KEY})"))
                 .fetch_one(&mut self.conn)
                 .await
                 .map_err(|e| MigrateError::Db(describe(&e)))?;
             if got {
+                // Under a transaction-mode pooler the lock may have been granted to a
+                // server connection another client also uses: check before relying on it.
+                if let Err(e) = self.same_session().await {
+                    let _ = sqlx::query(&format!("SELECT pg_advisory_unlock({LOCK_KEY})")).execute(&mut self.conn).await;
+                    self.reset_session().await;
+                    return Err(e);
+                }
                 break;
             }
             if Instant::now() >= deadline {
@@ -311,6 +354,7 @@ impl<'p> Runner<'p> {
         let mut retries = 0;
         let mut backed_up = false;
         loop {
+            self.same_session().await?;
             self.check_checksums().await?;
             let status = self.status().await?;
             let current = self.position(status.current.as_deref())?;

@@ -55,7 +55,7 @@ async fn backend_pid(conn: &mut PgConnection) -> Result<i32, sqlx::Error> {
 }
 
 /// The message for a connection that does not keep its session.
-fn pooled(what: &str) -> MigrateError {
+pub(crate) fn pooled(what: &str) -> MigrateError {
     MigrateError::Unsupported(format!(
         "the connection does not keep its session ({what}): a pooler such as PgBouncer in transaction or statement mode \
          sits between wasmig and PostgreSQL, where the migration lock and settings would leak to other clients. \
@@ -78,6 +78,15 @@ pub async fn check_session_kept(conn: &mut PgConnection, second: &mut PgConnecti
     // Statements a previous client of a pooled server connection prepared and left (a
     // session-mode pooler whose server_reset_query is empty) would collide with ours.
     sqlx::raw_sql("DEALLOCATE ALL").execute(&mut *conn).await.map_err(db)?;
+    // Three rounds: with other clients busy on the same pooler, one round can be lucky.
+    for _ in 0..3 {
+        round(conn, second).await?;
+    }
+    Ok(())
+}
+
+async fn round(conn: &mut PgConnection, second: &mut PgConnection) -> Result<(), MigrateError> {
+    let db = |e: sqlx::Error| MigrateError::Db(format!("checking the connection: {}", describe(&e)));
     let mine = backend_pid(conn).await.map_err(db)?;
     let theirs = match sqlx::raw_sql("BEGIN; SELECT pg_backend_pid()").fetch_one(&mut *second).await {
         Ok(row) => row.try_get::<i32, _>(0).map_err(db)?,
