@@ -173,6 +173,21 @@ async fn a_transaction_mode_pooler_is_refused_before_any_change() {
         0,
         "no migration lock stranded on a pooled server connection"
     );
+
+    // Statement mode, and the other commands that use the runner's connection.
+    let bouncer = Bouncer::start("statement", 4).await;
+    let pooled = bouncer.url_for(&url);
+    for args in [
+        &["up"][..],
+        &["down"],
+        &["stamp", "erp_base", "--force"],
+        &["current"],
+    ] {
+        let out = wasmig(Some(&pooled), args);
+        assert_eq!(out.status.code(), Some(10), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains("session mode"), "{}", text(&out));
+    }
+    assert_eq!(snapshot(&url).await, before, "nothing changed");
 }
 
 #[tokio::test]
