@@ -314,9 +314,24 @@ impl<'p> Runner<'p> {
         &mut self,
         f: impl for<'a> FnOnce(&'a mut Self) -> std::pin::Pin<Box<dyn Future<Output = Result<T, MigrateError>> + 'a>>,
     ) -> Result<T, MigrateError> {
+        self.set_token().await?;
+        if let Err(e) = self.take_lock().await {
+            // Nothing of this run may stay on the session, even when it never got the lock.
+            self.reset_session().await;
+            return Err(e);
+        }
+        self.prepare_session().await;
+        let result = f(self).await;
+        self.reset_session().await;
+        // A failed unlock only matters while this connection lives; it dies with us.
+        let _ = sqlx::query(&format!("SELECT pg_advisory_unlock({LOCK_KEY})")).execute(&mut self.conn).await;
+        result
+    }
+
+    /// Waits up to `lock_wait` for the migration lock, on this runner's own backend.
+    async fn take_lock(&mut self) -> Result<(), MigrateError> {
         let deadline = Instant::now() + self.options.lock_wait;
         let mut said = false;
-        self.set_token().await?;
         loop {
             let got: bool = sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({LOCK_KEY})"))
                 .fetch_one(&mut self.conn)
@@ -327,10 +342,9 @@ impl<'p> Runner<'p> {
                 // server connection another client also uses: check before relying on it.
                 if let Err(e) = self.same_session().await {
                     let _ = sqlx::query(&format!("SELECT pg_advisory_unlock({LOCK_KEY})")).execute(&mut self.conn).await;
-                    self.reset_session().await;
                     return Err(e);
                 }
-                break;
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(MigrateError::LockTimeout(self.options.lock_wait));
@@ -341,12 +355,6 @@ impl<'p> Runner<'p> {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        self.prepare_session().await;
-        let result = f(self).await;
-        self.reset_session().await;
-        // A failed unlock only matters while this connection lives; it dies with us.
-        let _ = sqlx::query(&format!("SELECT pg_advisory_unlock({LOCK_KEY})")).execute(&mut self.conn).await;
-        result
     }
 
     async fn walk(&mut self, to: usize, way: Way) -> Result<Vec<Move>, MigrateError> {
