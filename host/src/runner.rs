@@ -553,7 +553,7 @@ async fn run_step(conn: &mut PgConnection, rev: &Revision, step: &Step) -> Resul
 /// The guard's own words, without the cast error PostgreSQL wraps them in.
 fn guard_message(reason: &str) -> String {
     let start = reason.find("wasmig: cannot remove").unwrap_or(0);
-    reason[start..].trim_end_matches(|c| c == '"' || c == ')').trim_end_matches('"').to_string()
+    reason[start..].trim_end_matches(['"', ')']).trim_end_matches('"').to_string()
 }
 
 /// Who holds locks on `objects`, for the message when we give up waiting.

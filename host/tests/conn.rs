@@ -133,6 +133,16 @@ fn unix_sockets_in_every_form() {
     ok(&wasmig_env(Some("postgresql://"), &[("PGHOST", &dir), ("PGPORT", &port), ("PGUSER", "postgres")], &["current"]), "postgresql:// + PG*");
     // A keyword/value string.
     ok(&wasmig(&format!("host={dir} port={} user=postgres dbname=postgres", c.port), &["current"]), "keyword/value socket");
+    // Several hosts: the first does not answer, the second does.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("postgresql://postgres:{}@127.0.0.1:{closed},127.0.0.1:{}/postgres", encoded(PASSWORD), c.port);
+    ok(&wasmig(&url, &["current"]), "two hosts, the first down");
+    // No password in the string: ~/.pgpass, as libpq reads it.
+    let home = tempfile::tempdir().unwrap();
+    let pgpass = home.path().join(".pgpass");
+    std::fs::write(&pgpass, format!("127.0.0.1:{}:*:postgres:{}\n", c.port, PASSWORD.replace(':', "\\:"))).unwrap();
+    let out = wasmig_env(Some(&format!("host=127.0.0.1 port={} user=postgres", c.port)), &[("HOME", home.path().to_str().unwrap())], &["current"]);
+    ok(&out, "password from ~/.pgpass");
 }
 
 #[test]

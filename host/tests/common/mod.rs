@@ -39,14 +39,28 @@ fn root() -> bool {
     Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
+/// `WASMIG_PG_BINDIR`, else `initdb` on PATH, else the newest `/usr/lib/postgresql/*/bin` (Debian).
 fn bindir() -> PathBuf {
     if let Some(d) = std::env::var_os("WASMIG_PG_BINDIR") {
         return PathBuf::from(d);
     }
     let out = Command::new("sh").args(["-c", "command -v initdb"]).output().expect("sh");
     let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(!p.is_empty(), "initdb is not on PATH: install the PostgreSQL server binaries or set WASMIG_PG_BINDIR");
-    PathBuf::from(p).parent().unwrap().to_path_buf()
+    if !p.is_empty() {
+        return PathBuf::from(p).parent().unwrap().to_path_buf();
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, d): &(u32, PathBuf)| d.join("initdb").exists())
+        .collect();
+    found.sort();
+    found.pop().map(|(_, d)| d).expect(
+        "these tests start their own PostgreSQL with TLS from the local server binaries: install them \
+         (Debian: apt-get install postgresql-15) or set WASMIG_PG_BINDIR to the directory of initdb and pg_ctl",
+    )
 }
 
 fn as_server(program: &Path) -> Command {
