@@ -36,7 +36,11 @@ pub struct Cluster {
 }
 
 fn root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }
 
 /// `WASMIG_PG_BINDIR`, else `initdb` on PATH, else the newest `/usr/lib/postgresql/*/bin` (Debian).
@@ -44,7 +48,10 @@ fn bindir() -> PathBuf {
     if let Some(d) = std::env::var_os("WASMIG_PG_BINDIR") {
         return PathBuf::from(d);
     }
-    let out = Command::new("sh").args(["-c", "command -v initdb"]).output().expect("sh");
+    let out = Command::new("sh")
+        .args(["-c", "command -v initdb"])
+        .output()
+        .expect("sh");
     let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if !p.is_empty() {
         return PathBuf::from(p).parent().unwrap().to_path_buf();
@@ -75,17 +82,30 @@ fn as_server(program: &Path) -> Command {
 
 fn chown(path: &Path) {
     if root() {
-        let st = Command::new("chown").args(["-R", "postgres:postgres"]).arg(path).status().unwrap();
+        let st = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(path)
+            .status()
+            .unwrap();
         assert!(st.success());
     }
 }
 
 fn check(out: Output, what: &str) {
-    assert!(out.status.success(), "{what} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn ca(name: &str) -> (rcgen::Certificate, KeyPair, CertificateParams) {
@@ -100,7 +120,10 @@ fn ca(name: &str) -> (rcgen::Certificate, KeyPair, CertificateParams) {
 impl Cluster {
     /// Starts a cluster; `ssl` = whether the server offers TLS at all.
     pub fn start(ssl: bool) -> Cluster {
-        let tmp = tempfile::Builder::new().prefix("wasmig-conn-").tempdir_in("/tmp").unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("wasmig-conn-")
+            .tempdir_in("/tmp")
+            .unwrap();
         let dir = tmp.path().to_path_buf();
         let data = dir.join("data");
         let bindir = bindir();
@@ -109,7 +132,8 @@ impl Cluster {
         let (ca_cert, ca_key, ca_params) = ca("wasmig test CA");
         let issuer = Issuer::new(ca_params, ca_key);
         let mut sp = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        sp.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        sp.subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
         sp.distinguished_name.push(DnType::CommonName, "localhost");
         let server_key = KeyPair::generate().unwrap();
         let server_cert = sp.signed_by(&server_key, &issuer).unwrap();
@@ -134,14 +158,31 @@ impl Cluster {
         let pwfile = write("pwfile", &format!("{PASSWORD}\n"));
         chown(&dir);
         // The client files stay readable by this process (root or the test user).
-        let _ = Command::new("chown").arg(format!("{}", std::process::id())).arg(&client_key).status();
+        let _ = Command::new("chown")
+            .arg(format!("{}", std::process::id()))
+            .arg(&client_key)
+            .status();
         if root() {
-            let _ = Command::new("chown").args(["root:root"]).arg(&client_key).arg(&client_cert).status();
+            let _ = Command::new("chown")
+                .args(["root:root"])
+                .arg(&client_key)
+                .arg(&client_cert)
+                .status();
         }
 
         let mut initdb = as_server(&bindir.join("initdb"));
-        initdb.arg("-D").arg(&data).arg("--username=postgres").arg(format!("--pwfile={}", pwfile.display()));
-        initdb.args(["--auth=scram-sha-256", "--auth-local=trust", "--encoding=UTF8", "--locale=C", "--no-sync"]);
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .arg("--username=postgres")
+            .arg(format!("--pwfile={}", pwfile.display()));
+        initdb.args([
+            "--auth=scram-sha-256",
+            "--auth-local=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]);
         check(initdb.current_dir(&dir).output().unwrap(), "initdb");
         let _ = std::fs::remove_file(&pwfile);
 
@@ -171,9 +212,23 @@ impl Cluster {
         std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
         chown(&dir);
         let mut pg_ctl = as_server(&bindir.join("pg_ctl"));
-        pg_ctl.arg("-D").arg(&data).arg("-l").arg(dir.join("server.log")).args(["-w", "-t", "60", "start"]);
+        pg_ctl
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(dir.join("server.log"))
+            .args(["-w", "-t", "60", "start"]);
         check(pg_ctl.current_dir(&dir).output().unwrap(), "pg_ctl start");
-        let c = Cluster { dir, port, ca, other_ca, client_cert, client_key, bindir, _tmp: tmp };
+        let c = Cluster {
+            dir,
+            port,
+            ca,
+            other_ca,
+            client_cert,
+            client_key,
+            bindir,
+            _tmp: tmp,
+        };
         c.psql("postgres", &format!("CREATE ROLE certuser LOGIN CREATEDB; CREATE ROLE plain LOGIN SUPERUSER PASSWORD '{PASSWORD}'"));
         c
     }
@@ -183,7 +238,16 @@ impl Cluster {
         let out = Command::new("psql")
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.dir)
-            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db, "-c", sql])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
             .env_remove("PGPASSWORD")
             .output()
             .expect("psql");
@@ -203,21 +267,30 @@ impl Cluster {
 
     /// The same as `user` (`plain` may connect without SSL).
     pub fn kv_as(&self, user: &str, host: &str, extra: &str) -> String {
-        format!("host={host} port={} user={user} password={PASSWORD} dbname=postgres {extra}", self.port)
+        format!(
+            "host={host} port={} user={user} password={PASSWORD} dbname=postgres {extra}",
+            self.port
+        )
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
         let mut pg_ctl = as_server(&self.bindir.join("pg_ctl"));
-        pg_ctl.arg("-D").arg(self.dir.join("data")).args(["-m", "immediate", "-w", "stop"]).current_dir(&self.dir);
+        pg_ctl
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .current_dir(&self.dir);
         let _ = pg_ctl.output();
     }
 }
 
 /// The `wasmig` binary under test (`WASMIG_TEST_BIN` runs the tests against another build).
 pub fn bin() -> PathBuf {
-    std::env::var_os("WASMIG_TEST_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_wasmig")))
+    std::env::var_os("WASMIG_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_wasmig")))
 }
 
 /// Runs wasmig with `DATABASE_URL` = `conninfo` and no other PG* settings.
@@ -229,7 +302,18 @@ pub fn wasmig(conninfo: &str, args: &[&str]) -> Output {
 pub fn wasmig_env(conninfo: Option<&str>, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = Command::new(bin());
     cmd.args(args);
-    for v in ["DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSSLMODE", "PGSSLROOTCERT", "WASMIG_LOG"] {
+    for v in [
+        "DATABASE_URL",
+        "PGHOST",
+        "PGHOSTADDR",
+        "PGPORT",
+        "PGUSER",
+        "PGPASSWORD",
+        "PGDATABASE",
+        "PGSSLMODE",
+        "PGSSLROOTCERT",
+        "WASMIG_LOG",
+    ] {
         cmd.env_remove(v);
     }
     if let Some(c) = conninfo {
@@ -243,5 +327,9 @@ pub fn wasmig_env(conninfo: Option<&str>, env: &[(&str, &str)], args: &[&str]) -
 
 /// stdout and stderr together.
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
