@@ -199,6 +199,32 @@ fn tls_sslmodes_have_libpqs_meaning() {
         lines.iter().any(|l| l.contains("SSL enabled")),
         "allow did not retry with TLS: {lines:?}"
     );
+    // prefer falls back to plain text when the TLS handshake fails (here: the server refuses
+    // a client certificate from another CA), as libpq does; require does not.
+    let bad = format!(
+        "sslcert={} sslkey={}",
+        c.bad_client_cert.display(),
+        c.bad_client_key.display()
+    );
+    ok(
+        &wasmig(
+            &plain(&format!("{bad} application_name=t_prefer_fallback")),
+            &["current"],
+        ),
+        "prefer after a failed handshake",
+    );
+    let lines = authorized(&c, "t_prefer_fallback");
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| !l.contains("SSL enabled")),
+        "{lines:?}"
+    );
+    let out = wasmig(&plain(&format!("{bad} sslmode=require")), &["current"]);
+    fails(
+        &out,
+        "require with a refused client certificate",
+        5,
+        "client certificate",
+    );
     // disable where plain text is allowed: plain.
     ok(
         &wasmig(

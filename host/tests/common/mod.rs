@@ -31,6 +31,9 @@ pub struct Cluster {
     /// Client certificate and key for `certuser`, signed by `ca`.
     pub client_cert: PathBuf,
     pub client_key: PathBuf,
+    /// A client certificate and key signed by `other_ca`: the server's TLS handshake refuses it.
+    pub bad_client_cert: PathBuf,
+    pub bad_client_key: PathBuf,
     bindir: PathBuf,
     _tmp: tempfile::TempDir,
 }
@@ -141,7 +144,10 @@ impl Cluster {
         cp.distinguished_name.push(DnType::CommonName, "certuser");
         let client_key = KeyPair::generate().unwrap();
         let client_cert = cp.signed_by(&client_key, &issuer).unwrap();
-        let (other_ca, _, _) = ca("someone else's CA");
+        let (other_ca, other_key, other_params) = ca("someone else's CA");
+        let other_issuer = Issuer::new(other_params, other_key);
+        let bad_key = KeyPair::generate().unwrap();
+        let bad_cert = cp.signed_by(&bad_key, &other_issuer).unwrap();
         let write = |name: &str, text: &str| {
             let p = dir.join(name);
             std::fs::write(&p, text).unwrap();
@@ -155,6 +161,8 @@ impl Cluster {
         write("server.key", &server_key.serialize_pem());
         let client_cert = write("client.crt", &client_cert.pem());
         let client_key = write("client.key", &client_key.serialize_pem());
+        let bad_client_cert = write("bad-client.crt", &bad_cert.pem());
+        let bad_client_key = write("bad-client.key", &bad_key.serialize_pem());
         let pwfile = write("pwfile", &format!("{PASSWORD}\n"));
         chown(&dir);
         // The client files stay readable by this process (root or the test user).
@@ -226,6 +234,8 @@ impl Cluster {
             other_ca,
             client_cert,
             client_key,
+            bad_client_cert,
+            bad_client_key,
             bindir,
             _tmp: tmp,
         };
