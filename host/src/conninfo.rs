@@ -1427,8 +1427,8 @@ mod tests {
         // Anything else that is neither form is refused without being quoted.
         for s in [
             "postgres//app:SENTINELPW@h/db",
-            "app:SENTINELPW@h/db",
             "SENTINEL@PW/x",
+            "app@SENTINELPW/db",
         ] {
             let e = err(s);
             assert!(
@@ -1437,6 +1437,9 @@ mod tests {
                 "{s}: {e}"
             );
         }
+        // A scheme-like start is named (only the scheme), and that is all.
+        let e = err("app:SENTINELPW@h/db");
+        assert!(e.contains("starts with `app`") && !e.contains("SENTINEL"), "{e}");
     }
 
     #[test]
