@@ -1439,7 +1439,10 @@ mod tests {
         }
         // A scheme-like start is named (only the scheme), and that is all.
         let e = err("app:SENTINELPW@h/db");
-        assert!(e.contains("starts with `app`") && !e.contains("SENTINEL"), "{e}");
+        assert!(
+            e.contains("starts with `app`") && !e.contains("SENTINEL"),
+            "{e}"
+        );
     }
 
     #[test]
