@@ -234,12 +234,17 @@ impl ClientTools {
     }
 }
 
-/// The major of a client tool (`pg_dump (PostgreSQL) 15.14 (Debian …)` gives 15).
+/// The major of a client tool, from its `--version`; none when it cannot run.
 fn tool_major(program: &Path) -> Option<u32> {
     let out = std::process::Command::new(program).arg("--version").stdin(Stdio::null()).output().ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let version = text.split(')').nth(1)?.split_whitespace().next()?;
-    version.split(['.', 'b', 'r', 'd']).next()?.parse().ok()
+    major_of(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// `pg_dump (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)` gives 15, `… 18beta1` 18.
+fn major_of(version_line: &str) -> Option<u32> {
+    let version = version_line.split(')').nth(1)?.split_whitespace().next()?;
+    let digits: String = version.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
 }
 
 fn differences(source: &[(String, i64)], restored: &[(String, i64)]) -> String {
@@ -301,6 +306,14 @@ fn quote_ident(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_tool_majors_are_read_from_their_version_line() {
+        assert_eq!(major_of("pg_dump (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)\n"), Some(15));
+        assert_eq!(major_of("pg_dump (PostgreSQL) 18beta1\n"), Some(18));
+        assert_eq!(major_of("pg_dump (PostgreSQL) 9.6.24\n"), Some(9));
+        assert_eq!(major_of("not a version"), None);
+    }
 
     #[test]
     fn stamps_are_utc_civil_time() {

@@ -276,11 +276,17 @@ impl ConnInfo {
                 "the connection string starts with `{}` but is not a postgres:// URL: write postgresql://USER:PASSWORD@HOST:PORT/DB (two slashes), or keyword=value pairs",
                 scheme_of(trimmed)
             )));
-        } else if trimmed.chars().all(|c| c.is_alphanumeric() || "_-.$".contains(c)) {
+        } else if trimmed
+            .chars()
+            .all(|c| c.is_alphanumeric() || "_-.$".contains(c))
+        {
             // psql takes a lone word as the database name.
             let mut p = BTreeMap::new();
             p.insert("dbname".to_string(), trimmed.to_string());
-            ConnInfo { params: p, notes: vec![] }
+            ConnInfo {
+                params: p,
+                notes: vec![],
+            }
         } else {
             // Not shown: a mistyped URL may hold a password anywhere.
             return Err(bad(
@@ -1419,10 +1425,24 @@ mod tests {
         let c = parse("erp");
         assert_eq!(c.database(), "erp");
         // Anything else that is neither form is refused without being quoted.
-        for s in ["postgres//app:SENTINELPW@h/db", "app:SENTINELPW@h/db", "SENTINEL@PW/x"] {
+        for s in [
+            "postgres//app:SENTINELPW@h/db",
+            "SENTINEL@PW/x",
+            "app@SENTINELPW/db",
+        ] {
             let e = err(s);
-            assert!(e.contains("neither a postgresql:// URL nor keyword=value pairs") && !e.contains("SENTINEL"), "{s}: {e}");
+            assert!(
+                e.contains("neither a postgresql:// URL nor keyword=value pairs")
+                    && !e.contains("SENTINEL"),
+                "{s}: {e}"
+            );
         }
+        // A scheme-like start is named (only the scheme), and that is all.
+        let e = err("app:SENTINELPW@h/db");
+        assert!(
+            e.contains("starts with `app`") && !e.contains("SENTINEL"),
+            "{e}"
+        );
     }
 
     #[test]

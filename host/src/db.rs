@@ -308,7 +308,7 @@ impl Failure {
     fn worth_another_sslmode(&self, attempt: SslMode) -> bool {
         match (self, attempt) {
             (Failure::Driver(e), SslMode::Disable) => is_hba_reject(e),
-            (Failure::Driver(sqlx::Error::Tls(_)), SslMode::Prefer) => true,
+            (Failure::Driver(e), SslMode::Prefer) if is_tls(e) => true,
             (Failure::Driver(e), SslMode::Prefer) => is_hba_reject(e),
             _ => false,
         }
@@ -321,6 +321,15 @@ impl Failure {
             ),
             Failure::Driver(e) => secrets::scrub(&explain_connect(e, info, endpoint, attempt)),
         }
+    }
+}
+
+/// A TLS failure: sqlx reports some as `Tls`, a failed handshake as an I/O error wrapping rustls' error.
+fn is_tls(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(io) => io.get_ref().is_some_and(|i| i.is::<rustls::Error>()),
+        _ => false,
     }
 }
 

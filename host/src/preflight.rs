@@ -138,7 +138,7 @@ async fn run_guards(conn: &mut PgConnection, guards: &[Step]) -> Result<Vec<Stri
 /// `invalid input syntax for type integer: "…"`.
 pub fn refusal(reason: &str) -> Option<String> {
     let start = reason.find("wasmig: ")?;
-    Some(reason[start..].trim_end_matches(|c| c == '"' || c == ')').trim_end_matches('"').to_string())
+    Some(reason[start..].trim_end_matches(['"', ')']).trim_end_matches('"').to_string())
 }
 
 /// Refuses a move that starts from a schema that is not what the current

@@ -100,6 +100,11 @@ pub struct Runner<'p> {
     /// The connection settings (they hold the password: show only their redacted form)
     /// and this connection's backend, for the progress watcher and backups.
     watch: Option<crate::progress::Target>,
+    /// The backend pid and a random token set as `wasmig.run` on it, checked at
+    /// the lock and before each revision: a pooler that moved us to another
+    /// server connection, or gave ours to another wasmig run, is caught even
+    /// when the check at connect was lucky.
+    session: Option<(i32, String)>,
 }
 
 const LOCK_KEY: &str = "2063385703, hashtext(current_database())";
@@ -132,12 +137,31 @@ impl<'p> Runner<'p> {
             .fetch_one(&mut conn)
             .await
             .map_err(|e| MigrateError::Db(describe(&e)))?;
+        let token = format!("{:016x}", rand::rng().random::<u64>());
         let mut runner = Runner::with_connection(plugin, conn, options)?;
         runner.watch = Some(crate::progress::Target::new(info, pid));
+        runner.session = Some((pid, token));
         Ok(runner)
     }
 
     /// Sets the session settings a locked run needs; [`Runner::reset_session`] undoes them.
+    /// Fails when this runner's statements no longer reach the backend (and
+    /// the `wasmig.run` token) they started on: a pooler in transaction mode.
+    async fn same_session(&mut self) -> Result<(), MigrateError> {
+        let Some((pid, token)) = self.session.clone() else { return Ok(()) };
+        let (now, seen): (i32, Option<String>) = sqlx::query_as("SELECT pg_backend_pid(), current_setting('wasmig.run', true)")
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| MigrateError::Db(describe(&e)))?;
+        if now != pid {
+            return Err(crate::server::pooled(&format!("its server backend changed from pid {pid} to pid {now}")));
+        }
+        if seen.as_deref() != Some(token.as_str()) {
+            return Err(crate::server::pooled("another client's session state appeared on its server backend"));
+        }
+        Ok(())
+    }
+
     async fn prepare_session(&mut self) {
         // A killed runner's backend stops its statement within a second instead of
         // finishing (say) an hour-long index build while it holds the migration lock;
@@ -145,12 +169,23 @@ impl<'p> Runner<'p> {
         let _ = sqlx::raw_sql("SET client_connection_check_interval = '1s'").execute(&mut self.conn).await;
     }
 
+    async fn set_token(&mut self) -> Result<(), MigrateError> {
+        if let Some((_, token)) = &self.session {
+            sqlx::query("SELECT set_config('wasmig.run', $1, false)")
+                .bind(token)
+                .execute(&mut self.conn)
+                .await
+                .map_err(|e| MigrateError::Db(describe(&e)))?;
+        }
+        Ok(())
+    }
+
     /// Puts every setting wasmig may have changed back to the role's and
     /// database's own values, so a pooled server connection handed to the next
     /// client carries nothing of ours.
     async fn reset_session(&mut self) {
         // Separate statements: on 13 the unknown name must not undo the others.
-        for sql in ["RESET lock_timeout", "RESET statement_timeout", "RESET client_connection_check_interval"] {
+        for sql in ["RESET lock_timeout", "RESET statement_timeout", "RESET wasmig.run", "RESET client_connection_check_interval"] {
             if let Err(e) = sqlx::raw_sql(sql).execute(&mut self.conn).await {
                 tracing::debug!("{sql}: {}", describe(&e));
             }
@@ -160,7 +195,7 @@ impl<'p> Runner<'p> {
     /// Uses an open connection.
     pub fn with_connection(plugin: &'p Plugin, conn: PgConnection, options: RunOptions) -> Result<Runner<'p>, MigrateError> {
         let chain = plugin.revisions()?;
-        Ok(Runner { plugin, conn, chain, options, watch: None })
+        Ok(Runner { plugin, conn, chain, options, watch: None, session: None })
     }
 
     /// The plugin's chain.
@@ -315,6 +350,22 @@ impl<'p> Runner<'p> {
         &mut self,
         f: impl for<'a> FnOnce(&'a mut Self) -> std::pin::Pin<Box<dyn Future<Output = Result<T, MigrateError>> + 'a>>,
     ) -> Result<T, MigrateError> {
+        self.set_token().await?;
+        if let Err(e) = self.take_lock().await {
+            // Nothing of this run may stay on the session, even when it never got the lock.
+            self.reset_session().await;
+            return Err(e);
+        }
+        self.prepare_session().await;
+        let result = f(self).await;
+        self.reset_session().await;
+        // A failed unlock only matters while this connection lives; it dies with us.
+        let _ = sqlx::query(&format!("SELECT pg_advisory_unlock({LOCK_KEY})")).execute(&mut self.conn).await;
+        result
+    }
+
+    /// Waits up to `lock_wait` for the migration lock, on this runner's own backend.
+    async fn take_lock(&mut self) -> Result<(), MigrateError> {
         let deadline = Instant::now() + self.options.lock_wait;
         let mut said = false;
         loop {
@@ -323,7 +374,13 @@ impl<'p> Runner<'p> {
                 .await
                 .map_err(|e| MigrateError::Db(describe(&e)))?;
             if got {
-                break;
+                // Under a transaction-mode pooler the lock may have been granted to a
+                // server connection another client also uses: check before relying on it.
+                if let Err(e) = self.same_session().await {
+                    let _ = sqlx::query(&format!("SELECT pg_advisory_unlock({LOCK_KEY})")).execute(&mut self.conn).await;
+                    return Err(e);
+                }
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(MigrateError::LockTimeout(self.options.lock_wait));
@@ -334,12 +391,6 @@ impl<'p> Runner<'p> {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        self.prepare_session().await;
-        let result = f(self).await;
-        self.reset_session().await;
-        // A failed unlock only matters while this connection lives; it dies with us.
-        let _ = sqlx::query(&format!("SELECT pg_advisory_unlock({LOCK_KEY})")).execute(&mut self.conn).await;
-        result
     }
 
     /// Everything that could refuse the walk to `to`, checked before its first
@@ -400,6 +451,7 @@ impl<'p> Runner<'p> {
         let mut retries = 0;
         let mut backed_up = false;
         loop {
+            self.same_session().await?;
             self.check_checksums().await?;
             let status = self.status().await?;
             let current = self.position(status.current.as_deref())?;

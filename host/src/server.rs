@@ -25,8 +25,12 @@ pub async fn version_num(conn: &mut PgConnection) -> Result<u32, MigrateError> {
         .fetch_one(conn)
         .await
         .map_err(|e| MigrateError::Db(format!("reading the server version: {}", describe(&e))))?;
-    let text: String = row.try_get(0).map_err(|e| MigrateError::Db(format!("reading the server version: {e}")))?;
-    text.trim().parse().map_err(|_| MigrateError::Db(format!("the server reports version `{text}`, not a number")))
+    let text: String = row
+        .try_get(0)
+        .map_err(|e| MigrateError::Db(format!("reading the server version: {e}")))?;
+    text.trim()
+        .parse()
+        .map_err(|_| MigrateError::Db(format!("the server reports version `{text}`, not a number")))
 }
 
 /// Refuses a server older than [`OLDEST_MAJOR`] (with the supported range) and
@@ -45,17 +49,22 @@ pub async fn check_version(conn: &mut PgConnection) -> Result<u32, MigrateError>
         )));
     }
     if major > NEWEST_MAJOR {
-        tracing::warn!("the server runs PostgreSQL {major}; wasmig is tested on {OLDEST_MAJOR} to {NEWEST_MAJOR}");
+        tracing::warn!(
+            "the server runs PostgreSQL {major}; wasmig is tested on {OLDEST_MAJOR} to {NEWEST_MAJOR}"
+        );
     }
     Ok(major)
 }
 
 async fn backend_pid(conn: &mut PgConnection) -> Result<i32, sqlx::Error> {
-    sqlx::raw_sql("SELECT pg_backend_pid()").fetch_one(conn).await?.try_get(0)
+    sqlx::raw_sql("SELECT pg_backend_pid()")
+        .fetch_one(conn)
+        .await?
+        .try_get(0)
 }
 
 /// The message for a connection that does not keep its session.
-fn pooled(what: &str) -> MigrateError {
+pub(crate) fn pooled(what: &str) -> MigrateError {
     MigrateError::Unsupported(format!(
         "the connection does not keep its session ({what}): a pooler such as PgBouncer in transaction or statement mode \
          sits between wasmig and PostgreSQL, where the migration lock and settings would leak to other clients. \
@@ -73,29 +82,38 @@ fn pooled(what: &str) -> MigrateError {
 /// transaction mode hands the idle backend `conn` just used to `second`
 /// (PgBouncer reuses server connections last-in first-out), or `conn` moves to
 /// another backend; a pooler in statement mode refuses the transaction.
-pub async fn check_session_kept(conn: &mut PgConnection, second: &mut PgConnection) -> Result<(), MigrateError> {
-    // Other clients of the same pool release server connections too, so one
-    // probe may be handed a backend that merely looks like a kept session;
-    // a pooler that does not keep sessions shows itself in one of a few rounds.
-    for _ in 0..PROBE_ROUNDS {
-        probe_once(conn, second).await?;
+pub async fn check_session_kept(
+    conn: &mut PgConnection,
+    second: &mut PgConnection,
+) -> Result<(), MigrateError> {
+    let db =
+        |e: sqlx::Error| MigrateError::Db(format!("checking the connection: {}", describe(&e)));
+    // Statements a previous client of a pooled server connection prepared and left (a
+    // session-mode pooler whose server_reset_query is empty) would collide with ours.
+    sqlx::raw_sql("DEALLOCATE ALL")
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    // Three rounds: with other clients busy on the same pooler, one round can be lucky.
+    for _ in 0..3 {
+        round(conn, second).await?;
     }
     Ok(())
 }
 
-/// How many times [`check_session_kept`] probes (each costs three round trips).
-const PROBE_ROUNDS: usize = 4;
-
-async fn probe_once(conn: &mut PgConnection, second: &mut PgConnection) -> Result<(), MigrateError> {
-    let db = |e: sqlx::Error| MigrateError::Db(format!("checking the connection: {}", describe(&e)));
-    // Statements a previous client of a pooled server connection prepared and left (a
-    // session-mode pooler whose server_reset_query is empty) would collide with ours.
-    sqlx::raw_sql("DEALLOCATE ALL").execute(&mut *conn).await.map_err(db)?;
+async fn round(conn: &mut PgConnection, second: &mut PgConnection) -> Result<(), MigrateError> {
+    let db =
+        |e: sqlx::Error| MigrateError::Db(format!("checking the connection: {}", describe(&e)));
     let mine = backend_pid(conn).await.map_err(db)?;
-    let theirs = match sqlx::raw_sql("BEGIN; SELECT pg_backend_pid()").fetch_one(&mut *second).await {
+    let theirs = match sqlx::raw_sql("BEGIN; SELECT pg_backend_pid()")
+        .fetch_one(&mut *second)
+        .await
+    {
         Ok(row) => row.try_get::<i32, _>(0).map_err(db)?,
         // PgBouncer in statement mode: "transaction blocks not allowed in statement pooling mode".
-        Err(e) if describe(&e).contains("pooling mode") => return Err(pooled("it refuses transaction blocks")),
+        Err(e) if describe(&e).contains("pooling mode") => {
+            return Err(pooled("it refuses transaction blocks"));
+        }
         Err(e) => return Err(db(e)),
     };
     // A pooler with one server connection makes this wait for `second`'s transaction;
@@ -103,14 +121,20 @@ async fn probe_once(conn: &mut PgConnection, second: &mut PgConnection) -> Resul
     let again = tokio::time::timeout(std::time::Duration::from_secs(3), backend_pid(conn)).await;
     let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *second).await;
     let Ok(again) = again else {
-        return Err(pooled("its statement waited for another client's transaction to end"));
+        return Err(pooled(
+            "its statement waited for another client's transaction to end",
+        ));
     };
     let again = again.map_err(db)?;
     if theirs == mine {
-        return Err(pooled(&format!("another client was given its server backend, pid {mine}")));
+        return Err(pooled(&format!(
+            "another client was given its server backend, pid {mine}"
+        )));
     }
     if again != mine {
-        return Err(pooled(&format!("its server backend changed from pid {mine} to pid {again} between two statements")));
+        return Err(pooled(&format!(
+            "its server backend changed from pid {mine} to pid {again} between two statements"
+        )));
     }
     Ok(())
 }

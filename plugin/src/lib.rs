@@ -29,9 +29,10 @@ pub fn lint_sql(sql: &str, transactional: bool, new_tables: &[String]) -> Vec<ve
 pub fn lint_step(sql: &str, transactional: bool, new_tables: &[String]) -> Vec<verify::Finding> {
     // Parsing dominates a plan call; the same step text in the same context
     // always lints the same, and hosts keep the instance warm between calls.
+    /// (step SQL, transactional, tables new in the plan) -> its findings.
+    type Cache = std::collections::HashMap<(String, bool, Vec<String>), Vec<verify::Finding>>;
     thread_local! {
-        static CACHE: std::cell::RefCell<std::collections::HashMap<(String, bool, Vec<String>), Vec<verify::Finding>>> =
-            Default::default();
+        static CACHE: std::cell::RefCell<Cache> = Default::default();
     }
     let key = (sql.to_string(), transactional, new_tables.to_vec());
     if let Some(hit) = CACHE.with(|c| c.borrow().get(&key).cloned()) {

@@ -247,10 +247,8 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
     let rev = ctx.revision;
     match op {
         Op::CreateTable(t) => {
-            if model.table(t.name).is_some() {
-                if ctx.already(format!("table {} already exists", t.name))? {
-                    return Ok(());
-                }
+            if model.table(t.name).is_some() && ctx.already(format!("table {} already exists", t.name))? {
+                return Ok(());
             }
             if let Some(missing) = t.referenced().into_iter().find(|r| model.table(r).is_none()) {
                 return Err(missing_table(missing, rev));
@@ -304,10 +302,8 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
             }
             let online = ctx.online(model, ix.table);
             if let Some(found) = model.index(ix.name).cloned() {
-                if found.valid && found.same_as(&ix.catalog()) {
-                    if ctx.already(format!("index {} already exists", ix.name))? {
-                        return Ok(());
-                    }
+                if found.valid && found.same_as(&ix.catalog()) && ctx.already(format!("index {} already exists", ix.name))? {
+                    return Ok(());
                 }
                 if !found.valid {
                     // Left behind by an interrupted CREATE INDEX CONCURRENTLY: rebuild it.
@@ -316,13 +312,11 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                     ctx.push(phase, lock, &[ix.table, ix.name], sql, format!("drop invalid index {} to rebuild it", ix.name));
                     model.indexes.retain(|i| i.name != ix.name);
                 } else {
+                    let found_as = found.definition.clone().unwrap_or_else(|| format!("on {} ({})", found.table, found.columns.join(", ")));
                     return Err(PlanError::drift(format!(
-                        "an index named {} already exists on {} ({}) but differs from the one revision {} creates: \
+                        "an index named {} already exists (`{found_as}`) but differs from the one revision {} creates: \
                          rename or drop it first",
-                        ix.name,
-                        found.table,
-                        found.columns.join(", "),
-                        rev.id
+                        ix.name, rev.id
                     )));
                 }
             }

@@ -168,10 +168,10 @@ pub fn verify(at: Option<&str>, actual: &Catalog) -> Vec<Finding> {
                     ));
                 }
                 // Whatever the fields above do not carry (ON UPDATE, MATCH, DEFERRABLE, INCLUDE, the CHECK expression).
-                if let (Some(g), Some(w), true) = (&got.definition, &want.definition, out.len() == before) {
-                    if without_not_valid(g) != without_not_valid(w) {
-                        out.push(error("wrong-constraint", loc.clone(), format!("constraint {loc} is `{}` but should be `{}`", without_not_valid(g), without_not_valid(w))));
-                    }
+                if let (Some(g), Some(w), true) = (&got.definition, &want.definition, out.len() == before)
+                    && without_not_valid(g) != without_not_valid(w)
+                {
+                    out.push(error("wrong-constraint", loc.clone(), format!("constraint {loc} is `{}` but should be `{}`", without_not_valid(g), without_not_valid(w))));
                 }
             }
         }

@@ -192,6 +192,16 @@ fn unknown_revisions_and_drift_are_refused_with_a_reason() {
     // ... which a resumed run skips instead.
     let steps = plugin().plan(Some("erp_base"), Some(HEAD), &by_hand, PlanOptions { resume: true, online: None, allow_data_loss: false }).unwrap().unwrap().steps;
     assert!(steps.iter().all(|s| s.sql.starts_with("--")), "{steps:#?}");
+    // ... but not an index with the right name and columns and another definition (here a predicate).
+    let mut partial = by_hand.clone();
+    for i in &mut partial.indexes {
+        if i.name == "idx_mo_machine" {
+            i.definition = i.definition.as_ref().map(|d| format!("{d} WHERE false"));
+        }
+    }
+    let e = plugin().plan(Some("erp_base"), Some(HEAD), &partial, PlanOptions { resume: true, online: None, allow_data_loss: false }).unwrap().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Drift);
+    assert!(e.message.contains("idx_mo_machine") && e.message.contains("WHERE false"), "{}", e.message);
 }
 
 #[test]

@@ -534,6 +534,7 @@ async fn backup_dumps_and_proves_the_restore_before_changing_anything_or_refuses
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let major = server_major(&url).await;
     assert!(text(&out).contains(&format!("needs pg_dump {major}")) && text(&out).contains("pg_dump is 12"), "{}", text(&out));
+    let _ = std::fs::remove_dir_all(&fake);
     assert_eq!(snapshot(&url).await, before);
     assert_eq!(dumps(&dir), Vec::<std::path::PathBuf>::new());
 

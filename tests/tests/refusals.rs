@@ -4,6 +4,21 @@
 
 use wasmig_tests::*;
 
+/// One organization, product and bill of materials, and `n` manufacturing
+/// orders: rows in the tables the chain's second revision changes.
+fn rows(n: usize) -> String {
+    format!(
+        "INSERT INTO organizations (name, subdomain, status, primary_email, primary_phone, address1, city, state, pin_code, country,
+            plan_type, max_users, max_companies, storage_limit_gb, license_type, timezone, currency, date_format, financial_year_start, company_details_completed)
+            VALUES ('o', 's', 'active', 'e', 'p', 'a', 'c', 's', 'p', 'IN', 'trial', 1, 1, 1, 'trial', 'tz', 'INR', 'd', 'f', false);
+         INSERT INTO products (organization_id, name, unit, unit_price, gst_rate, is_gst_inclusive, reorder_level, is_manufactured, is_active)
+            VALUES (1, 'p', 'u', 1, 0, false, 0, true, true);
+         INSERT INTO bill_of_materials (organization_id, bom_name, output_item_id, output_quantity, is_active) VALUES (1, 'b', 1, 1, true);
+         INSERT INTO manufacturing_orders (organization_id, voucher_number, date, total_amount, bom_id, planned_quantity)
+            SELECT 1, 'MO-' || g, now(), 0, 1, g FROM generate_series(1, {n}) g;"
+    )
+}
+
 /// The revision after `erp_base`: the one these tests move over.
 fn v1() -> String {
     chain()[1].clone()
@@ -13,18 +28,7 @@ fn v1() -> String {
 /// from `erp_base` (new columns at their defaults).
 async fn db_at_v1_with_rows() -> String {
     let url = db_at_base(wasmig::forms::Form::Plain).await;
-    exec(
-        &url,
-        "INSERT INTO organizations (name, subdomain, status, primary_email, primary_phone, address1, city, state, pin_code, country,
-            plan_type, max_users, max_companies, storage_limit_gb, license_type, timezone, currency, date_format, financial_year_start, company_details_completed)
-            VALUES ('o', 's', 'active', 'e', 'p', 'a', 'c', 's', 'p', 'IN', 'trial', 1, 1, 1, 'trial', 'tz', 'INR', 'd', 'f', false);
-         INSERT INTO products (organization_id, name, unit, unit_price, gst_rate, is_gst_inclusive, reorder_level, is_manufactured, is_active)
-            VALUES (1, 'p', 'u', 1, 0, false, 0, true, true);
-         INSERT INTO bill_of_materials (organization_id, bom_name, output_item_id, output_quantity, is_active) VALUES (1, 'b', 1, 1, true);
-         INSERT INTO manufacturing_orders (organization_id, voucher_number, date, total_amount, bom_id, planned_quantity)
-            SELECT 1, 'MO-' || g, now(), 0, 1, g FROM generate_series(1, 3) g;",
-    )
-    .await;
+    exec(&url, &rows(3)).await;
     let out = wasmig(Some(&url), &["up", "--to", &v1()]);
     assert!(out.status.success(), "{}", text(&out));
     url
@@ -257,14 +261,7 @@ async fn an_enum_downgrade_with_a_column_default_passes_the_hosts_own_sandbox() 
 #[tokio::test]
 async fn an_enum_downgrade_blocked_by_a_view_refuses_before_dropping_anything() {
     let url = db_at_base(wasmig::forms::Form::Enum).await;
-    exec(&url, "INSERT INTO organizations (name, subdomain, status, primary_email, primary_phone, address1, city, state, pin_code, country,
-        plan_type, max_users, max_companies, storage_limit_gb, license_type, timezone, currency, date_format, financial_year_start, company_details_completed)
-        VALUES ('o', 's', 'active', 'e', 'p', 'a', 'c', 's', 'p', 'IN', 'trial', 1, 1, 1, 'trial', 'tz', 'INR', 'd', 'f', false);
-        INSERT INTO products (organization_id, name, unit, unit_price, gst_rate, is_gst_inclusive, reorder_level, is_manufactured, is_active)
-        VALUES (1, 'p', 'u', 1, 0, false, 0, true, true);
-        INSERT INTO bill_of_materials (organization_id, bom_name, output_item_id, output_quantity, is_active) VALUES (1, 'b', 1, 1, true);
-        INSERT INTO manufacturing_orders (organization_id, voucher_number, date, total_amount, bom_id, planned_quantity)
-        SELECT 1, 'MO-' || g, now(), 0, 1, g FROM generate_series(1, 50) g;").await;
+    exec(&url, &rows(50)).await;
     let out = wasmig(Some(&url), &["up"]);
     assert!(out.status.success(), "{}", text(&out));
     exec(&url, "CREATE VIEW open_alerts AS SELECT id, alert_type FROM inventory_alerts WHERE status = 'active'").await;
@@ -288,14 +285,7 @@ async fn an_enum_downgrade_blocked_by_a_view_refuses_before_dropping_anything() 
 #[tokio::test]
 async fn a_revision_stranded_by_a_failed_concurrent_build_can_be_reverted_with_down() {
     let url = db_at_base(wasmig::forms::Form::Plain).await;
-    exec(&url, "INSERT INTO organizations (name, subdomain, status, primary_email, primary_phone, address1, city, state, pin_code, country,
-        plan_type, max_users, max_companies, storage_limit_gb, license_type, timezone, currency, date_format, financial_year_start, company_details_completed)
-        VALUES ('o', 's', 'active', 'e', 'p', 'a', 'c', 's', 'p', 'IN', 'trial', 1, 1, 1, 'trial', 'tz', 'INR', 'd', 'f', false);
-        INSERT INTO products (organization_id, name, unit, unit_price, gst_rate, is_gst_inclusive, reorder_level, is_manufactured, is_active)
-        VALUES (1, 'p', 'u', 1, 0, false, 0, true, true);
-        INSERT INTO bill_of_materials (organization_id, bom_name, output_item_id, output_quantity, is_active) VALUES (1, 'b', 1, 1, true);
-        INSERT INTO manufacturing_orders (organization_id, voucher_number, date, total_amount, bom_id, planned_quantity)
-        SELECT 1, 'MO-' || g, now(), 0, 1, g FROM generate_series(1, 500) g;").await;
+    exec(&url, &rows(500)).await;
     let base = base_rows(&mut conn(&url).await).await;
     // An old snapshot makes CREATE INDEX CONCURRENTLY wait; the statement timeout then fails it,
     // after the revision's transaction committed: the revision is stranded `applying`.

@@ -7,7 +7,9 @@
 //! 2. [`ProviderKind::Docker`]: a container from the `postgres` image (`WASMIG_PG_IMAGE`,
 //!    default `postgres`; `WASMIG_PG_TAG`, default `15`) started with `testcontainers`.
 //! 3. [`ProviderKind::Local`]: a cluster made with the local PostgreSQL binaries (`initdb`,
-//!    `pg_ctl`, found on `PATH` or under `/usr/lib/postgresql/*/bin`) in a temporary directory.
+//!    `pg_ctl`, found in `WASMIG_PG_BINDIR`, else on `PATH` or under
+//!    `/usr/lib/postgresql/*/bin`) in a temporary directory. [`Server::start_local`] takes
+//!    the directory explicitly: how the tests run a server of another major.
 //!
 //! `WASMIG_PG_PROVIDER=url|docker|local` forces exactly one provider.
 //!
