@@ -15,12 +15,26 @@ const TARGET: &str = "wasm32-unknown-unknown";
 /// core`. Add it here when rustup is available, else say the one command.
 fn ensure_target() {
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let sysroot = Command::new(&rustc).args(["--print", "sysroot"]).output().ok().filter(|o| o.status.success());
-    let Some(sysroot) = sysroot.map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())) else { return };
-    if sysroot.join("lib/rustlib").join(TARGET).join("lib").is_dir() {
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    let Some(sysroot) = sysroot.map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+    else {
+        return;
+    };
+    if sysroot
+        .join("lib/rustlib")
+        .join(TARGET)
+        .join("lib")
+        .is_dir()
+    {
         return;
     }
-    println!("cargo:warning=the {TARGET} target is not installed: running `rustup target add {TARGET}`");
+    println!(
+        "cargo:warning=the {TARGET} target is not installed: running `rustup target add {TARGET}`"
+    );
     // RUSTUP_TOOLCHAIN is set by rustup's proxy to the toolchain building us.
     let mut cmd = Command::new("rustup");
     cmd.args(["target", "add", TARGET]);
@@ -29,7 +43,9 @@ fn ensure_target() {
     }
     match cmd.status() {
         Ok(s) if s.success() => {}
-        Ok(s) => panic!("`rustup target add {TARGET}` failed ({s}); run it by hand, then build again"),
+        Ok(s) => {
+            panic!("`rustup target add {TARGET}` failed ({s}); run it by hand, then build again")
+        }
         Err(e) => panic!(
             "the {TARGET} target is missing and rustup cannot be run ({e}): install the target for this \
              toolchain (with rustup: `rustup target add {TARGET}`), then build again"
@@ -40,7 +56,14 @@ fn ensure_target() {
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest.parent().unwrap().to_path_buf();
-    for path in ["plugin/src", "plugin/Cargo.toml", "plugin/lint/src", "plugin/lint/Cargo.toml", "wit", "Cargo.lock"] {
+    for path in [
+        "plugin/src",
+        "plugin/Cargo.toml",
+        "plugin/lint/src",
+        "plugin/lint/Cargo.toml",
+        "wit",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
     ensure_target();
@@ -49,11 +72,24 @@ fn main() {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
-        .args(["build", "--quiet", "--locked", "-p", "wasmig-plugin", "--lib", "--release", "--target", TARGET])
+        .args([
+            "build",
+            "--quiet",
+            "--locked",
+            "-p",
+            "wasmig-plugin",
+            "--lib",
+            "--release",
+            "--target",
+            TARGET,
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         // The SQL parser is most of the module; optimise it for size.
-        .args(["--config", "profile.release.package.sqlparser.opt-level=\"z\""])
+        .args([
+            "--config",
+            "profile.release.package.sqlparser.opt-level=\"z\"",
+        ])
         // A small, self-contained module: size matters more than the last percent of speed here.
         .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "z")
         .env("CARGO_PROFILE_RELEASE_LTO", "true")
@@ -61,7 +97,14 @@ fn main() {
         .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
         .env("CARGO_PROFILE_RELEASE_STRIP", "true");
     // The outer build's flags are for the host target, not for wasm.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
         cmd.env_remove(var);
     }
     let status = cmd.status().expect("run cargo to build the plugin");
@@ -72,7 +115,10 @@ fn main() {
              project directory, which reads rust-toolchain.toml)"
         );
     }
-    let module = target_dir.join(TARGET).join("release").join("wasmig_plugin.wasm");
+    let module = target_dir
+        .join(TARGET)
+        .join("release")
+        .join("wasmig_plugin.wasm");
     let bytes = std::fs::read(&module).unwrap_or_else(|e| panic!("read {}: {e}", module.display()));
     let component = wit_component::ComponentEncoder::default()
         .module(&bytes)

@@ -31,13 +31,29 @@ fn main() {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
-        .args(["build", "--quiet", "-p", "wasmig-hostile", "--lib", "--release", "--target", TARGET])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "wasmig-hostile",
+            "--lib",
+            "--release",
+            "--target",
+            TARGET,
+        ])
         .arg("--target-dir")
         .arg(&out)
         .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "s")
         .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
         .env("CARGO_PROFILE_RELEASE_STRIP", "true");
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
         cmd.env_remove(var);
     }
     let status = cmd.status().expect("run cargo to build the hostile plugin");
@@ -47,7 +63,8 @@ fn main() {
              the target is missing: run `rustup target add {TARGET}` (or `rustup toolchain install` in the project directory)"
         );
     }
-    let core = std::fs::read(out.join(TARGET).join("release").join("wasmig_hostile.wasm")).expect("read the hostile module");
+    let core = std::fs::read(out.join(TARGET).join("release").join("wasmig_hostile.wasm"))
+        .expect("read the hostile module");
     let component = encode(&core, "the hostile module");
     write(&out, "hostile.wasm", &component);
     write(&out, "hostile.core.wasm", &core);
@@ -100,15 +117,23 @@ fn encode(module: &[u8], what: &str) -> Vec<u8> {
 fn dummy(dirs: &[PathBuf], wit: &str, world: &str) -> Vec<u8> {
     let mut resolve = Resolve::default();
     for d in dirs {
-        resolve.push_dir(d).unwrap_or_else(|e| panic!("parse {}: {e:#}", d.display()));
+        resolve
+            .push_dir(d)
+            .unwrap_or_else(|e| panic!("parse {}: {e:#}", d.display()));
     }
-    let pkg = resolve.push_str("dummy.wit", wit).unwrap_or_else(|e| panic!("parse dummy WIT: {e:#}"));
-    let world = resolve.select_world(&[pkg], Some(world)).unwrap_or_else(|e| panic!("{world}: {e:#}"));
+    let pkg = resolve
+        .push_str("dummy.wit", wit)
+        .unwrap_or_else(|e| panic!("parse dummy WIT: {e:#}"));
+    let world = resolve
+        .select_world(&[pkg], Some(world))
+        .unwrap_or_else(|e| panic!("{world}: {e:#}"));
     let mut module = dummy_module(&resolve, world, ManglingAndAbi::Standard32);
-    embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8, false).expect("embed the world");
+    embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8, false)
+        .expect("embed the world");
     encode(&module, "a dummy module")
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
-    std::fs::write(dir.join(name), bytes).unwrap_or_else(|e| panic!("write {}: {e}", dir.join(name).display()));
+    std::fs::write(dir.join(name), bytes)
+        .unwrap_or_else(|e| panic!("write {}: {e}", dir.join(name).display()));
 }

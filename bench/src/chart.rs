@@ -10,11 +10,23 @@ use crate::Run;
 const BUCKET: f64 = 0.05;
 
 /// Writes the chart; `goal_ms` is drawn as a horizontal line.
-pub fn draw(path: &Path, title: &str, runs: &[&Run], before: f64, after: f64, goal_ms: f64) -> anyhow::Result<()> {
+pub fn draw(
+    path: &Path,
+    title: &str,
+    runs: &[&Run],
+    before: f64,
+    after: f64,
+    goal_ms: f64,
+) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let colors = [RGBColor(214, 39, 40), RGBColor(31, 119, 180), RGBColor(44, 160, 44), RGBColor(148, 103, 189)];
+    let colors = [
+        RGBColor(214, 39, 40),
+        RGBColor(31, 119, 180),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+    ];
     let longest = runs.iter().map(|r| r.t1 - r.t0).fold(0.0, f64::max);
     let (x0, x1) = (-before, longest + after);
     let series: Vec<Vec<(f64, f64)>> = runs.iter().map(|r| buckets(r, x0, x1)).collect();
@@ -33,30 +45,54 @@ pub fn draw(path: &Path, title: &str, runs: &[&Run], before: f64, after: f64, go
         .configure_mesh()
         .x_desc("seconds since the migration started")
         .y_desc("writer latency, worst per 50 ms (ms, log)")
-        .y_label_formatter(&|v| if *v >= 1.0 { format!("{v:.0}") } else { format!("{v:.2}") })
+        .y_label_formatter(&|v| {
+            if *v >= 1.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.2}")
+            }
+        })
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
         .map_err(err)?;
     let gray = RGBColor(120, 120, 120);
     chart
-        .draw_series(LineSeries::new(vec![(x0, goal_ms), (x1, goal_ms)], gray.stroke_width(1)))
+        .draw_series(LineSeries::new(
+            vec![(x0, goal_ms), (x1, goal_ms)],
+            gray.stroke_width(1),
+        ))
         .map_err(err)?
         .label(format!("goal: longest stall <= {goal_ms} ms"))
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], gray));
     chart
-        .draw_series(LineSeries::new(vec![(0.0, 0.05), (0.0, top)], BLACK.stroke_width(1)))
+        .draw_series(LineSeries::new(
+            vec![(0.0, 0.05), (0.0, top)],
+            BLACK.stroke_width(1),
+        ))
         .map_err(err)?;
     for (i, (run, points)) in runs.iter().zip(&series).enumerate() {
         let color = colors[i % colors.len()];
         chart
-            .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(1)))
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(1),
+            ))
             .map_err(err)?
-            .label(format!("{} (migration {:.1} s)", run.label, run.t1 - run.t0))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .label(format!(
+                "{} (migration {:.1} s)",
+                run.label,
+                run.t1 - run.t0
+            ))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
         // Where this run's migration ended.
         let end = run.t1 - run.t0;
         chart
-            .draw_series(LineSeries::new(vec![(end, 0.05), (end, top)], color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                vec![(end, 0.05), (end, top)],
+                color.stroke_width(2),
+            ))
             .map_err(err)?;
     }
     chart

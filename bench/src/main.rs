@@ -31,7 +31,10 @@ use sqlx::{ConnectOptions, Connection};
 use writer::{Load, Sample, Writer};
 
 #[derive(Parser)]
-#[command(name = "wasmig-bench", about = "Benchmarks of wasmig against a live writer")]
+#[command(
+    name = "wasmig-bench",
+    about = "Benchmarks of wasmig against a live writer"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -104,20 +107,41 @@ struct Stats {
 impl Stats {
     fn of(run: &Run, before: f64) -> Stats {
         let (t0, t1) = (run.t0, run.t1);
-        let base: Vec<&Sample> = run.samples.iter().filter(|s| s.end() >= t0 - before && s.end() < t0).collect();
+        let base: Vec<&Sample> = run
+            .samples
+            .iter()
+            .filter(|s| s.end() >= t0 - before && s.end() < t0)
+            .collect();
         // Every statement that was running at some point of the migration.
-        let during: Vec<&Sample> = run.samples.iter().filter(|s| s.start <= t1 && s.end() >= t0).collect();
-        let done_during = run.samples.iter().filter(|s| s.end() >= t0 && s.end() < t1).count();
+        let during: Vec<&Sample> = run
+            .samples
+            .iter()
+            .filter(|s| s.start <= t1 && s.end() >= t0)
+            .collect();
+        let done_during = run
+            .samples
+            .iter()
+            .filter(|s| s.end() >= t0 && s.end() < t1)
+            .count();
         let lat = |v: &[&Sample]| -> (f64, f64) {
             let mut ms: Vec<f64> = v.iter().map(|s| s.ms).collect();
             ms.sort_by(f64::total_cmp);
-            let p99 = ms.get(((ms.len() as f64 * 0.99).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0.0);
+            let p99 = ms
+                .get(((ms.len() as f64 * 0.99).ceil() as usize).saturating_sub(1))
+                .copied()
+                .unwrap_or(0.0);
             (p99, ms.last().copied().unwrap_or(0.0))
         };
         let (p99_ms, max_ms) = lat(&during);
-        let max_at = during.iter().max_by(|a, b| a.ms.total_cmp(&b.ms)).map_or(0.0, |s| s.start - t0);
+        let max_at = during
+            .iter()
+            .max_by(|a, b| a.ms.total_cmp(&b.ms))
+            .map_or(0.0, |s| s.start - t0);
         let (before_p99_ms, before_max_ms) = lat(&base);
-        let first = base.first().map_or(t0 - before, |s| s.end()).max(t0 - before);
+        let first = base
+            .first()
+            .map_or(t0 - before, |s| s.end())
+            .max(t0 - before);
         Stats {
             total_s: t1 - t0,
             max_ms,
@@ -127,7 +151,11 @@ impl Stats {
             before_max_ms,
             before_tput: base.len() as f64 / (t0 - first).max(1e-9),
             during_tput: done_during as f64 / (t1 - t0).max(1e-9),
-            errors: run.samples.iter().filter(|s| !s.ok && s.end() >= t0 - before).count(),
+            errors: run
+                .samples
+                .iter()
+                .filter(|s| !s.ok && s.end() >= t0 - before)
+                .count(),
         }
     }
 
@@ -145,7 +173,10 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ is in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ is in the workspace")
+        .to_path_buf()
 }
 
 fn wasmig_bin(args: &Bigtable) -> anyhow::Result<PathBuf> {
@@ -165,13 +196,20 @@ fn wasmig_bin(args: &Bigtable) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let bin = exe.parent().context("no directory")?.join("wasmig");
     if !bin.exists() {
-        bail!("{} is missing: cargo build --release -p wasmig, or pass --wasmig PATH", bin.display());
+        bail!(
+            "{} is missing: cargo build --release -p wasmig, or pass --wasmig PATH",
+            bin.display()
+        );
     }
     Ok(bin)
 }
 
 async fn connect(url: &str) -> anyhow::Result<PgConnection> {
-    Ok(PgConnectOptions::from_str(url)?.application_name("bench").disable_statement_logging().connect().await?)
+    Ok(PgConnectOptions::from_str(url)?
+        .application_name("bench")
+        .disable_statement_logging()
+        .connect()
+        .await?)
 }
 
 /// `(url without password, password)` for the PostgreSQL client tools.
@@ -185,19 +223,31 @@ fn split_password(url: &str) -> anyhow::Result<(String, Option<String>)> {
 async fn bigtable(args: Bigtable) -> anyhow::Result<()> {
     let wasmig = wasmig_bin(&args)?;
     let seed_sql = workspace().join("tests/fixtures/seed_parts_1_3.sql");
-    let svg = if args.svg.is_absolute() { args.svg.clone() } else { workspace().join(&args.svg) };
+    let svg = if args.svg.is_absolute() {
+        args.svg.clone()
+    } else {
+        workspace().join(&args.svg)
+    };
 
     let started = Instant::now();
     let server = wasmig_throwaway::Server::start().await?;
-    eprintln!("started a {} PostgreSQL in {:.1} s", server.kind(), server.started_in().as_secs_f64());
+    eprintln!(
+        "started a {} PostgreSQL in {:.1} s",
+        server.kind(),
+        server.started_in().as_secs_f64()
+    );
     let admin_url = server.url(server.admin_database());
     let mut admin = connect(&admin_url).await?;
-    let version: String = sqlx::query_scalar("SHOW server_version").fetch_one(&mut admin).await?;
+    let version: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&mut admin)
+        .await?;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
 
     // The database, once: erp_base by wasmig itself, then the rows.
     let template = "bench_template";
-    sqlx::raw_sql(&format!("CREATE DATABASE {template}")).execute(&mut admin).await?;
+    sqlx::raw_sql(&format!("CREATE DATABASE {template}"))
+        .execute(&mut admin)
+        .await?;
     let template_url = server.url(template);
     let out = tokio::process::Command::new(&wasmig)
         .args(["up", "--to", "erp_base"])
@@ -205,84 +255,150 @@ async fn bigtable(args: Bigtable) -> anyhow::Result<()> {
         .output()
         .await?;
     if !out.status.success() {
-        bail!("wasmig up --to erp_base failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "wasmig up --to erp_base failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let t = Instant::now();
     eprintln!("filling manufacturing_orders with {} rows", args.rows);
     let mut c = connect(&template_url).await?;
-    sqlx::raw_sql(&data::populate_sql(args.rows)).execute(&mut c).await?;
+    sqlx::raw_sql(&data::populate_sql(args.rows))
+        .execute(&mut c)
+        .await?;
     sqlx::raw_sql("VACUUM ANALYZE").execute(&mut c).await?;
-    let size: String = sqlx::query_scalar("SELECT pg_size_pretty(pg_total_relation_size('manufacturing_orders'))").fetch_one(&mut c).await?;
+    let size: String =
+        sqlx::query_scalar("SELECT pg_size_pretty(pg_total_relation_size('manufacturing_orders'))")
+            .fetch_one(&mut c)
+            .await?;
     c.close().await?;
-    eprintln!("filled in {:.1} s; manufacturing_orders with its indexes: {size}", t.elapsed().as_secs_f64());
-    let strategy = if version.starts_with("1") && version[..2].parse::<u32>().unwrap_or(0) >= 15 { " STRATEGY = FILE_COPY" } else { "" };
+    eprintln!(
+        "filled in {:.1} s; manufacturing_orders with its indexes: {size}",
+        t.elapsed().as_secs_f64()
+    );
+    let strategy = if version.starts_with("1") && version[..2].parse::<u32>().unwrap_or(0) >= 15 {
+        " STRATEGY = FILE_COPY"
+    } else {
+        ""
+    };
     let mut runs: Vec<(String, String)> = Vec::new();
     if !args.no_seed {
         runs.push(("seed SQL (psql -f)".into(), "bench_seed".into()));
     }
     for (i, file) in args.script.iter().enumerate() {
-        let name = file.file_name().map_or("script".into(), |n| n.to_string_lossy().into_owned());
+        let name = file
+            .file_name()
+            .map_or("script".into(), |n| n.to_string_lossy().into_owned());
         runs.push((format!("psql -f {name}"), format!("bench_script_{i}")));
     }
     runs.push(("wasmig up".into(), "bench_wasmig".into()));
     for (_, db) in &runs {
-        sqlx::raw_sql(&format!("CREATE DATABASE {db} TEMPLATE {template}{strategy}")).execute(&mut admin).await?;
+        sqlx::raw_sql(&format!(
+            "CREATE DATABASE {db} TEMPLATE {template}{strategy}"
+        ))
+        .execute(&mut admin)
+        .await?;
     }
 
-    let load = |tag: &str| Load { connections: args.writers, rate: args.rate, rows: args.rows, tag: tag.to_string() };
+    let load = |tag: &str| Load {
+        connections: args.writers,
+        rate: args.rate,
+        rows: args.rows,
+        tag: tag.to_string(),
+    };
     let mut results = Vec::new();
     for (label, db) in &runs {
         let url = server.url(db);
         // The same start for both: the table in the OS cache, no checkpoint pending.
         let mut c = connect(&url).await?;
-        sqlx::raw_sql("SELECT count(*) FROM manufacturing_orders; CHECKPOINT").execute(&mut c).await?;
+        sqlx::raw_sql("SELECT count(*) FROM manufacturing_orders; CHECKPOINT")
+            .execute(&mut c)
+            .await?;
         c.close().await?;
         let script = if label.starts_with("seed") {
             Some(seed_sql.clone())
         } else {
-            db.strip_prefix("bench_script_").and_then(|i| i.parse::<usize>().ok()).map(|i| args.script[i].clone())
+            db.strip_prefix("bench_script_")
+                .and_then(|i| i.parse::<usize>().ok())
+                .map(|i| args.script[i].clone())
         };
         let mut cmd = if let Some(script) = script {
             let (bare, pw) = split_password(&url)?;
             let mut cmd = tokio::process::Command::new("psql");
-            cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &bare, "-f"]).arg(&script);
+            cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &bare, "-f"])
+                .arg(&script);
             if let Some(pw) = pw {
                 cmd.env("PGPASSWORD", pw);
             }
             cmd
         } else {
             let mut cmd = tokio::process::Command::new(&wasmig);
-            cmd.arg("up").args(&args.wasmig_args).env("DATABASE_URL", &url);
+            cmd.arg("up")
+                .args(&args.wasmig_args)
+                .env("DATABASE_URL", &url);
             cmd
         };
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        eprintln!("{label}: writer alone for {} s, then the migration", args.before);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        eprintln!(
+            "{label}: writer alone for {} s, then the migration",
+            args.before
+        );
         let run = measure(&url, &load(db), args.before, args.after, label, cmd).await?;
         eprintln!("{label}: {:.2} s\n{}", run.t1 - run.t0, indent(&run.output));
         check(&url, label, &wasmig).await?;
         results.push(run);
     }
 
-    let stats: Vec<Stats> = results.iter().map(|r| Stats::of(r, args.before as f64)).collect();
-    let pace = if args.rate > 0.0 { format!("{} stmt/s each, open loop", args.rate) } else { "as fast as possible".into() };
+    let stats: Vec<Stats> = results
+        .iter()
+        .map(|r| Stats::of(r, args.before as f64))
+        .collect();
+    let pace = if args.rate > 0.0 {
+        format!("{} stmt/s each, open loop", args.rate)
+    } else {
+        "as fast as possible".into()
+    };
     println!();
     println!(
         "bigtable: {} rows in manufacturing_orders ({size}); writer: {} connections x {pace}, 50% INSERT / 50% UPDATE;",
         args.rows, args.writers
     );
-    println!("PostgreSQL {version} ({} provider), {cores} cores; setup {:.0} s", server.kind(), started.elapsed().as_secs_f64());
+    println!(
+        "PostgreSQL {version} ({} provider), {cores} cores; setup {:.0} s",
+        server.kind(),
+        started.elapsed().as_secs_f64()
+    );
     println!();
     print_table(&results, &stats);
     let refs: Vec<&Run> = results.iter().collect();
-    let title = format!("Writer latency while migrating {} manufacturing_orders rows ({} writers x {pace})", args.rows, args.writers);
-    chart::draw(&svg, &title, &refs, args.before as f64, args.after as f64, 15.0)?;
+    let title = format!(
+        "Writer latency while migrating {} manufacturing_orders rows ({} writers x {pace})",
+        args.rows, args.writers
+    );
+    chart::draw(
+        &svg,
+        &title,
+        &refs,
+        args.before as f64,
+        args.after as f64,
+        15.0,
+    )?;
     println!("\nchart: {}", svg.display());
     drop(admin);
     drop(server);
     Ok(())
 }
 
-async fn measure(url: &str, load: &Load, before: u64, after: u64, label: &str, mut cmd: tokio::process::Command) -> anyhow::Result<Run> {
+async fn measure(
+    url: &str,
+    load: &Load,
+    before: u64,
+    after: u64,
+    label: &str,
+    mut cmd: tokio::process::Command,
+) -> anyhow::Result<Run> {
     let epoch = Instant::now();
     let writer = Writer::start(url, load, epoch).await?;
     tokio::time::sleep(Duration::from_secs(before)).await;
@@ -291,11 +407,21 @@ async fn measure(url: &str, load: &Load, before: u64, after: u64, label: &str, m
     let t1 = epoch.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(after)).await;
     let samples = writer.finish().await?;
-    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     if !out.status.success() {
         bail!("{label} failed ({}):\n{output}", out.status);
     }
-    Ok(Run { label: label.to_string(), t0, t1, samples, output })
+    Ok(Run {
+        label: label.to_string(),
+        t0,
+        t1,
+        samples,
+        output,
+    })
 }
 
 /// The migration did what it should: the four new indexes are there and valid.
@@ -311,16 +437,26 @@ async fn check(url: &str, label: &str, wasmig: &Path) -> anyhow::Result<()> {
         bail!("{label}: {valid} of the 4 new indexes on manufacturing_orders are there and valid");
     }
     if label.starts_with("wasmig") {
-        let out = tokio::process::Command::new(wasmig).arg("verify").env("DATABASE_URL", url).output().await?;
+        let out = tokio::process::Command::new(wasmig)
+            .arg("verify")
+            .env("DATABASE_URL", url)
+            .output()
+            .await?;
         if !out.status.success() {
-            bail!("{label}: wasmig verify failed: {}", String::from_utf8_lossy(&out.stdout));
+            bail!(
+                "{label}: wasmig verify failed: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
         }
     }
     Ok(())
 }
 
 fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn print_table(runs: &[Run], stats: &[Stats]) {
@@ -341,12 +477,24 @@ fn print_table(runs: &[Run], stats: &[Stats]) {
         }
         if ratio {
             let (a, b) = (f(&stats[0]), f(&stats[stats.len() - 1]));
-            line.push_str(&format!("{:>14}", if a > 0.0 { format!("{:.3}x", b / a) } else { "-".into() }));
+            line.push_str(&format!(
+                "{:>14}",
+                if a > 0.0 {
+                    format!("{:.3}x", b / a)
+                } else {
+                    "-".into()
+                }
+            ));
         }
         println!("{line}");
     };
     row("total migration time", &|s| s.total_s, " s", 2);
-    row("longest writer stall (max latency)", &|s| s.max_ms, " ms", 1);
+    row(
+        "longest writer stall (max latency)",
+        &|s| s.max_ms,
+        " ms",
+        1,
+    );
     row("  which began at (since start)", &|s| s.max_at, " s", 2);
     row("p99 writer latency during", &|s| s.p99_ms, " ms", 2);
     row("p99 writer latency before", &|s| s.before_p99_ms, " ms", 2);
@@ -359,10 +507,21 @@ fn print_table(runs: &[Run], stats: &[Stats]) {
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     println!();
     println!("goals for wasmig up:");
-    println!("  longest stall <= 15 ms:               {} ({:.1} ms)", verdict(w.max_ms <= 15.0), w.max_ms);
-    println!("  throughput during >= 90% of before:   {} ({:.1}%)", verdict(w.share() >= 0.9), 100.0 * w.share());
+    println!(
+        "  longest stall <= 15 ms:               {} ({:.1} ms)",
+        verdict(w.max_ms <= 15.0),
+        w.max_ms
+    );
+    println!(
+        "  throughput during >= 90% of before:   {} ({:.1}%)",
+        verdict(w.share() >= 0.9),
+        100.0 * w.share()
+    );
     if ratio {
         let r = w.total_s / stats[0].total_s;
-        println!("  total time <= 2x the seed's:          {} ({r:.2}x)", verdict(r <= 2.0));
+        println!(
+            "  total time <= 2x the seed's:          {} ({r:.2}x)",
+            verdict(r <= 2.0)
+        );
     }
 }

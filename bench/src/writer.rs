@@ -49,12 +49,16 @@ impl Writer {
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
         for n in 0..load.connections {
-            let options = PgConnectOptions::from_str(url)?.application_name("bench-writer").disable_statement_logging();
+            let options = PgConnectOptions::from_str(url)?
+                .application_name("bench-writer")
+                .disable_statement_logging();
             let mut conn = options.connect().await?;
             // Prepare both statements now: the first execution is not part of the measurement.
             sqlx::query(UPDATE).bind(1i64).execute(&mut conn).await?;
             let (stop, load) = (stop.clone(), load.clone());
-            tasks.push(tokio::spawn(async move { run(conn, n, load, stop, epoch).await }));
+            tasks.push(tokio::spawn(async move {
+                run(conn, n, load, stop, epoch).await
+            }));
         }
         Ok(Writer { stop, tasks })
     }
@@ -77,7 +81,13 @@ const INSERT: &str = "INSERT INTO manufacturing_orders (organization_id, voucher
     planned_quantity, production_status, priority, production_department, created_by) \
     VALUES ($1, $2, now(), $3, 'draft', $4, $5, 'planned', 'medium', 'Assembly', $6)";
 
-async fn run(mut conn: PgConnection, n: usize, load: Load, stop: Arc<AtomicBool>, epoch: Instant) -> anyhow::Result<Vec<Sample>> {
+async fn run(
+    mut conn: PgConnection,
+    n: usize,
+    load: Load,
+    stop: Arc<AtomicBool>,
+    epoch: Instant,
+) -> anyhow::Result<Vec<Sample>> {
     let mut samples = Vec::with_capacity(64 * 1024);
     let interval = (load.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / load.rate));
     let mut due = Instant::now();
@@ -95,7 +105,10 @@ async fn run(mut conn: PgConnection, n: usize, load: Load, stop: Arc<AtomicBool>
         }
         let started = Instant::now();
         let result = if rng.random_bool(0.5) {
-            sqlx::query(UPDATE).bind(rng.random_range(1..=load.rows)).execute(&mut conn).await
+            sqlx::query(UPDATE)
+                .bind(rng.random_range(1..=load.rows))
+                .execute(&mut conn)
+                .await
         } else {
             seq += 1;
             let bom: i32 = rng.random_range(1..=1000);

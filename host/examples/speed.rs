@@ -28,11 +28,19 @@ const HEAD: &str = "manufacturing_module_v1";
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let opt = |name: &str, default: usize| -> usize {
-        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     };
     let calls = opt("--calls", 1000);
     // Another build of the plugin (say, a different opt-level) instead of the bundled one.
-    let other_path = args.iter().position(|a| a == "--plugin").and_then(|i| args.get(i + 1)).map(PathBuf::from);
+    let other_path = args
+        .iter()
+        .position(|a| a == "--plugin")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from);
     let other = other_path.as_ref().map(std::fs::read).transpose()?;
     let wasm: &[u8] = other.as_deref().unwrap_or(BUNDLED);
     let runs = opt("--runs", 15);
@@ -43,7 +51,18 @@ fn main() -> anyhow::Result<()> {
     let row = |name: &str, value: String| println!("{name:<70} {value}");
     println!("{:<70} value", "measurement");
     println!("{}", "-".repeat(96));
-    row(if other.is_some() { "plugin size (--plugin)" } else { "plugin size (bundled component)" }, format!("{} bytes ({:.0} KiB)", wasm.len(), wasm.len() as f64 / 1024.0));
+    row(
+        if other.is_some() {
+            "plugin size (--plugin)"
+        } else {
+            "plugin size (bundled component)"
+        },
+        format!(
+            "{} bytes ({:.0} KiB)",
+            wasm.len(),
+            wasm.len() as f64 / 1024.0
+        ),
+    );
 
     // Cold compile: Cranelift on the component, no cache involved.
     let mut config = wasmtime::Config::new();
@@ -53,7 +72,8 @@ fn main() -> anyhow::Result<()> {
         (0..3)
             .map(|_| {
                 let t = Instant::now();
-                let c = wasmtime::component::Component::new(&engine, wasm).expect("the bundled plugin compiles");
+                let c = wasmtime::component::Component::new(&engine, wasm)
+                    .expect("the bundled plugin compiles");
                 let d = t.elapsed();
                 drop(c);
                 d
@@ -71,7 +91,10 @@ fn main() -> anyhow::Result<()> {
         drop(Plugin::from_bytes(wasm, "bundled".into(), limits.clone())?);
         first.push(t.elapsed());
     }
-    row("load, empty cache dir (compile + write cache, median of 3)", ms(median(first)));
+    row(
+        "load, empty cache dir (compile + write cache, median of 3)",
+        ms(median(first)),
+    );
     let warm_dir = tmp.path().join("cold-0");
     set_cache(&warm_dir);
     let loads = (0..20)
@@ -81,7 +104,10 @@ fn main() -> anyhow::Result<()> {
             t.elapsed()
         })
         .collect();
-    row("load from the on-disk cache (Plugin::from_bytes, median of 20)", ms(median(loads)));
+    row(
+        "load from the on-disk cache (Plugin::from_bytes, median of 20)",
+        ms(median(loads)),
+    );
 
     // Warm instantiation: a new store and instance from the cached, pre-linked component.
     let cwasm = std::fs::read_dir(&warm_dir)?
@@ -89,9 +115,12 @@ fn main() -> anyhow::Result<()> {
         .find(|p| p.extension().is_some_and(|x| x == "cwasm"))
         .expect("the cache holds the compiled plugin");
     // SAFETY: written by Component::serialize of the same wasmtime with the same configuration, just now.
-    let component = unsafe { wasmtime::component::Component::deserialize_file(&engine, &cwasm) }.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let component = unsafe { wasmtime::component::Component::deserialize_file(&engine, &cwasm) }
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let linker: wasmtime::component::Linker<()> = wasmtime::component::Linker::new(&engine);
-    let pre = linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let inst = (0..200)
         .map(|_| {
             let t = Instant::now();
@@ -103,7 +132,10 @@ fn main() -> anyhow::Result<()> {
             d
         })
         .collect();
-    row("warm instantiate (Store::new + instantiate, median of 200)", us(median(inst)));
+    row(
+        "warm instantiate (Store::new + instantiate, median of 200)",
+        us(median(inst)),
+    );
     let fresh = (0..20)
         .map(|_| {
             let p = Plugin::from_bytes(wasm, "bundled".into(), limits.clone()).expect("loads");
@@ -112,41 +144,94 @@ fn main() -> anyhow::Result<()> {
             t.elapsed()
         })
         .collect();
-    row("first call of a loaded plugin (instantiate + revisions, median of 20)", us(median(fresh)));
+    row(
+        "first call of a loaded plugin (instantiate + revisions, median of 20)",
+        us(median(fresh)),
+    );
 
     // Warm calls on the reused instance.
     let plugin = Plugin::from_bytes(wasm, "bundled".into(), limits)?;
-    let empty = Catalog { tables: vec![], indexes: vec![], constraints: vec![], enums: vec![] };
-    let options = PlanOptions { resume: false, online: None, allow_data_loss: false };
+    let empty = Catalog {
+        tables: vec![],
+        indexes: vec![],
+        constraints: vec![],
+        enums: vec![],
+    };
+    let options = PlanOptions {
+        resume: false,
+        online: None,
+        allow_data_loss: false,
+    };
     plugin.revisions()?;
     let revisions = time_n(calls, || {
         plugin.revisions().expect("revisions");
     });
     let plan = time_n(calls, || {
-        plugin.plan(None, Some(HEAD), &empty, options).expect("plan").expect("plans");
+        plugin
+            .plan(None, Some(HEAD), &empty, options)
+            .expect("plan")
+            .expect("plans");
     });
     let both = time_n(calls, || {
         plugin.revisions().expect("revisions");
-        plugin.plan(None, Some(HEAD), &empty, options).expect("plan").expect("plans");
+        plugin
+            .plan(None, Some(HEAD), &empty, options)
+            .expect("plan")
+            .expect("plans");
     });
-    row(&format!("warm revisions (median of {calls})"), us(median(revisions)));
-    row(&format!("warm plan empty -> head (median of {calls})"), us(median(plan)));
-    row(&format!("warm revisions + plan, the `list + plan` path (median of {calls})"), us(median(both.clone())));
-    row(&format!("  p90 of the same {calls}"), us(percentile(both, 0.9)));
+    row(
+        &format!("warm revisions (median of {calls})"),
+        us(median(revisions)),
+    );
+    row(
+        &format!("warm plan empty -> head (median of {calls})"),
+        us(median(plan)),
+    );
+    row(
+        &format!("warm revisions + plan, the `list + plan` path (median of {calls})"),
+        us(median(both.clone())),
+    );
+    row(
+        &format!("  p90 of the same {calls}"),
+        us(percentile(both, 0.9)),
+    );
     // The same plan with the head catalog as input: what the canonical ABI costs for a full catalog.
-    let head = plugin.plan(None, Some(HEAD), &empty, options)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let head = plugin
+        .plan(None, Some(HEAD), &empty, options)?
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let noop = time_n(calls, || {
-        plugin.plan(Some(HEAD), Some(HEAD), &head.expected, options).expect("plan").expect("plans");
+        plugin
+            .plan(Some(HEAD), Some(HEAD), &head.expected, options)
+            .expect("plan")
+            .expect("plans");
     });
-    row(&format!("warm plan head -> head with the head catalog in (median of {calls})"), us(median(noop)));
+    row(
+        &format!("warm plan head -> head with the head catalog in (median of {calls})"),
+        us(median(noop)),
+    );
     let lints = time_n(calls / 10, || {
         for s in &head.steps {
             plugin.validate(&s.sql, s.transactional).expect("validate");
         }
     });
-    row(&format!("  of which linting: validate() of each of the {} steps (median of {})", head.steps.len(), calls / 10), us(median(lints)));
-    let checks = time_n(calls, || check_plan(&head.steps, &Allowances::none()).expect("the head plan passes"));
-    row(&format!("sandbox check of the {}-step head plan (median of {calls})", head.steps.len()), us(median(checks)));
+    row(
+        &format!(
+            "  of which linting: validate() of each of the {} steps (median of {})",
+            head.steps.len(),
+            calls / 10
+        ),
+        us(median(lints)),
+    );
+    let checks = time_n(calls, || {
+        check_plan(&head.steps, &Allowances::none()).expect("the head plan passes")
+    });
+    row(
+        &format!(
+            "sandbox check of the {}-step head plan (median of {calls})",
+            head.steps.len()
+        ),
+        us(median(checks)),
+    );
 
     // End to end: processes, alternately, same run.
     match (wasmig_bin(), alembic(tmp.path())) {
@@ -154,7 +239,10 @@ fn main() -> anyhow::Result<()> {
             let cache = tmp.path().join("cli-cache");
             let wasmig_cmd = |full: bool| {
                 let mut c = Command::new(&bin);
-                c.arg("sql").env("WASMIG_CACHE_DIR", &cache).env_remove("DATABASE_URL").env_remove("WASMIG_PLUGIN");
+                c.arg("sql")
+                    .env("WASMIG_CACHE_DIR", &cache)
+                    .env_remove("DATABASE_URL")
+                    .env_remove("WASMIG_PLUGIN");
                 if let Some(p) = &other_path {
                     c.arg("--plugin").arg(p);
                 }
@@ -174,14 +262,31 @@ fn main() -> anyhow::Result<()> {
                 wf.push(run(&mut wasmig_cmd(true))?);
             }
             let (w, wf, a) = (median(w), median(wf), median(a));
-            row(&format!("`wasmig sql --from erp_base` process (median of {runs})"), format!("{} ({} bytes of SQL)", ms(w), ours.len()));
-            row(&format!("`wasmig sql` empty -> head process (median of {runs})"), ms(wf));
+            row(
+                &format!("`wasmig sql --from erp_base` process (median of {runs})"),
+                format!("{} ({} bytes of SQL)", ms(w), ours.len()),
+            );
+            row(
+                &format!("`wasmig sql` empty -> head process (median of {runs})"),
+                ms(wf),
+            );
             row(
                 &format!("`alembic upgrade head --sql` process (median of {runs})"),
-                format!("{} ({} bytes of SQL; alembic {})", ms(a), theirs.len(), alembic.version),
+                format!(
+                    "{} ({} bytes of SQL; alembic {})",
+                    ms(a),
+                    theirs.len(),
+                    alembic.version
+                ),
             );
-            row("ratio alembic / wasmig (same revision)", format!("{:.1}x", a.as_secs_f64() / w.as_secs_f64()));
-            row("ratio alembic / wasmig (wasmig doing the whole chain)", format!("{:.1}x", a.as_secs_f64() / wf.as_secs_f64()));
+            row(
+                "ratio alembic / wasmig (same revision)",
+                format!("{:.1}x", a.as_secs_f64() / w.as_secs_f64()),
+            );
+            row(
+                "ratio alembic / wasmig (wasmig doing the whole chain)",
+                format!("{:.1}x", a.as_secs_f64() / wf.as_secs_f64()),
+            );
         }
         (Err(e), _) | (_, Err(e)) => println!("(end-to-end comparison skipped: {e:#})"),
     }
@@ -222,7 +327,12 @@ fn us(d: Duration) -> String {
 
 fn output(cmd: &mut Command) -> anyhow::Result<Vec<u8>> {
     let o = cmd.stderr(Stdio::piped()).output()?;
-    anyhow::ensure!(o.status.success(), "{:?} failed: {}", cmd, String::from_utf8_lossy(&o.stderr));
+    anyhow::ensure!(
+        o.status.success(),
+        "{:?} failed: {}",
+        cmd,
+        String::from_utf8_lossy(&o.stderr)
+    );
     Ok(o.stdout)
 }
 
@@ -237,7 +347,10 @@ fn run(cmd: &mut Command) -> anyhow::Result<Duration> {
 /// The `wasmig` binary of this profile, built if missing.
 fn wasmig_bin() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let dir = exe.parent().and_then(Path::parent).ok_or_else(|| anyhow::anyhow!("no target dir"))?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| anyhow::anyhow!("no target dir"))?;
     let bin = dir.join("wasmig");
     if !bin.exists() {
         let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -245,8 +358,16 @@ fn wasmig_bin() -> anyhow::Result<PathBuf> {
         if !cfg!(debug_assertions) {
             c.arg("--release");
         }
-        let ok = c.current_dir(env!("CARGO_MANIFEST_DIR")).status().map(|s| s.success()).unwrap_or(false);
-        anyhow::ensure!(ok && bin.exists(), "{} is missing: run `cargo build --release -p wasmig` first", bin.display());
+        let ok = c
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        anyhow::ensure!(
+            ok && bin.exists(),
+            "{} is missing: run `cargo build --release -p wasmig` first",
+            bin.display()
+        );
     }
     Ok(bin)
 }
@@ -260,16 +381,24 @@ struct Alembic {
 impl Alembic {
     fn command(&self) -> Command {
         let mut c = Command::new(&self.exe);
-        c.current_dir(&self.dir).args(["-c", "alembic.ini", "upgrade", "head", "--sql"]);
+        c.current_dir(&self.dir)
+            .args(["-c", "alembic.ini", "upgrade", "head", "--sql"]);
         c
     }
 }
 
 /// A minimal offline Alembic environment in `tmp` with the seed's script, and the venv's `alembic`.
 fn alembic(tmp: &Path) -> anyhow::Result<Alembic> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace");
-    let out = Command::new(root.join("ci/alembic-venv.sh")).stderr(Stdio::inherit()).output()?;
-    anyhow::ensure!(out.status.success(), "ci/alembic-venv.sh failed (python3 with venv and PyPI access are needed)");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace");
+    let out = Command::new(root.join("ci/alembic-venv.sh"))
+        .stderr(Stdio::inherit())
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "ci/alembic-venv.sh failed (python3 with venv and PyPI access are needed)"
+    );
     let python = PathBuf::from(String::from_utf8(out.stdout)?.trim());
     let exe = python.with_file_name("alembic");
     let dir = tmp.join("alembic");
@@ -281,8 +410,14 @@ fn alembic(tmp: &Path) -> anyhow::Result<Alembic> {
     std::fs::write(dir.join("env.py"), ENV_PY)?;
     std::fs::write(dir.join("versions/erp_base.py"), BASE_PY)?;
     std::fs::write(dir.join("versions/manufacturing_module_v1.py"), SEED_PY)?;
-    let v = Command::new(&python).args(["-c", "import alembic; print(alembic.__version__)"]).output()?;
-    Ok(Alembic { exe, dir, version: String::from_utf8_lossy(&v.stdout).trim().to_string() })
+    let v = Command::new(&python)
+        .args(["-c", "import alembic; print(alembic.__version__)"])
+        .output()?;
+    Ok(Alembic {
+        exe,
+        dir,
+        version: String::from_utf8_lossy(&v.stdout).trim().to_string(),
+    })
 }
 
 const ENV_PY: &str = r#"from alembic import context

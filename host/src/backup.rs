@@ -59,7 +59,10 @@ fn command(info: &ConnInfo, program: &Path) -> tokio::process::Command {
             None => cmd.env_remove(k),
         };
     }
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     cmd
 }
 
@@ -67,7 +70,12 @@ fn command(info: &ConnInfo, program: &Path) -> tokio::process::Command {
 pub async fn run(info: &ConnInfo, dir: &Path) -> Result<Backup, MigrateError> {
     let started = Instant::now();
     let database = info.database();
-    std::fs::create_dir_all(dir).map_err(|e| refuse(format!("cannot create the backup directory {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        refuse(format!(
+            "cannot create the backup directory {}: {e}",
+            dir.display()
+        ))
+    })?;
     let path = free_path(dir, &database);
     tracing::info!("backup: dumping {database} to {}", path.display());
 
@@ -96,15 +104,28 @@ pub async fn run(info: &ConnInfo, dir: &Path) -> Result<Backup, MigrateError> {
     let unverified = |why: MigrateError| {
         let kept = path.with_extension("dump.unverified");
         match std::fs::rename(&path, &kept) {
-            Ok(()) => MigrateError::Io(format!("{why} (the unverified dump is kept as {})", kept.display())),
+            Ok(()) => MigrateError::Io(format!(
+                "{why} (the unverified dump is kept as {})",
+                kept.display()
+            )),
             Err(_) => why,
         }
     };
-    let restored = check_restore(info, &path, &tools).await.map_err(unverified)?;
+    let restored = check_restore(info, &path, &tools)
+        .await
+        .map_err(unverified)?;
     if restored != source {
-        return Err(unverified(refuse(format!("the dump does not restore to the same data: {}", differences(&source, &restored)))));
+        return Err(unverified(refuse(format!(
+            "the dump does not restore to the same data: {}",
+            differences(&source, &restored)
+        ))));
     }
-    let backup = Backup { path, bytes, tables: restored, ms: started.elapsed().as_millis() };
+    let backup = Backup {
+        path,
+        bytes,
+        tables: restored,
+        ms: started.elapsed().as_millis(),
+    };
     tracing::info!(
         "backup: {} ({:.1} MB) restores: {} table(s), {} row(s) match ({} ms)",
         backup.path.display(),
@@ -116,46 +137,86 @@ pub async fn run(info: &ConnInfo, dir: &Path) -> Result<Backup, MigrateError> {
     Ok(backup)
 }
 
-async fn dump_with_counts(conn: &mut PgConnection, info: &ConnInfo, path: &Path, tools: &ClientTools) -> Result<Vec<(String, i64)>, MigrateError> {
+async fn dump_with_counts(
+    conn: &mut PgConnection,
+    info: &ConnInfo,
+    path: &Path,
+    tools: &ClientTools,
+) -> Result<Vec<(String, i64)>, MigrateError> {
     let q = |e: sqlx::Error| refuse(format!("reading the database: {}", scrub(&describe(&e))));
     let mut tx = conn.begin().await.map_err(q)?;
-    tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").await.map_err(q)?;
-    let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()").fetch_one(&mut *tx).await.map_err(q)?;
+    tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+        .map_err(q)?;
+    let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(q)?;
     let counts = counts(&mut tx).await.map_err(q)?;
     let mut cmd = command(info, &tools.pg_dump);
-    cmd.args(["--format=custom", "--no-password", &format!("--snapshot={snapshot}")]).arg("--file").arg(path);
+    cmd.args([
+        "--format=custom",
+        "--no-password",
+        &format!("--snapshot={snapshot}"),
+    ])
+    .arg("--file")
+    .arg(path);
     // The snapshot lives as long as this transaction: it ends (rolled back) after the dump.
     tool(cmd, "pg_dump").await?;
     let _ = tx.rollback().await;
     Ok(counts)
 }
 
-async fn check_restore(info: &ConnInfo, path: &Path, tools: &ClientTools) -> Result<Vec<(String, i64)>, MigrateError> {
+async fn check_restore(
+    info: &ConnInfo,
+    path: &Path,
+    tools: &ClientTools,
+) -> Result<Vec<(String, i64)>, MigrateError> {
     let scratch = scratch_name(&info.database());
     let mut admin = db::connect_info(info, Duration::from_secs(10)).await?;
-    let create = format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&scratch));
+    let create = format!(
+        "CREATE DATABASE {} TEMPLATE template0",
+        quote_ident(&scratch)
+    );
     if let Err(e) = admin.execute(create.as_str()).await {
         let hint = if db::sqlstate(&e).as_deref() == Some("42501") {
             ": checking that the dump restores needs a scratch database; GRANT CREATEDB to this role (ALTER ROLE ... CREATEDB), or run without --backup"
         } else {
             ""
         };
-        return Err(refuse(format!("cannot create the scratch database {scratch}: {}{hint}", scrub(&describe(&e)))));
+        return Err(refuse(format!(
+            "cannot create the scratch database {scratch}: {}{hint}",
+            scrub(&describe(&e))
+        )));
     }
     let target = info.with_database(&scratch);
     let restored = async {
         let mut cmd = command(&target, &tools.pg_restore);
-        cmd.args(["--exit-on-error", "--no-owner", "--no-privileges", "--no-password"]).arg(path);
+        cmd.args([
+            "--exit-on-error",
+            "--no-owner",
+            "--no-privileges",
+            "--no-password",
+        ])
+        .arg(path);
         tool(cmd, "pg_restore").await?;
         let mut c = db::connect_info(&target, Duration::from_secs(10)).await?;
-        let counts = counts(&mut c).await.map_err(|e| refuse(format!("reading the restored copy: {}", scrub(&describe(&e)))));
+        let counts = counts(&mut c).await.map_err(|e| {
+            refuse(format!(
+                "reading the restored copy: {}",
+                scrub(&describe(&e))
+            ))
+        });
         let _ = c.close().await;
         counts
     }
     .await;
     let drop = format!("DROP DATABASE IF EXISTS {}", quote_ident(&scratch));
     if let Err(e) = admin.execute(drop.as_str()).await {
-        tracing::warn!("backup: could not drop the scratch database {scratch}: {}; drop it by hand", scrub(&describe(&e)));
+        tracing::warn!(
+            "backup: could not drop the scratch database {scratch}: {}; drop it by hand",
+            scrub(&describe(&e))
+        );
     }
     let _ = admin.close().await;
     restored
@@ -171,7 +232,10 @@ async fn counts(conn: &mut PgConnection) -> Result<Vec<(String, i64)>, sqlx::Err
     .await?;
     let mut out = Vec::with_capacity(tables.len());
     for t in tables {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM public.{}", quote_ident(&t))).fetch_one(&mut *conn).await?;
+        let n: i64 =
+            sqlx::query_scalar(&format!("SELECT count(*) FROM public.{}", quote_ident(&t)))
+                .fetch_one(&mut *conn)
+                .await?;
         out.push((t, n));
     }
     Ok(out)
@@ -192,8 +256,16 @@ async fn tool(mut cmd: tokio::process::Command, name: &str) -> Result<(), Migrat
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).take(5).collect();
-    Err(refuse(format!("{name} exited with {}: {}", out.status, scrub(&lines.join(" / ")))))
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(5)
+        .collect();
+    Err(refuse(format!(
+        "{name} exited with {}: {}",
+        out.status,
+        scrub(&lines.join(" / "))
+    )))
 }
 
 /// Environment variable naming the one directory to take `pg_dump` and
@@ -216,17 +288,29 @@ impl ClientTools {
         let mut seen = Vec::new();
         let candidates = match std::env::var_os(CLIENT_DIR_ENV).filter(|d| !d.is_empty()) {
             Some(dir) => vec![PathBuf::from(dir).join("pg_dump")],
-            None => vec![PathBuf::from("pg_dump"), PathBuf::from(format!("/usr/lib/postgresql/{major}/bin/pg_dump"))],
+            None => vec![
+                PathBuf::from("pg_dump"),
+                PathBuf::from(format!("/usr/lib/postgresql/{major}/bin/pg_dump")),
+            ],
         };
         for pg_dump in candidates {
-            let Some(found) = tool_major(&pg_dump) else { continue };
+            let Some(found) = tool_major(&pg_dump) else {
+                continue;
+            };
             if found == major {
                 let pg_restore = pg_dump.with_file_name("pg_restore");
-                return Ok(ClientTools { pg_dump, pg_restore });
+                return Ok(ClientTools {
+                    pg_dump,
+                    pg_restore,
+                });
             }
             seen.push(format!("{} is {found}", pg_dump.display()));
         }
-        let seen = if seen.is_empty() { "pg_dump is not installed or not on PATH".to_string() } else { seen.join(", ") };
+        let seen = if seen.is_empty() {
+            "pg_dump is not installed or not on PATH".to_string()
+        } else {
+            seen.join(", ")
+        };
         Err(refuse(format!(
             "the server runs PostgreSQL {major} and --backup needs pg_dump {major} ({seen}): install the PostgreSQL {major} \
              client tools (Debian: apt-get install postgresql-client-{major}) or put their bin directory first on PATH"
@@ -236,7 +320,11 @@ impl ClientTools {
 
 /// The major of a client tool, from its `--version`; none when it cannot run.
 fn tool_major(program: &Path) -> Option<u32> {
-    let out = std::process::Command::new(program).arg("--version").stdin(Stdio::null()).output().ok()?;
+    let out = std::process::Command::new(program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
     major_of(&String::from_utf8_lossy(&out.stdout))
 }
 
@@ -256,22 +344,44 @@ fn differences(source: &[(String, i64)], restored: &[(String, i64)]) -> String {
             _ => {}
         }
     }
-    for (t, _) in restored.iter().filter(|(r, _)| !source.iter().any(|(s, _)| s == r)) {
+    for (t, _) in restored
+        .iter()
+        .filter(|(r, _)| !source.iter().any(|(s, _)| s == r))
+    {
         out.push(format!("table {t} is extra"));
     }
     out.join(", ")
 }
 
 fn scratch_name(database: &str) -> String {
-    let short: String = database.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(30).collect();
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("wasmig_restore_check_{short}_{}_{}", std::process::id(), nanos % 100_000)
+    let short: String = database
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(30)
+        .collect();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "wasmig_restore_check_{short}_{}_{}",
+        std::process::id(),
+        nanos % 100_000
+    )
 }
 
 /// `DIR/<db>-<YYYYMMDDTHHMMSSZ>.dump`, with a suffix if that file exists.
 fn free_path(dir: &Path, database: &str) -> PathBuf {
-    let safe: String =
-        database.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' { c } else { '_' }).collect();
+    let safe: String = database
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     let stamp = utc_stamp(SystemTime::now());
     let mut path = dir.join(format!("{safe}-{stamp}.dump"));
     let mut n = 1;
@@ -284,7 +394,10 @@ fn free_path(dir: &Path, database: &str) -> PathBuf {
 
 /// `YYYYMMDDTHHMMSSZ` in UTC.
 pub fn utc_stamp(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
@@ -296,7 +409,12 @@ pub fn utc_stamp(t: SystemTime) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 fn quote_ident(name: &str) -> String {
@@ -309,7 +427,10 @@ mod tests {
 
     #[test]
     fn client_tool_majors_are_read_from_their_version_line() {
-        assert_eq!(major_of("pg_dump (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)\n"), Some(15));
+        assert_eq!(
+            major_of("pg_dump (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)\n"),
+            Some(15)
+        );
         assert_eq!(major_of("pg_dump (PostgreSQL) 18beta1\n"), Some(18));
         assert_eq!(major_of("pg_dump (PostgreSQL) 9.6.24\n"), Some(9));
         assert_eq!(major_of("not a version"), None);
@@ -318,7 +439,13 @@ mod tests {
     #[test]
     fn stamps_are_utc_civil_time() {
         assert_eq!(utc_stamp(UNIX_EPOCH), "19700101T000000Z");
-        assert_eq!(utc_stamp(UNIX_EPOCH + Duration::from_secs(951_782_400 + 3_723)), "20000229T010203Z");
-        assert_eq!(utc_stamp(UNIX_EPOCH + Duration::from_secs(1_767_225_599)), "20251231T235959Z");
+        assert_eq!(
+            utc_stamp(UNIX_EPOCH + Duration::from_secs(951_782_400 + 3_723)),
+            "20000229T010203Z"
+        );
+        assert_eq!(
+            utc_stamp(UNIX_EPOCH + Duration::from_secs(1_767_225_599)),
+            "20251231T235959Z"
+        );
     }
 }

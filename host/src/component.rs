@@ -23,8 +23,8 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::wasmig::migration::migrations::{
-    Catalog, Constraint, ConstraintKind, Direction, EnumType, ErrorKind, Finding, Index, LockLevel, MigrationPlan,
-    PlanError, PlanOptions, Revision, Severity, Step, Table,
+    Catalog, Constraint, ConstraintKind, Direction, EnumType, ErrorKind, Finding, Index, LockLevel,
+    MigrationPlan, PlanError, PlanOptions, Revision, Severity, Step, Table,
 };
 
 /// The reference plugin, built from `plugin/` by `build.rs`.
@@ -36,7 +36,10 @@ pub static BUNDLED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wasmig_plu
 pub enum PluginError {
     /// The file is missing or unreadable.
     #[error("cannot read plugin {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The bytes are not a WebAssembly component (e.g. a core module or garbage).
     #[error("{origin} is not a WebAssembly component: {reason}")]
     NotAComponent { origin: String, reason: String },
@@ -62,7 +65,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory: 64 << 20, deadline: Duration::from_secs(1) }
+        Limits {
+            memory: 64 << 20,
+            deadline: Duration::from_secs(1),
+        }
     }
 }
 
@@ -99,7 +105,10 @@ impl Plugin {
 
     /// Loads a component file.
     pub fn from_file(path: &Path, limits: Limits) -> Result<Plugin, PluginError> {
-        let bytes = std::fs::read(path).map_err(|source| PluginError::Read { path: path.into(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+            path: path.into(),
+            source,
+        })?;
         Plugin::from_bytes(&bytes, path.display().to_string(), limits)
     }
 
@@ -119,9 +128,14 @@ impl Plugin {
         let linker: Linker<StoreLimits> = Linker::new(&engine);
         let pre = linker
             .instantiate_pre(&component)
-            .map_err(|e| PluginError::WrongWorld { origin: origin.clone(), reason: format!("{e:#}") })?;
-        MigrationPluginPre::new(pre.clone())
-            .map_err(|e| PluginError::WrongWorld { origin: origin.clone(), reason: format!("{e:#}") })?;
+            .map_err(|e| PluginError::WrongWorld {
+                origin: origin.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        MigrationPluginPre::new(pre.clone()).map_err(|e| PluginError::WrongWorld {
+            origin: origin.clone(),
+            reason: format!("{e:#}"),
+        })?;
         let stop = Arc::new(AtomicBool::new(false));
         {
             let (engine, stop) = (engine.clone(), stop.clone());
@@ -135,17 +149,34 @@ impl Plugin {
                 })
                 .map_err(|e| PluginError::Engine(e.to_string()))?;
         }
-        Ok(Plugin { engine, component, pre, limits, origin, size: bytes.len(), warm: Default::default(), _ticker: Ticker { stop } })
+        Ok(Plugin {
+            engine,
+            component,
+            pre,
+            limits,
+            origin,
+            size: bytes.len(),
+            warm: Default::default(),
+            _ticker: Ticker { stop },
+        })
     }
 
     /// The names of everything the component imports (a wasmig plugin has none).
     pub fn imports(&self) -> Vec<String> {
-        self.component.component_type().imports(&self.engine).map(|(name, _)| name.to_string()).collect()
+        self.component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
     }
 
     /// The names of everything the component exports.
     pub fn exports(&self) -> Vec<String> {
-        self.component.component_type().exports(&self.engine).map(|(name, _)| name.to_string()).collect()
+        self.component
+            .component_type()
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
     }
 
     /// The component's size in bytes.
@@ -163,7 +194,10 @@ impl Plugin {
         name: &'static str,
         f: impl FnOnce(&mut Store<StoreLimits>, &MigrationPlugin) -> wasmtime::Result<T>,
     ) -> Result<T, PluginError> {
-        let trap = |e: wasmtime::Error| PluginError::Trap { call: name, reason: describe_trap(&e, &self.limits) };
+        let trap = |e: wasmtime::Error| PluginError::Trap {
+            call: name,
+            reason: describe_trap(&e, &self.limits),
+        };
         // The instance is kept between calls (the contract is pure, so this only
         // saves instantiation); one that trapped is dropped and never reused.
         let mut warm = self.warm.lock().unwrap_or_else(|p| p.into_inner());
@@ -198,17 +232,23 @@ impl Plugin {
 
     /// The revision chain, oldest first.
     pub fn revisions(&self) -> Result<Vec<Revision>, PluginError> {
-        self.call("revisions", |s, p| p.wasmig_migration_migrations().call_revisions(s))
+        self.call("revisions", |s, p| {
+            p.wasmig_migration_migrations().call_revisions(s)
+        })
     }
 
     /// The catalog introspection query.
     pub fn introspection_sql(&self) -> Result<String, PluginError> {
-        self.call("introspection-sql", |s, p| p.wasmig_migration_migrations().call_introspection_sql(s))
+        self.call("introspection-sql", |s, p| {
+            p.wasmig_migration_migrations().call_introspection_sql(s)
+        })
     }
 
     /// Decodes introspection JSON (or a snapshot file).
     pub fn decode_catalog(&self, json: &str) -> Result<Result<Catalog, PlanError>, PluginError> {
-        self.call("decode-catalog", |s, p| p.wasmig_migration_migrations().call_decode_catalog(s, json))
+        self.call("decode-catalog", |s, p| {
+            p.wasmig_migration_migrations().call_decode_catalog(s, json)
+        })
     }
 
     /// Plans `current` → `target` against `live`.
@@ -219,22 +259,33 @@ impl Plugin {
         live: &Catalog,
         options: PlanOptions,
     ) -> Result<Result<MigrationPlan, PlanError>, PluginError> {
-        self.call("plan", |s, p| p.wasmig_migration_migrations().call_plan(s, current, target, live, options))
+        self.call("plan", |s, p| {
+            p.wasmig_migration_migrations()
+                .call_plan(s, current, target, live, options)
+        })
     }
 
     /// Compares `actual` with what revision `at` promises.
     pub fn verify(&self, at: Option<&str>, actual: &Catalog) -> Result<Vec<Finding>, PluginError> {
-        self.call("verify", |s, p| p.wasmig_migration_migrations().call_verify(s, at, actual))
+        self.call("verify", |s, p| {
+            p.wasmig_migration_migrations().call_verify(s, at, actual)
+        })
     }
 
     /// Lints SQL text.
     pub fn validate(&self, sql: &str, transactional: bool) -> Result<Vec<Finding>, PluginError> {
-        self.call("validate", |s, p| p.wasmig_migration_migrations().call_validate(s, sql, transactional))
+        self.call("validate", |s, p| {
+            p.wasmig_migration_migrations()
+                .call_validate(s, sql, transactional)
+        })
     }
 }
 
 fn check_is_component(bytes: &[u8], origin: &str) -> Result<(), PluginError> {
-    let not = |reason: &str| PluginError::NotAComponent { origin: origin.into(), reason: reason.into() };
+    let not = |reason: &str| PluginError::NotAComponent {
+        origin: origin.into(),
+        reason: reason.into(),
+    };
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         return Err(not("it does not start with the WebAssembly magic bytes"));
     }
@@ -253,7 +304,12 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
         .chain()
         .map(|c| c.to_string())
         .map(|c| match c.find("wasm backtrace:") {
-            Some(_) => c.lines().last().and_then(|l| l.rsplit_once(">: ")).map(|(_, m)| m.to_string()).unwrap_or_default(),
+            Some(_) => c
+                .lines()
+                .last()
+                .and_then(|l| l.rsplit_once(">: "))
+                .map(|(_, m)| m.to_string())
+                .unwrap_or_default(),
             None => c,
         })
         .filter(|c| !c.is_empty())
@@ -262,7 +318,10 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
         return match trap {
             wasmtime::Trap::Interrupt => {
-                format!("it ran longer than the {:?} deadline and was stopped", limits.deadline)
+                format!(
+                    "it ran longer than the {:?} deadline and was stopped",
+                    limits.deadline
+                )
             }
             wasmtime::Trap::UnreachableCodeReached => {
                 format!("it panicked or aborted (unreachable executed): {text}")
@@ -270,8 +329,13 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
             _ => text,
         };
     }
-    if text.contains("memory") && (text.contains("grow") || text.contains("limit") || text.contains("exceed")) {
-        return format!("it ran out of its {} MiB memory cap: {text}", limits.memory >> 20);
+    if text.contains("memory")
+        && (text.contains("grow") || text.contains("limit") || text.contains("exceed"))
+    {
+        return format!(
+            "it ran out of its {} MiB memory cap: {text}",
+            limits.memory >> 20
+        );
     }
     text
 }
@@ -297,8 +361,10 @@ fn load_cached(engine: &Engine, bytes: &[u8], origin: &str) -> Result<Component,
             Err(e) => tracing::debug!("ignoring stale plugin cache {}: {e}", path.display()),
         }
     }
-    let component = Component::new(engine, bytes)
-        .map_err(|e| PluginError::NotAComponent { origin: origin.into(), reason: format!("{e:#}") })?;
+    let component = Component::new(engine, bytes).map_err(|e| PluginError::NotAComponent {
+        origin: origin.into(),
+        reason: format!("{e:#}"),
+    })?;
     if let (Some(dir), Some(path)) = (dir, path) {
         let written = std::fs::create_dir_all(&dir).and_then(|_| {
             let bytes = component.serialize().map_err(std::io::Error::other)?;

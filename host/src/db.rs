@@ -159,13 +159,20 @@ async fn verify_ca(info: &ConnInfo, endpoint: &Endpoint, timeout: Duration) -> R
             .map(|p| p.to_string_lossy().into_owned()),
     };
     let roots = match root.as_deref() {
-        Some("system") => rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        Some("system") => {
+            rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned())
+        }
         Some(path) => {
             use rustls::pki_types::{CertificateDer, pem::PemObject};
             let mut store = rustls::RootCertStore::empty();
-            let pem = std::fs::read(path).map_err(|e| other(format!("cannot read sslrootcert={path}: {e}")))?;
+            let pem = std::fs::read(path)
+                .map_err(|e| other(format!("cannot read sslrootcert={path}: {e}")))?;
             for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| other(format!("sslrootcert={path} is not a PEM certificate file: {e}")))?;
+                let cert = cert.map_err(|e| {
+                    other(format!(
+                        "sslrootcert={path} is not a PEM certificate file: {e}"
+                    ))
+                })?;
                 store.add(cert).map_err(tls)?;
             }
             if store.is_empty() {
@@ -180,9 +187,12 @@ async fn verify_ca(info: &ConnInfo, endpoint: &Endpoint, timeout: Duration) -> R
         }
     };
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(std::sync::Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| other(e.to_string()))?;
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| other(e.to_string()))?;
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(tls)?
@@ -194,14 +204,23 @@ async fn verify_ca(info: &ConnInfo, endpoint: &Endpoint, timeout: Duration) -> R
             let chain = CertificateDer::pem_file_iter(c)
                 .and_then(|i| i.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| other(format!("cannot read sslcert={c}: {e}")))?;
-            let key = PrivateKeyDer::from_pem_file(k).map_err(|e| other(format!("cannot read sslkey={k}: {e}")))?;
+            let key = PrivateKeyDer::from_pem_file(k)
+                .map_err(|e| other(format!("cannot read sslkey={k}: {e}")))?;
             builder.with_client_auth_cert(chain, key).map_err(tls)?
         }
         _ => builder.with_no_client_auth(),
     };
-    let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
-        .unwrap_or_else(|_| rustls::pki_types::ServerName::try_from("localhost").expect("a valid name"));
-    let addr = (endpoint.hostaddr.clone().unwrap_or_else(|| endpoint.host.clone()), endpoint.port);
+    let name =
+        rustls::pki_types::ServerName::try_from(endpoint.host.clone()).unwrap_or_else(|_| {
+            rustls::pki_types::ServerName::try_from("localhost").expect("a valid name")
+        });
+    let addr = (
+        endpoint
+            .hostaddr
+            .clone()
+            .unwrap_or_else(|| endpoint.host.clone()),
+        endpoint.port,
+    );
     let handshake = tokio::task::spawn_blocking(move || -> Result<(), Failure> {
         use std::io::{Read, Write};
         use std::net::ToSocketAddrs;
@@ -217,20 +236,30 @@ async fn verify_ca(info: &ConnInfo, endpoint: &Endpoint, timeout: Duration) -> R
                 Err(e) => last = Some(e),
             }
         }
-        let mut sock = sock.ok_or_else(|| io(last.unwrap_or_else(|| std::io::Error::other("the host name resolves to no address"))))?;
+        let mut sock = sock.ok_or_else(|| {
+            io(last
+                .unwrap_or_else(|| std::io::Error::other("the host name resolves to no address")))
+        })?;
         sock.set_read_timeout(Some(timeout)).map_err(io)?;
         sock.set_write_timeout(Some(timeout)).map_err(io)?;
         // SSLRequest: length 8, code 80877103.
-        sock.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).map_err(io)?;
+        sock.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
+            .map_err(io)?;
         let mut answer = [0u8; 1];
         sock.read_exact(&mut answer).map_err(io)?;
         if answer[0] != b'S' {
-            return Err(Failure::Driver(sqlx::Error::Tls("server does not support TLS".into())));
+            return Err(Failure::Driver(sqlx::Error::Tls(
+                "server does not support TLS".into(),
+            )));
         }
-        let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).map_err(tls)?;
+        let mut conn =
+            rustls::ClientConnection::new(std::sync::Arc::new(config), name).map_err(tls)?;
         while conn.is_handshaking() {
             if let Err(e) = conn.complete_io(&mut sock) {
-                let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()).cloned();
+                let inner = e
+                    .get_ref()
+                    .and_then(|i| i.downcast_ref::<rustls::Error>())
+                    .cloned();
                 return Err(match inner {
                     Some(t) => tls(t),
                     None => io(e),
@@ -263,7 +292,10 @@ impl rustls::client::danger::ServerCertVerifier for ChainOnly {
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
         use rustls::{CertificateError as C, Error as E};
         // webpki checks the chain before the name: a name error means the chain is trusted.
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
             Err(E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. })) => {
                 Ok(rustls::client::danger::ServerCertVerified::assertion())
             }
@@ -436,7 +468,10 @@ pub async fn catalog(conn: &mut PgConnection, plugin: &Plugin) -> Result<Catalog
 }
 
 /// The catalog as the JSON text the introspection query returns.
-pub async fn catalog_json(conn: &mut PgConnection, plugin: &Plugin) -> Result<String, MigrateError> {
+pub async fn catalog_json(
+    conn: &mut PgConnection,
+    plugin: &Plugin,
+) -> Result<String, MigrateError> {
     let sql = plugin.introspection_sql()?;
     sqlx::query_scalar::<_, String>(&sql)
         .fetch_one(conn)

@@ -26,7 +26,11 @@ pub enum MigrateError {
          the migration was modified after it was applied. Use the plugin that applied it, or check the schema and \
          re-record it with `wasmig stamp {revision} --force`"
     )]
-    ChecksumMismatch { revision: String, recorded: String, current: String },
+    ChecksumMismatch {
+        revision: String,
+        recorded: String,
+        current: String,
+    },
     /// Rows still use a value the downgrade would remove.
     #[error("{0}")]
     DataInUse(String),
@@ -34,14 +38,20 @@ pub enum MigrateError {
     #[error("{0}")]
     Privilege(String),
     /// Another run holds the migration lock.
-    #[error("timed out after {0:?} waiting for another wasmig run on this database to finish (advisory lock held)")]
+    #[error(
+        "timed out after {0:?} waiting for another wasmig run on this database to finish (advisory lock held)"
+    )]
     LockTimeout(std::time::Duration),
     /// A statement could not get its table lock within the retries.
     #[error("{0}")]
     LockNotAvailable(String),
     /// A step failed; the revision's transaction was rolled back.
     #[error("revision {revision}: step `{summary}` failed: {reason}")]
-    Step { revision: String, summary: String, reason: String },
+    Step {
+        revision: String,
+        summary: String,
+        reason: String,
+    },
     /// The schema differs from what the revision promises.
     #[error("verify found {0} mismatch(es)")]
     Verify(usize),
@@ -85,6 +95,9 @@ impl MigrateError {
 
 impl From<crate::component::PlanError> for MigrateError {
     fn from(e: crate::component::PlanError) -> Self {
-        MigrateError::Plan { kind: e.kind, message: e.message }
+        MigrateError::Plan {
+            kind: e.kind,
+            message: e.message,
+        }
     }
 }

@@ -7,16 +7,16 @@ pub mod alembic;
 pub mod component;
 
 pub use component::{Limits, Plugin, PluginError};
+pub mod backup;
 pub mod conninfo;
 pub mod db;
 pub mod error;
 pub mod history;
+pub mod preflight;
+pub mod progress;
 pub mod runner;
 pub mod sandbox;
-pub mod preflight;
 pub mod server;
-pub mod progress;
-pub mod backup;
 
 pub use error::MigrateError;
 pub use runner::{RunOptions, Runner};

@@ -47,7 +47,13 @@ struct Global {
     /// leaves out come from PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE,
     /// PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, PGAPPNAME...; with neither, from those alone.
     /// sslmode has libpq's meaning (default prefer). The password is never printed.
-    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true, value_name = "CONNINFO")]
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        value_name = "CONNINFO"
+    )]
     database_url: Option<String>,
     /// Machine-readable JSON on stdout.
     #[arg(long, global = true)]
@@ -238,7 +244,14 @@ impl AlembicRevisionArgs {
         let chain = plugin.revisions()?;
         let rev = match &self.revision {
             Some(id) => chain.iter().find(|r| &r.id == id).with_context(|| {
-                format!("unknown revision `{id}`: the plugin has {}", chain.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", "))
+                format!(
+                    "unknown revision `{id}`: the plugin has {}",
+                    chain
+                        .iter()
+                        .map(|r| r.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             })?,
             None => chain.last().context("the plugin has no revisions")?,
         };
@@ -253,12 +266,21 @@ impl AlembicRevisionArgs {
         let script = self.out.join(format!("{}_wasmig.py", rev.id));
         let component = self.out.join(plugin_file);
         let bytes = match &g.plugin {
-            Some(path) => std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+            Some(path) => {
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+            }
             None => wasmig::component::BUNDLED.to_vec(),
         };
-        std::fs::write(&component, &bytes).with_context(|| format!("cannot write {}", component.display()))?;
-        std::fs::write(&script, text).with_context(|| format!("cannot write {}", script.display()))?;
-        println!("wrote {} (revision {} revises {})", script.display(), rev.id, self.down_revision);
+        std::fs::write(&component, &bytes)
+            .with_context(|| format!("cannot write {}", component.display()))?;
+        std::fs::write(&script, text)
+            .with_context(|| format!("cannot write {}", script.display()))?;
+        println!(
+            "wrote {} (revision {} revises {})",
+            script.display(),
+            rev.id,
+            self.down_revision
+        );
         println!("wrote {} ({} bytes)", component.display(), bytes.len());
         Ok(())
     }
@@ -267,10 +289,17 @@ impl AlembicRevisionArgs {
 impl RunArgs {
     fn options(&self) -> RunOptions {
         RunOptions {
-            online: if self.online { Some(true) } else if self.offline { Some(false) } else { None },
+            online: if self.online {
+                Some(true)
+            } else if self.offline {
+                Some(false)
+            } else {
+                None
+            },
             lock_wait: Duration::from_secs(self.lock_wait),
             lock_timeout: Duration::from_millis(self.lock_timeout),
-            statement_timeout: (self.statement_timeout > 0).then(|| Duration::from_millis(self.statement_timeout)),
+            statement_timeout: (self.statement_timeout > 0)
+                .then(|| Duration::from_millis(self.statement_timeout)),
             lock_retries: self.lock_retries,
             allow_lint: self.allow.clone(),
             backup: self.backup.clone(),
@@ -298,7 +327,10 @@ fn main() -> ExitCode {
         secrets::register_raw(raw);
     }
     // The round trip prints its own report; per-revision lines would interleave with it.
-    let quiet = matches!(cli.command, Command::Roundtrip { .. } | Command::Sql { .. } | Command::List);
+    let quiet = matches!(
+        cli.command,
+        Command::Roundtrip { .. } | Command::Sql { .. } | Command::List
+    );
     let level = match cli.global.verbose {
         0 if quiet => "warn",
         0 => "wasmig=info,warn",
@@ -306,14 +338,20 @@ fn main() -> ExitCode {
         _ => "debug",
     };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WASMIG_LOG").unwrap_or_else(|_| level.into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WASMIG_LOG")
+                .unwrap_or_else(|_| level.into()),
+        )
         // Every log line passes through the scrubber: sqlx and other crates log too.
         .with_writer(|| ScrubbingStderr)
         .with_ansi(color_on_stderr())
         .with_target(false)
         .without_time()
         .init();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -323,7 +361,9 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            let code = e.downcast_ref::<MigrateError>().map_or(1, MigrateError::exit_code);
+            let code = e
+                .downcast_ref::<MigrateError>()
+                .map_or(1, MigrateError::exit_code);
             eprintln!("error: {}", secrets::scrub(&format!("{e:#}")));
             ExitCode::from(code)
         }
@@ -338,10 +378,17 @@ fn color_on_stderr() -> bool {
 }
 
 fn load_plugin(g: &Global) -> Result<Plugin, MigrateError> {
-    let limits = Limits { memory: g.plugin_memory << 20, deadline: Duration::from_millis(g.plugin_deadline) };
+    let limits = Limits {
+        memory: g.plugin_memory << 20,
+        deadline: Duration::from_millis(g.plugin_deadline),
+    };
     Ok(match &g.plugin {
         Some(path) => Plugin::from_file(path, limits)?,
-        None => Plugin::from_bytes(wasmig::component::BUNDLED, "the bundled plugin".into(), limits)?,
+        None => Plugin::from_bytes(
+            wasmig::component::BUNDLED,
+            "the bundled plugin".into(),
+            limits,
+        )?,
     })
 }
 
@@ -366,10 +413,17 @@ impl std::io::Write for ScrubbingStderr {
 fn given_conninfo(g: &Global) -> anyhow::Result<Option<ConnInfo>> {
     let raw = match &g.database_url {
         Some(raw) => raw.as_str(),
-        None if CONNECTION_ENV.iter().any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty())) => "",
+        None if CONNECTION_ENV
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty())) =>
+        {
+            ""
+        }
         None => return Ok(None),
     };
-    let info = ConnInfo::parse(raw).map_err(|e| MigrateError::BadUrl { reason: e.to_string() })?;
+    let info = ConnInfo::parse(raw).map_err(|e| MigrateError::BadUrl {
+        reason: e.to_string(),
+    })?;
     tracing::debug!("connection settings: {}", info.redacted());
     Ok(Some(info))
 }
@@ -381,7 +435,10 @@ fn conninfo(g: &Global) -> anyhow::Result<ConnInfo> {
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!("{}", secrets::scrub(&serde_json::to_string_pretty(value).expect("JSON values serialize")));
+    println!(
+        "{}",
+        secrets::scrub(&serde_json::to_string_pretty(value).expect("JSON values serialize"))
+    );
 }
 
 fn lock_name(l: LockLevel) -> &'static str {
@@ -443,11 +500,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 })).collect::<Vec<_>>()));
             } else {
                 for r in &revisions {
-                    println!("{:<26} <- {:<12} {}  {}", r.id, r.down_revision.as_deref().unwrap_or("(none)"), &r.checksum[..12], r.description);
+                    println!(
+                        "{:<26} <- {:<12} {}  {}",
+                        r.id,
+                        r.down_revision.as_deref().unwrap_or("(none)"),
+                        &r.checksum[..12],
+                        r.description
+                    );
                 }
             }
         }
-        Command::Sql { from, to, down, catalog, online, allow_data_loss } => {
+        Command::Sql {
+            from,
+            to,
+            down,
+            catalog,
+            online,
+            allow_data_loss,
+        } => {
             let chain = plugin.revisions()?;
             let head = chain.last().map(|r| r.id.clone());
             let (from, to) = if *down {
@@ -455,7 +525,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let to = match to {
                     Some(t) if t == "base" => None,
                     Some(t) => Some(t.clone()),
-                    None => from.as_ref().and_then(|f| chain.iter().find(|r| &r.id == f)).and_then(|r| r.down_revision.clone()),
+                    None => from
+                        .as_ref()
+                        .and_then(|f| chain.iter().find(|r| &r.id == f))
+                        .and_then(|r| r.down_revision.clone()),
                 };
                 (from, to)
             } else {
@@ -463,17 +536,48 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let live = match catalog {
                 Some(path) => {
-                    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read catalog snapshot {}", path.display()))?;
-                    plugin.decode_catalog(&text)?.map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message))?
+                    let text = std::fs::read_to_string(path).with_context(|| {
+                        format!("cannot read catalog snapshot {}", path.display())
+                    })?;
+                    plugin
+                        .decode_catalog(&text)?
+                        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message))?
                 }
                 // The chain's own catalog at `from`.
-                None => plugin.plan(None, from.as_deref(), &Catalog { tables: vec![], indexes: vec![], constraints: vec![], enums: vec![] }, PlanOptions { resume: false, online: Some(false), allow_data_loss: false })?
-                    .map_err(MigrateError::from)?
-                    .expected,
+                None => {
+                    plugin
+                        .plan(
+                            None,
+                            from.as_deref(),
+                            &Catalog {
+                                tables: vec![],
+                                indexes: vec![],
+                                constraints: vec![],
+                                enums: vec![],
+                            },
+                            PlanOptions {
+                                resume: false,
+                                online: Some(false),
+                                allow_data_loss: false,
+                            },
+                        )?
+                        .map_err(MigrateError::from)?
+                        .expected
+                }
             };
-            let options = PlanOptions { resume: false, online: online.then_some(true), allow_data_loss: *allow_data_loss };
-            let plan = plugin.plan(from.as_deref(), to.as_deref(), &live, options)?.map_err(MigrateError::from)?;
-            let header = format!("{} -> {}", from.as_deref().unwrap_or("(empty)"), to.as_deref().unwrap_or("(empty)"));
+            let options = PlanOptions {
+                resume: false,
+                online: online.then_some(true),
+                allow_data_loss: *allow_data_loss,
+            };
+            let plan = plugin
+                .plan(from.as_deref(), to.as_deref(), &live, options)?
+                .map_err(MigrateError::from)?;
+            let header = format!(
+                "{} -> {}",
+                from.as_deref().unwrap_or("(empty)"),
+                to.as_deref().unwrap_or("(empty)")
+            );
             let text = script::render(&plan.steps, &chain, &header);
             if g.json {
                 print_json(&json!({
@@ -513,7 +617,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 println!("{}", status.current.as_deref().unwrap_or("(none)"));
                 if let Some((rev, state)) = status.in_progress {
-                    println!("{rev} is {state}: a run stopped part-way; rerun `wasmig up` or `wasmig down` to finish it");
+                    println!(
+                        "{rev} is {state}: a run stopped part-way; rerun `wasmig up` or `wasmig down` to finish it"
+                    );
                 }
             }
         }
@@ -526,8 +632,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("no history: wasmig has not touched this database");
             } else {
                 for e in log {
-                    let ms = e.execution_ms.map(|m| format!("{m} ms")).unwrap_or_default();
-                    println!("{}  {:<5} {:<26} {}  {:<10} by {}", e.at, e.action, e.revision, &e.checksum[..12.min(e.checksum.len())], ms, e.by_role);
+                    let ms = e
+                        .execution_ms
+                        .map(|m| format!("{m} ms"))
+                        .unwrap_or_default();
+                    println!(
+                        "{}  {:<5} {:<26} {}  {:<10} by {}",
+                        e.at,
+                        e.action,
+                        e.revision,
+                        &e.checksum[..12.min(e.checksum.len())],
+                        ms,
+                        e.by_role
+                    );
                 }
             }
         }
@@ -535,9 +652,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
             let (current, findings) = r.verify().await?;
             if g.json {
-                print_json(&json!({ "revision": current, "findings": findings.iter().map(finding_json).collect::<Vec<_>>() }));
+                print_json(
+                    &json!({ "revision": current, "findings": findings.iter().map(finding_json).collect::<Vec<_>>() }),
+                );
             } else if findings.is_empty() {
-                println!("ok: the schema is what {} promises", current.as_deref().unwrap_or("the empty chain"));
+                println!(
+                    "ok: the schema is what {} promises",
+                    current.as_deref().unwrap_or("the empty chain")
+                );
             } else {
                 print_findings(&findings);
             }
@@ -558,28 +680,47 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print_findings(&findings);
                 anyhow::bail!(MigrateError::Plan {
                     kind: wasmig::component::ErrorKind::Drift,
-                    message: format!("the schema is not what {revision} promises ({} mismatch(es) above): nothing recorded; fix the schema or pass --force", findings.len()),
+                    message: format!(
+                        "the schema is not what {revision} promises ({} mismatch(es) above): nothing recorded; fix the schema or pass --force",
+                        findings.len()
+                    ),
                 });
             }
         }
         Command::Catalog => {
             let mut conn = db::connect_info(&conninfo(g)?, Duration::from_secs(10)).await?;
             let text = db::catalog_json(&mut conn, &plugin).await?;
-            let value: serde_json::Value = serde_json::from_str(&text).context("the introspection query returned invalid JSON")?;
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .context("the introspection query returned invalid JSON")?;
             print_json(&value);
         }
         Command::Roundtrip { forms } => return roundtrip_cmd(g, &plugin, forms).await,
-        Command::Lint { files, single_transaction, fail_on, .. } => {
+        Command::Lint {
+            files,
+            single_transaction,
+            fail_on,
+            ..
+        } => {
             let mut errors = 0;
             let mut all = Vec::new();
             for file in files {
-                let sql = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+                let sql = std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
                 let findings = plugin.validate(&sql, *single_transaction)?;
-                errors += findings.iter().filter(|f| fail_on.reached_by(f.severity)).count();
+                errors += findings
+                    .iter()
+                    .filter(|f| fail_on.reached_by(f.severity))
+                    .count();
                 if !g.json {
                     for f in &findings {
                         let sev = severity_name(f.severity);
-                        println!("{}:{}: {sev}[{}] {}", file.display(), f.location.as_deref().unwrap_or("-"), f.rule, f.message);
+                        println!(
+                            "{}:{}: {sev}[{}] {}",
+                            file.display(),
+                            f.location.as_deref().unwrap_or("-"),
+                            f.rule,
+                            f.message
+                        );
                     }
                 }
                 all.push(json!({ "file": file, "findings": findings.iter().map(finding_json).collect::<Vec<_>>() }));
@@ -588,21 +729,36 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print_json(&json!(all));
             }
             if errors > 0 {
-                let level = fail_on.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default();
-                eprintln!("error: {errors} finding(s) at or above {level}: fix them, or choose the gate with --fail-on error|warning|info");
+                let level = fail_on
+                    .to_possible_value()
+                    .map(|v| v.get_name().to_owned())
+                    .unwrap_or_default();
+                eprintln!(
+                    "error: {errors} finding(s) at or above {level}: fix them, or choose the gate with --fail-on error|warning|info"
+                );
                 return Ok(ExitCode::from(4));
             }
         }
         Command::AlembicRevision(args) => args.run(g, &plugin)?,
         Command::Plugin { out } => {
-            std::fs::write(out, wasmig::component::BUNDLED).with_context(|| format!("cannot write {}", out.display()))?;
-            println!("wrote {} ({} bytes)", out.display(), wasmig::component::BUNDLED.len());
+            std::fs::write(out, wasmig::component::BUNDLED)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "wrote {} ({} bytes)",
+                out.display(),
+                wasmig::component::BUNDLED.len()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn report_moves(g: &Global, moves: &[wasmig::runner::Move], current: Option<&str>, findings: &[Finding]) {
+fn report_moves(
+    g: &Global,
+    moves: &[wasmig::runner::Move],
+    current: Option<&str>,
+    findings: &[Finding],
+) {
     if g.json {
         print_json(&json!({
             "moves": moves, "current": current, "findings": findings.iter().map(finding_json).collect::<Vec<_>>(),
@@ -610,11 +766,24 @@ fn report_moves(g: &Global, moves: &[wasmig::runner::Move], current: Option<&str
         return;
     }
     if moves.is_empty() {
-        println!("nothing to do: the database is at {}", current.unwrap_or("(none)"));
+        println!(
+            "nothing to do: the database is at {}",
+            current.unwrap_or("(none)")
+        );
     }
     for m in moves {
         let resumed = if m.resumed { ", resumed" } else { "" };
-        println!("{} {} in {} ms ({} step(s){resumed})", if m.direction == "up" { "applied" } else { "reverted" }, m.revision, m.ms, m.steps.len());
+        println!(
+            "{} {} in {} ms ({} step(s){resumed})",
+            if m.direction == "up" {
+                "applied"
+            } else {
+                "reverted"
+            },
+            m.revision,
+            m.ms,
+            m.steps.len()
+        );
     }
     if findings.is_empty() {
         println!("verify: clean at {}", current.unwrap_or("(none)"));
@@ -629,10 +798,19 @@ async fn roundtrip_cmd(g: &Global, plugin: &Plugin, forms: &[Form]) -> anyhow::R
     let info = match given_conninfo(g)? {
         Some(info) => info,
         None => {
-            eprintln!("no DATABASE_URL: starting a throwaway PostgreSQL (WASMIG_PG_PROVIDER=docker|local to choose)");
-            let s = wasmig_throwaway::Server::start().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            eprintln!("started a {} PostgreSQL in {:.1} s", s.kind(), s.started_in().as_secs_f64());
-            let info = ConnInfo::parse(&s.url(s.admin_database())).map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!(
+                "no DATABASE_URL: starting a throwaway PostgreSQL (WASMIG_PG_PROVIDER=docker|local to choose)"
+            );
+            let s = wasmig_throwaway::Server::start()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!(
+                "started a {} PostgreSQL in {:.1} s",
+                s.kind(),
+                s.started_in().as_secs_f64()
+            );
+            let info =
+                ConnInfo::parse(&s.url(s.admin_database())).map_err(|e| anyhow::anyhow!("{e}"))?;
             server = Some(s);
             info
         }
@@ -641,8 +819,18 @@ async fn roundtrip_cmd(g: &Global, plugin: &Plugin, forms: &[Form]) -> anyhow::R
     let report = roundtrip::run(plugin, &info, forms, |c| {
         if !json {
             let mark = if c.ok { "ok  " } else { "FAIL" };
-            let detail = if c.detail.is_empty() { String::new() } else { format!("  {}", secrets::scrub(&c.detail)) };
-            println!("{mark} {:<6} {:<26} {:<26} {:>6} ms{detail}", c.form.to_string(), c.revision, c.action, c.ms);
+            let detail = if c.detail.is_empty() {
+                String::new()
+            } else {
+                format!("  {}", secrets::scrub(&c.detail))
+            };
+            println!(
+                "{mark} {:<6} {:<26} {:<26} {:>6} ms{detail}",
+                c.form.to_string(),
+                c.revision,
+                c.action,
+                c.ms
+            );
         }
     })
     .await?;
@@ -651,7 +839,15 @@ async fn roundtrip_cmd(g: &Global, plugin: &Plugin, forms: &[Form]) -> anyhow::R
     if json {
         print_json(&json!(report));
     } else {
-        println!("roundtrip: {} checks, {} failed", report.checks.len(), failed);
+        println!(
+            "roundtrip: {} checks, {} failed",
+            report.checks.len(),
+            failed
+        );
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }

@@ -58,7 +58,10 @@ pub async fn check(
         } else {
             (Some(rev.id.as_str()), rev.down_revision.as_deref())
         };
-        let options = PlanOptions { resume: leg.resume, ..options };
+        let options = PlanOptions {
+            resume: leg.resume,
+            ..options
+        };
         let plan = plugin.plan(from, to, &model, options)?.map_err(|e| {
             let before = if i == 0 {
                 String::new()
@@ -66,19 +69,34 @@ pub async fn check(
                 format!(
                     " (the walk would first have {} {}; it did not)",
                     if leg.up { "applied" } else { "reverted" },
-                    legs[..i].iter().map(|l| l.revision.id.as_str()).collect::<Vec<_>>().join(", ")
+                    legs[..i]
+                        .iter()
+                        .map(|l| l.revision.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             };
             MigrateError::Plan {
                 kind: e.kind,
-                message: format!("{}{before}. Nothing was changed", e.message.trim_end_matches('.')),
+                message: format!(
+                    "{}{before}. Nothing was changed",
+                    e.message.trim_end_matches('.')
+                ),
             }
         })?;
-        crate::sandbox::check_plan(&plan.steps, allow_sql).map_err(|v| MigrateError::Sandbox(v.to_string()))?;
+        crate::sandbox::check_plan(&plan.steps, allow_sql)
+            .map_err(|v| MigrateError::Sandbox(v.to_string()))?;
         touched.extend(
-            plan.steps.iter().filter(|s| s.lock != crate::component::LockLevel::AccessShare).filter_map(|s| s.objects.first().cloned()),
+            plan.steps
+                .iter()
+                .filter(|s| s.lock != crate::component::LockLevel::AccessShare)
+                .filter_map(|s| s.objects.first().cloned()),
         );
-        guards.extend(plan.steps.into_iter().filter(|s| s.lock == crate::component::LockLevel::AccessShare));
+        guards.extend(
+            plan.steps
+                .into_iter()
+                .filter(|s| s.lock == crate::component::LockLevel::AccessShare),
+        );
         model = plan.expected;
     }
     let refusals = run_guards(conn, &guards).await?;
@@ -103,11 +121,17 @@ async fn run_guards(conn: &mut PgConnection, guards: &[Step]) -> Result<Vec<Stri
         return Ok(Vec::new());
     }
     let db = |e: sqlx::Error| MigrateError::Db(format!("pre-flight checks: {}", describe(&e)));
-    sqlx::raw_sql("BEGIN TRANSACTION READ ONLY").execute(&mut *conn).await.map_err(db)?;
+    sqlx::raw_sql("BEGIN TRANSACTION READ ONLY")
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
     let mut refusals = Vec::new();
     let mut failure = None;
     for g in guards {
-        if let Err(e) = sqlx::raw_sql("SAVEPOINT wasmig_guard").execute(&mut *conn).await {
+        if let Err(e) = sqlx::raw_sql("SAVEPOINT wasmig_guard")
+            .execute(&mut *conn)
+            .await
+        {
             failure = Some(db(e));
             break;
         }
@@ -118,14 +142,20 @@ async fn run_guards(conn: &mut PgConnection, guards: &[Step]) -> Result<Vec<Stri
                 if let Some(message) = refusal(&reason) {
                     refusals.push(format!("{}: {message}", g.revision));
                 }
-                if let Err(e) = sqlx::raw_sql("ROLLBACK TO SAVEPOINT wasmig_guard").execute(&mut *conn).await {
+                if let Err(e) = sqlx::raw_sql("ROLLBACK TO SAVEPOINT wasmig_guard")
+                    .execute(&mut *conn)
+                    .await
+                {
                     failure = Some(db(e));
                     break;
                 }
             }
         }
     }
-    let rolled_back = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.map_err(db);
+    let rolled_back = sqlx::raw_sql("ROLLBACK")
+        .execute(&mut *conn)
+        .await
+        .map_err(db);
     if let Some(e) = failure {
         return Err(e);
     }
@@ -138,18 +168,33 @@ async fn run_guards(conn: &mut PgConnection, guards: &[Step]) -> Result<Vec<Stri
 /// `invalid input syntax for type integer: "…"`.
 pub fn refusal(reason: &str) -> Option<String> {
     let start = reason.find("wasmig: ")?;
-    Some(reason[start..].trim_end_matches(['"', ')']).trim_end_matches('"').to_string())
+    Some(
+        reason[start..]
+            .trim_end_matches(['"', ')'])
+            .trim_end_matches('"')
+            .to_string(),
+    )
 }
 
 /// Refuses a move that starts from a schema that is not what the current
 /// revision promises (exit 4, each mismatch listed), unless `accept` is set;
 /// even then, a mismatch on an object that the walk itself touches is refused.
-pub fn drift(findings: &[Finding], current: Option<&str>, accept: bool, touched: &[String]) -> Result<(), MigrateError> {
+pub fn drift(
+    findings: &[Finding],
+    current: Option<&str>,
+    accept: bool,
+    touched: &[String],
+) -> Result<(), MigrateError> {
     if findings.is_empty() {
         return Ok(());
     }
     let at = current.unwrap_or("(nothing applied)");
-    let list = |fs: &[&Finding]| fs.iter().map(|f| format!("  {}", f.message)).collect::<Vec<_>>().join("\n");
+    let list = |fs: &[&Finding]| {
+        fs.iter()
+            .map(|f| format!("  {}", f.message))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     if !accept {
         let all: Vec<&Finding> = findings.iter().collect();
         return Err(MigrateError::Plan {
@@ -166,8 +211,14 @@ pub fn drift(findings: &[Finding], current: Option<&str>, accept: bool, touched:
     let hit: Vec<&Finding> = findings
         .iter()
         .filter(|f| {
-            let table = f.location.as_deref().map(|l| l.split('.').next().unwrap_or(l)).unwrap_or("");
-            touched.iter().any(|t| t == table || f.location.as_deref() == Some(t.as_str()))
+            let table = f
+                .location
+                .as_deref()
+                .map(|l| l.split('.').next().unwrap_or(l))
+                .unwrap_or("");
+            touched
+                .iter()
+                .any(|t| t == table || f.location.as_deref() == Some(t.as_str()))
         })
         .collect();
     if hit.is_empty() {

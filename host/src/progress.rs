@@ -33,7 +33,10 @@ pub struct Target {
 impl Target {
     /// A target for the backend `pid` of a connection made with `conninfo`.
     pub fn new(conninfo: &ConnInfo, pid: i32) -> Target {
-        Target { conninfo: conninfo.clone(), pid }
+        Target {
+            conninfo: conninfo.clone(),
+            pid,
+        }
     }
 
     /// The connection settings of the watched connection.
@@ -49,22 +52,36 @@ impl Target {
 
 /// Whether a step's SQL builds an index (`CREATE [UNIQUE] INDEX ...`).
 pub fn builds_index(sql: &str) -> bool {
-    let words: Vec<String> = sql.split_whitespace().take(3).map(|w| w.to_ascii_uppercase()).collect();
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .take(3)
+        .map(|w| w.to_ascii_uppercase())
+        .collect();
     matches!(words.as_slice(), [c, i, ..] if c == "CREATE" && i == "INDEX")
         || matches!(words.as_slice(), [c, u, i] if c == "CREATE" && u == "UNIQUE" && i == "INDEX")
 }
 
 /// The index name of a `CREATE [UNIQUE] INDEX [CONCURRENTLY] [IF NOT EXISTS] name ON ...` statement.
 pub fn index_name(sql: &str) -> Option<String> {
-    let mut words = sql.split_whitespace().skip_while(|w| !w.eq_ignore_ascii_case("INDEX")).skip(1).peekable();
+    let mut words = sql
+        .split_whitespace()
+        .skip_while(|w| !w.eq_ignore_ascii_case("INDEX"))
+        .skip(1)
+        .peekable();
     while let Some(w) = words.peek() {
-        if ["CONCURRENTLY", "IF", "NOT", "EXISTS"].iter().any(|k| w.eq_ignore_ascii_case(k)) {
+        if ["CONCURRENTLY", "IF", "NOT", "EXISTS"]
+            .iter()
+            .any(|k| w.eq_ignore_ascii_case(k))
+        {
             words.next();
         } else {
             break;
         }
     }
-    words.next().filter(|w| !w.eq_ignore_ascii_case("ON")).map(|w| w.trim_matches('"').to_string())
+    words
+        .next()
+        .filter(|w| !w.eq_ignore_ascii_case("ON"))
+        .map(|w| w.trim_matches('"').to_string())
 }
 
 /// One row of `pg_stat_progress_create_index`.
@@ -99,7 +116,11 @@ impl Sample {
     pub fn describe(&self) -> String {
         match self.counter() {
             Some((done, total, unit)) => {
-                format!("{}, {done}/{total} {unit} ({:.0}%)", self.phase, 100.0 * done as f64 / total.max(1) as f64)
+                format!(
+                    "{}, {done}/{total} {unit} ({:.0}%)",
+                    self.phase,
+                    100.0 * done as f64 / total.max(1) as f64
+                )
             }
             None => self.phase.clone(),
         }
@@ -115,20 +136,35 @@ pub async fn sample(conn: &mut PgConnection, pid: i32) -> Result<Option<Sample>,
     .bind(pid)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|(phase, blocks_done, blocks_total, tuples_done, tuples_total, lockers_done, lockers_total)| Sample {
-        phase,
-        blocks_done,
-        blocks_total,
-        tuples_done,
-        tuples_total,
-        lockers_done,
-        lockers_total,
-    }))
+    Ok(row.map(
+        |(
+            phase,
+            blocks_done,
+            blocks_total,
+            tuples_done,
+            tuples_total,
+            lockers_done,
+            lockers_total,
+        )| Sample {
+            phase,
+            blocks_done,
+            blocks_total,
+            tuples_done,
+            tuples_total,
+            lockers_done,
+            lockers_total,
+        },
+    ))
 }
 
 /// Runs `work` (a step on the watched connection). When `target` is given and
 /// `sql` builds an index, its progress is shown while it runs.
-pub async fn watch<T>(target: Option<&Target>, sql: &str, summary: &str, work: impl Future<Output = T>) -> T {
+pub async fn watch<T>(
+    target: Option<&Target>,
+    sql: &str,
+    summary: &str,
+    work: impl Future<Output = T>,
+) -> T {
     let Some(target) = target.filter(|_| builds_index(sql)) else {
         return work.await;
     };
@@ -146,7 +182,9 @@ async fn poll(target: &Target, label: &str) {
     // Most builds finish before the first poll: no second connection for them.
     tokio::time::sleep(POLL).await;
     // The same server, user and TLS settings as the watched connection (any host form).
-    let info = target.conninfo.with_default_application_name("wasmig progress");
+    let info = target
+        .conninfo
+        .with_default_application_name("wasmig progress");
     let mut conn = match crate::db::connect_logged(&info, Duration::from_secs(5), false).await {
         Ok(c) => c,
         Err(e) => {
@@ -160,7 +198,10 @@ async fn poll(target: &Target, label: &str) {
             Ok(Some(s)) => view.show(&s),
             Ok(None) => {}
             Err(e) => {
-                tracing::debug!("stopped showing the progress of {label}: {}", crate::conninfo::secrets::scrub(&e.to_string()));
+                tracing::debug!(
+                    "stopped showing the progress of {label}: {}",
+                    crate::conninfo::secrets::scrub(&e.to_string())
+                );
                 return;
             }
         }
@@ -188,7 +229,10 @@ impl View {
             bar.enable_steady_tick(Duration::from_millis(100));
             View::Bar(bar)
         } else {
-            View::Log { label: label.to_string(), last: Instant::now() }
+            View::Log {
+                label: label.to_string(),
+                last: Instant::now(),
+            }
         }
     }
 
@@ -212,7 +256,8 @@ pub fn bar_line(s: &Sample) -> String {
     const WIDTH: usize = 30;
     match s.counter() {
         Some((done, total, unit)) => {
-            let filled = ((done.clamp(0, total.max(1)) as f64 / total.max(1) as f64) * WIDTH as f64) as usize;
+            let filled = ((done.clamp(0, total.max(1)) as f64 / total.max(1) as f64) * WIDTH as f64)
+                as usize;
             let bar = if filled >= WIDTH {
                 "=".repeat(WIDTH)
             } else {
@@ -239,14 +284,25 @@ mod tests {
     #[test]
     fn recognises_index_builds_and_their_names() {
         for (sql, name) in [
-            ("CREATE INDEX CONCURRENTLY idx_mo_operator ON manufacturing_orders (a)", "idx_mo_operator"),
+            (
+                "CREATE INDEX CONCURRENTLY idx_mo_operator ON manufacturing_orders (a)",
+                "idx_mo_operator",
+            ),
             ("CREATE INDEX idx_a ON t (a)", "idx_a"),
-            ("create unique index concurrently if not exists \"Ix\" on t (a)", "Ix"),
+            (
+                "create unique index concurrently if not exists \"Ix\" on t (a)",
+                "Ix",
+            ),
         ] {
             assert!(builds_index(sql), "{sql}");
             assert_eq!(index_name(sql).as_deref(), Some(name), "{sql}");
         }
-        for sql in ["CREATE TABLE t (a int)", "DROP INDEX CONCURRENTLY IF EXISTS i", "ALTER TABLE t ADD COLUMN x int", ""] {
+        for sql in [
+            "CREATE TABLE t (a int)",
+            "DROP INDEX CONCURRENTLY IF EXISTS i",
+            "ALTER TABLE t ADD COLUMN x int",
+            "",
+        ] {
             assert!(!builds_index(sql), "{sql}");
         }
     }
@@ -262,16 +318,52 @@ mod tests {
             lockers_done: l.0,
             lockers_total: l.1,
         };
-        assert_eq!(s("building index: scanning table", (5, 10), (0, 0), (0, 0)).counter(), Some((5, 10, "blocks")));
-        assert_eq!(s("building index: loading tuples in tree", (10, 10), (3, 9), (0, 0)).counter(), Some((3, 9, "tuples")));
-        assert_eq!(s("waiting for writers before build", (0, 0), (0, 0), (1, 2)).counter(), Some((1, 2, "transactions")));
-        assert_eq!(s("initializing", (0, 0), (0, 0), (0, 0)).counter(), None);
-        assert_eq!(s("building index: scanning table", (5, 10), (0, 0), (0, 0)).describe(), "building index: scanning table, 5/10 blocks (50%)");
         assert_eq!(
-            bar_line(&s("building index: scanning table", (5, 10), (0, 0), (0, 0))),
+            s("building index: scanning table", (5, 10), (0, 0), (0, 0)).counter(),
+            Some((5, 10, "blocks"))
+        );
+        assert_eq!(
+            s(
+                "building index: loading tuples in tree",
+                (10, 10),
+                (3, 9),
+                (0, 0)
+            )
+            .counter(),
+            Some((3, 9, "tuples"))
+        );
+        assert_eq!(
+            s("waiting for writers before build", (0, 0), (0, 0), (1, 2)).counter(),
+            Some((1, 2, "transactions"))
+        );
+        assert_eq!(s("initializing", (0, 0), (0, 0), (0, 0)).counter(), None);
+        assert_eq!(
+            s("building index: scanning table", (5, 10), (0, 0), (0, 0)).describe(),
+            "building index: scanning table, 5/10 blocks (50%)"
+        );
+        assert_eq!(
+            bar_line(&s(
+                "building index: scanning table",
+                (5, 10),
+                (0, 0),
+                (0, 0)
+            )),
             "building index: scanning table [===============>              ] 5/10 blocks"
         );
-        assert_eq!(bar_line(&s("building index: scanning table", (10, 10), (0, 0), (0, 0))).matches('=').count(), 30);
-        assert_eq!(bar_line(&s("initializing", (0, 0), (0, 0), (0, 0))), "initializing");
+        assert_eq!(
+            bar_line(&s(
+                "building index: scanning table",
+                (10, 10),
+                (0, 0),
+                (0, 0)
+            ))
+            .matches('=')
+            .count(),
+            30
+        );
+        assert_eq!(
+            bar_line(&s("initializing", (0, 0), (0, 0), (0, 0))),
+            "initializing"
+        );
     }
 }

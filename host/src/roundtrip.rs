@@ -256,7 +256,12 @@ async fn one_form(
         let t = Instant::now();
         push(id, "verify", t, clean(&mut r).await);
         let t = Instant::now();
-        push(id, "catalog = before up", t, same(&before, &r.catalog().await?));
+        push(
+            id,
+            "catalog = before up",
+            t,
+            same(&before, &r.catalog().await?),
+        );
         in_scratch(r.connection(), name).await?;
         let t = Instant::now();
         let again = r.up(Some(id)).await.map(|_| ()).map_err(|e| e.to_string());
@@ -264,7 +269,12 @@ async fn one_form(
         let t = Instant::now();
         push(id, "verify", t, clean(&mut r).await);
         let t = Instant::now();
-        push(id, "catalog = after first up", t, same(&after_up, &r.catalog().await?));
+        push(
+            id,
+            "catalog = after first up",
+            t,
+            same(&after_up, &r.catalog().await?),
+        );
     }
     Ok(())
 }
@@ -272,7 +282,11 @@ async fn one_form(
 async fn clean(r: &mut Runner<'_>) -> Result<(), String> {
     match r.verify().await {
         Ok((_, findings)) if findings.is_empty() => Ok(()),
-        Ok((_, findings)) => Err(findings.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join("; ")),
+        Ok((_, findings)) => Err(findings
+            .iter()
+            .map(|f| f.message.clone())
+            .collect::<Vec<_>>()
+            .join("; ")),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -282,10 +296,16 @@ pub fn same(a: &Catalog, b: &Catalog) -> Result<(), String> {
     if a == b {
         return Ok(());
     }
-    let (ja, jb) = (serde_json::to_value(a).unwrap_or_default(), serde_json::to_value(b).unwrap_or_default());
+    let (ja, jb) = (
+        serde_json::to_value(a).unwrap_or_default(),
+        serde_json::to_value(b).unwrap_or_default(),
+    );
     let mut diffs = Vec::new();
     diff("", &ja, &jb, &mut diffs);
-    Err(format!("catalogs differ: {}", diffs.into_iter().take(5).collect::<Vec<_>>().join("; ")))
+    Err(format!(
+        "catalogs differ: {}",
+        diffs.into_iter().take(5).collect::<Vec<_>>().join("; ")
+    ))
 }
 
 fn diff(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
@@ -298,7 +318,10 @@ fn diff(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<
         }
         (V::Array(x), V::Array(y)) if x.len() == y.len() => {
             for (i, (p, q)) in x.iter().zip(y).enumerate() {
-                let name = p.get("name").and_then(|n| n.as_str()).map_or(i.to_string(), String::from);
+                let name = p
+                    .get("name")
+                    .and_then(|n| n.as_str())
+                    .map_or(i.to_string(), String::from);
                 diff(&format!("{path}[{name}]"), p, q, out);
             }
         }

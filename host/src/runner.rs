@@ -121,13 +121,24 @@ impl<'p> Runner<'p> {
     /// Refuses (exit 10, [`MigrateError::Unsupported`]) a server older than
     /// PostgreSQL 13 and a connection through a pooler that does not keep the
     /// session, before anything else runs.
-    pub async fn connect(plugin: &'p Plugin, conninfo: &str, options: RunOptions) -> Result<Runner<'p>, MigrateError> {
-        let info = crate::conninfo::ConnInfo::parse(conninfo).map_err(|e| MigrateError::BadUrl { reason: e.to_string() })?;
+    pub async fn connect(
+        plugin: &'p Plugin,
+        conninfo: &str,
+        options: RunOptions,
+    ) -> Result<Runner<'p>, MigrateError> {
+        let info =
+            crate::conninfo::ConnInfo::parse(conninfo).map_err(|e| MigrateError::BadUrl {
+                reason: e.to_string(),
+            })?;
         Self::connect_info(plugin, &info, options).await
     }
 
     /// Connects with parsed settings and reads the plugin's chain; refuses as [`Runner::connect`] does.
-    pub async fn connect_info(plugin: &'p Plugin, info: &crate::conninfo::ConnInfo, options: RunOptions) -> Result<Runner<'p>, MigrateError> {
+    pub async fn connect_info(
+        plugin: &'p Plugin,
+        info: &crate::conninfo::ConnInfo,
+        options: RunOptions,
+    ) -> Result<Runner<'p>, MigrateError> {
         let mut conn = db::connect_info(info, Duration::from_secs(10)).await?;
         let mut second = db::connect_info(info, Duration::from_secs(10)).await?;
         let kept = crate::server::check_session_kept(&mut conn, &mut second).await;
@@ -148,16 +159,23 @@ impl<'p> Runner<'p> {
     /// Fails when this runner's statements no longer reach the backend (and
     /// the `wasmig.run` token) they started on: a pooler in transaction mode.
     async fn same_session(&mut self) -> Result<(), MigrateError> {
-        let Some((pid, token)) = self.session.clone() else { return Ok(()) };
-        let (now, seen): (i32, Option<String>) = sqlx::query_as("SELECT pg_backend_pid(), current_setting('wasmig.run', true)")
-            .fetch_one(&mut self.conn)
-            .await
-            .map_err(|e| MigrateError::Db(describe(&e)))?;
+        let Some((pid, token)) = self.session.clone() else {
+            return Ok(());
+        };
+        let (now, seen): (i32, Option<String>) =
+            sqlx::query_as("SELECT pg_backend_pid(), current_setting('wasmig.run', true)")
+                .fetch_one(&mut self.conn)
+                .await
+                .map_err(|e| MigrateError::Db(describe(&e)))?;
         if now != pid {
-            return Err(crate::server::pooled(&format!("its server backend changed from pid {pid} to pid {now}")));
+            return Err(crate::server::pooled(&format!(
+                "its server backend changed from pid {pid} to pid {now}"
+            )));
         }
         if seen.as_deref() != Some(token.as_str()) {
-            return Err(crate::server::pooled("another client's session state appeared on its server backend"));
+            return Err(crate::server::pooled(
+                "another client's session state appeared on its server backend",
+            ));
         }
         Ok(())
     }
@@ -166,7 +184,9 @@ impl<'p> Runner<'p> {
         // A killed runner's backend stops its statement within a second instead of
         // finishing (say) an hour-long index build while it holds the migration lock;
         // the next run resumes. PostgreSQL 14+; 13 refuses the name, harmlessly.
-        let _ = sqlx::raw_sql("SET client_connection_check_interval = '1s'").execute(&mut self.conn).await;
+        let _ = sqlx::raw_sql("SET client_connection_check_interval = '1s'")
+            .execute(&mut self.conn)
+            .await;
     }
 
     async fn set_token(&mut self) -> Result<(), MigrateError> {
@@ -185,7 +205,12 @@ impl<'p> Runner<'p> {
     /// client carries nothing of ours.
     async fn reset_session(&mut self) {
         // Separate statements: on 13 the unknown name must not undo the others.
-        for sql in ["RESET lock_timeout", "RESET statement_timeout", "RESET wasmig.run", "RESET client_connection_check_interval"] {
+        for sql in [
+            "RESET lock_timeout",
+            "RESET statement_timeout",
+            "RESET wasmig.run",
+            "RESET client_connection_check_interval",
+        ] {
             if let Err(e) = sqlx::raw_sql(sql).execute(&mut self.conn).await {
                 tracing::debug!("{sql}: {}", describe(&e));
             }
@@ -193,9 +218,20 @@ impl<'p> Runner<'p> {
     }
 
     /// Uses an open connection.
-    pub fn with_connection(plugin: &'p Plugin, conn: PgConnection, options: RunOptions) -> Result<Runner<'p>, MigrateError> {
+    pub fn with_connection(
+        plugin: &'p Plugin,
+        conn: PgConnection,
+        options: RunOptions,
+    ) -> Result<Runner<'p>, MigrateError> {
         let chain = plugin.revisions()?;
-        Ok(Runner { plugin, conn, chain, options, watch: None, session: None })
+        Ok(Runner {
+            plugin,
+            conn,
+            chain,
+            options,
+            watch: None,
+            session: None,
+        })
     }
 
     /// The plugin's chain.
@@ -213,13 +249,22 @@ impl<'p> Runner<'p> {
         match id {
             None => Ok(0),
             Some("head") => Ok(self.chain.len()),
-            Some(id) => self.chain.iter().position(|r| r.id == id).map(|p| p + 1).ok_or_else(|| MigrateError::Plan {
-                kind: crate::component::ErrorKind::UnknownRevision,
-                message: format!(
-                    "unknown revision `{id}`: the plugin has {} (or `head`)",
-                    self.chain.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            }),
+            Some(id) => self
+                .chain
+                .iter()
+                .position(|r| r.id == id)
+                .map(|p| p + 1)
+                .ok_or_else(|| MigrateError::Plan {
+                    kind: crate::component::ErrorKind::UnknownRevision,
+                    message: format!(
+                        "unknown revision `{id}`: the plugin has {} (or `head`)",
+                        self.chain
+                            .iter()
+                            .map(|r| r.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }),
         }
     }
 
@@ -232,12 +277,20 @@ impl<'p> Runner<'p> {
         let recorded = history::recorded(&mut self.conn).await?;
         let mut current = 0;
         while current < self.chain.len()
-            && recorded.iter().any(|r| r.revision == self.chain[current].id && r.state == "applied")
+            && recorded
+                .iter()
+                .any(|r| r.revision == self.chain[current].id && r.state == "applied")
         {
             current += 1;
         }
-        let in_progress = recorded.iter().find(|r| r.state != "applied").map(|r| (r.revision.clone(), r.state.clone()));
-        Ok(Status { current: self.id_at(current), in_progress })
+        let in_progress = recorded
+            .iter()
+            .find(|r| r.state != "applied")
+            .map(|r| (r.revision.clone(), r.state.clone()));
+        Ok(Status {
+            current: self.id_at(current),
+            in_progress,
+        })
     }
 
     async fn check_checksums(&mut self) -> Result<(), MigrateError> {
@@ -323,7 +376,11 @@ impl<'p> Runner<'p> {
 
     /// Records `revision` as applied without running anything, after checking
     /// that the schema is what it promises (unless `force`).
-    pub async fn stamp(&mut self, revision: &str, force: bool) -> Result<Vec<Finding>, MigrateError> {
+    pub async fn stamp(
+        &mut self,
+        revision: &str,
+        force: bool,
+    ) -> Result<Vec<Finding>, MigrateError> {
         let at = self.position(Some(revision))?;
         let id = self.id_at(at);
         self.locked(|r| {
@@ -333,13 +390,21 @@ impl<'p> Runner<'p> {
                 if !findings.is_empty() && !force {
                     return Ok(findings);
                 }
-                let records: Vec<(String, String)> =
-                    r.chain[..at].iter().map(|rev| (rev.id.clone(), rev.checksum.clone())).collect();
+                let records: Vec<(String, String)> = r.chain[..at]
+                    .iter()
+                    .map(|rev| (rev.id.clone(), rev.checksum.clone()))
+                    .collect();
                 r.require_history_privilege().await?;
-                let mut tx = r.conn.begin().await.map_err(|e| MigrateError::Db(describe(&e)))?;
+                let mut tx = r
+                    .conn
+                    .begin()
+                    .await
+                    .map_err(|e| MigrateError::Db(describe(&e)))?;
                 history::ensure(&mut tx).await?;
                 history::stamp(&mut tx, &records).await?;
-                tx.commit().await.map_err(|e| MigrateError::Db(describe(&e)))?;
+                tx.commit()
+                    .await
+                    .map_err(|e| MigrateError::Db(describe(&e)))?;
                 Ok(Vec::new())
             })
         })
@@ -348,7 +413,10 @@ impl<'p> Runner<'p> {
 
     async fn locked<T>(
         &mut self,
-        f: impl for<'a> FnOnce(&'a mut Self) -> std::pin::Pin<Box<dyn Future<Output = Result<T, MigrateError>> + 'a>>,
+        f: impl for<'a> FnOnce(
+            &'a mut Self,
+        )
+            -> std::pin::Pin<Box<dyn Future<Output = Result<T, MigrateError>> + 'a>>,
     ) -> Result<T, MigrateError> {
         self.set_token().await?;
         if let Err(e) = self.take_lock().await {
@@ -360,7 +428,9 @@ impl<'p> Runner<'p> {
         let result = f(self).await;
         self.reset_session().await;
         // A failed unlock only matters while this connection lives; it dies with us.
-        let _ = sqlx::query(&format!("SELECT pg_advisory_unlock({LOCK_KEY})")).execute(&mut self.conn).await;
+        let _ = sqlx::query(&format!("SELECT pg_advisory_unlock({LOCK_KEY})"))
+            .execute(&mut self.conn)
+            .await;
         result
     }
 
@@ -377,7 +447,9 @@ impl<'p> Runner<'p> {
                 // Under a transaction-mode pooler the lock may have been granted to a
                 // server connection another client also uses: check before relying on it.
                 if let Err(e) = self.same_session().await {
-                    let _ = sqlx::query(&format!("SELECT pg_advisory_unlock({LOCK_KEY})")).execute(&mut self.conn).await;
+                    let _ = sqlx::query(&format!("SELECT pg_advisory_unlock({LOCK_KEY})"))
+                        .execute(&mut self.conn)
+                        .await;
                     return Err(e);
                 }
                 return Ok(());
@@ -386,7 +458,9 @@ impl<'p> Runner<'p> {
                 return Err(MigrateError::LockTimeout(self.options.lock_wait));
             }
             if !said {
-                tracing::info!("another wasmig run holds the migration lock on this database; waiting");
+                tracing::info!(
+                    "another wasmig run holds the migration lock on this database; waiting"
+                );
                 said = true;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -408,12 +482,17 @@ impl<'p> Runner<'p> {
                 legs.push((p, true, true));
                 legs.extend((p + 1..=to).map(|q| (q, true, false)));
             }
-            (Some((id, state)), Way::Down) if state == "reverting" || (state == "applying" && to < self.position(Some(id))?) => {
+            (Some((id, state)), Way::Down)
+                if state == "reverting"
+                    || (state == "applying" && to < self.position(Some(id))?) =>
+            {
                 let p = self.position(Some(id))?;
                 legs.push((p, false, true));
                 legs.extend((to + 1..p).rev().map(|q| (q, false, false)));
             }
-            (Some((id, state)), Way::Up) if state == "reverting" && to >= self.position(Some(id))? => {
+            (Some((id, state)), Way::Up)
+                if state == "reverting" && to >= self.position(Some(id))? =>
+            {
                 let p = self.position(Some(id))?;
                 legs.push((p, true, true));
                 legs.extend((p + 1..=to).map(|q| (q, true, false)));
@@ -437,11 +516,26 @@ impl<'p> Runner<'p> {
         }
         let legs: Vec<crate::preflight::Leg> = legs
             .iter()
-            .map(|&(p, up, resume)| crate::preflight::Leg { revision: &self.chain[p - 1], up, resume })
+            .map(|&(p, up, resume)| crate::preflight::Leg {
+                revision: &self.chain[p - 1],
+                up,
+                resume,
+            })
             .collect();
-        let options = PlanOptions { resume: false, online: self.options.online, allow_data_loss: self.options.allow_data_loss };
-        let touched =
-            crate::preflight::check(&mut self.conn, self.plugin, &legs, &live, options, &self.options.allow_sql).await?;
+        let options = PlanOptions {
+            resume: false,
+            online: self.options.online,
+            allow_data_loss: self.options.allow_data_loss,
+        };
+        let touched = crate::preflight::check(
+            &mut self.conn,
+            self.plugin,
+            &legs,
+            &live,
+            options,
+            &self.options.allow_sql,
+        )
+        .await?;
         crate::preflight::drift(&findings, status.current.as_deref(), true, &touched)
     }
 
@@ -471,11 +565,19 @@ impl<'p> Runner<'p> {
                             let (verb, cmd) = if state == "applying" {
                                 ("applied", format!("wasmig up --to {id}"))
                             } else {
-                                ("reverted", format!("wasmig down --to {}", self.id_at(p - 1).unwrap_or_else(|| "<nothing>".into())))
+                                (
+                                    "reverted",
+                                    format!(
+                                        "wasmig down --to {}",
+                                        self.id_at(p - 1).unwrap_or_else(|| "<nothing>".into())
+                                    ),
+                                )
                             };
                             return Err(MigrateError::Plan {
                                 kind: crate::component::ErrorKind::Drift,
-                                message: format!("revision {id} was being {verb} when an earlier run stopped: finish that first with `{cmd}`"),
+                                message: format!(
+                                    "revision {id} was being {verb} when an earlier run stopped: finish that first with `{cmd}`"
+                                ),
                             });
                         }
                     }
@@ -504,7 +606,10 @@ impl<'p> Runner<'p> {
                     retries += 1;
                     let base = 100u64 << retries.min(6);
                     let wait = Duration::from_millis(base + rand::rng().random_range(0..base));
-                    tracing::warn!("{why}; retry {retries}/{} in {wait:?}", self.options.lock_retries);
+                    tracing::warn!(
+                        "{why}; retry {retries}/{} in {wait:?}",
+                        self.options.lock_retries
+                    );
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => return Err(e),
@@ -512,19 +617,36 @@ impl<'p> Runner<'p> {
         }
     }
 
-    async fn move_one(&mut self, rev: &Revision, up: bool, resume: bool) -> Result<Move, MigrateError> {
+    async fn move_one(
+        &mut self,
+        rev: &Revision,
+        up: bool,
+        resume: bool,
+    ) -> Result<Move, MigrateError> {
         let started = Instant::now();
-        let scripts = self.options.alembic_versions.as_deref().map(crate::alembic::Scripts::load).transpose()?;
+        let scripts = self
+            .options
+            .alembic_versions
+            .as_deref()
+            .map(crate::alembic::Scripts::load)
+            .transpose()?;
         let catalog = self.catalog().await?;
         let (from, to) = if up {
             (rev.down_revision.clone(), Some(rev.id.clone()))
         } else {
             (Some(rev.id.clone()), rev.down_revision.clone())
         };
-        let options = PlanOptions { resume, online: self.options.online, allow_data_loss: self.options.allow_data_loss };
-        let plan = self.plugin.plan(from.as_deref(), to.as_deref(), &catalog, options)??;
+        let options = PlanOptions {
+            resume,
+            online: self.options.online,
+            allow_data_loss: self.options.allow_data_loss,
+        };
+        let plan = self
+            .plugin
+            .plan(from.as_deref(), to.as_deref(), &catalog, options)??;
         // Every step is checked before the first one runs: a refused plan changes nothing.
-        crate::sandbox::check_plan(&plan.steps, &self.options.allow_sql).map_err(|v| MigrateError::Sandbox(v.to_string()))?;
+        crate::sandbox::check_plan(&plan.steps, &self.options.allow_sql)
+            .map_err(|v| MigrateError::Sandbox(v.to_string()))?;
         self.check_lint(&plan.steps)?;
         self.check_privileges(&plan.steps, &catalog).await?;
         tracing::info!(
@@ -532,12 +654,23 @@ impl<'p> Runner<'p> {
             if up { "applying" } else { "reverting" },
             rev.id,
             plan.steps.len(),
-            if resume { ", resuming a stopped run" } else { "" }
+            if resume {
+                ", resuming a stopped run"
+            } else {
+                ""
+            }
         );
         self.require_history_privilege().await?;
         // Decided before any change, so a downgrade that would strand Alembic is refused untouched.
-        let alembic_to = if up { None } else { history::alembic_restore_target(&mut self.conn, &rev.id, scripts.as_ref()).await? };
-        let alembic = Alembic { scripts: scripts.as_ref(), restore: alembic_to.as_deref() };
+        let alembic_to = if up {
+            None
+        } else {
+            history::alembic_restore_target(&mut self.conn, &rev.id, scripts.as_ref()).await?
+        };
+        let alembic = Alembic {
+            scripts: scripts.as_ref(),
+            restore: alembic_to.as_deref(),
+        };
         history::ensure(&mut self.conn).await?;
         // The marker goes in just before the first change that is not covered by a
         // transaction; read-only checks (access-share) before it leave no trace.
@@ -557,7 +690,11 @@ impl<'p> Runner<'p> {
         let statement_timeout = self.options.statement_timeout.map_or(0, |d| d.as_millis());
         for (i, (tx, steps)) in segments.iter().enumerate() {
             if *tx {
-                let mut t = self.conn.begin().await.map_err(|e| MigrateError::Db(describe(&e)))?;
+                let mut t = self
+                    .conn
+                    .begin()
+                    .await
+                    .map_err(|e| MigrateError::Db(describe(&e)))?;
                 let done: Result<(), (MigrateError, &Step)> = async {
                     // SET LOCAL: gone with the transaction, whatever happens to this process.
                     let settings = format!(
@@ -583,7 +720,10 @@ impl<'p> Runner<'p> {
                 }
                 .await;
                 match done {
-                    Ok(()) => t.commit().await.map_err(|e| MigrateError::Db(describe(&e)))?,
+                    Ok(()) => t
+                        .commit()
+                        .await
+                        .map_err(|e| MigrateError::Db(describe(&e)))?,
                     Err((e, step)) => {
                         // Rolled back now, not when the connection is next used: the retry's
                         // back-off must not wait inside an open (aborted) transaction, which a
@@ -603,13 +743,25 @@ impl<'p> Runner<'p> {
                     }
                     // Only statements that block writers get the short lock_timeout;
                     // a concurrent build may wait for old transactions as long as it must.
-                    let timeout = if blocks_writers(step) { self.options.lock_timeout.as_millis() } else { 0 };
+                    let timeout = if blocks_writers(step) {
+                        self.options.lock_timeout.as_millis()
+                    } else {
+                        0
+                    };
                     sqlx::raw_sql(&format!("SET lock_timeout = '{timeout}ms'; SET statement_timeout = '{statement_timeout}ms'"))
                         .execute(&mut self.conn)
                         .await
                         .map_err(|e| MigrateError::Db(describe(&e)))?;
-                    let r = crate::progress::watch(self.watch.as_ref(), &step.sql, &step.summary, run_step(&mut self.conn, rev, step)).await;
-                    let _ = sqlx::raw_sql("RESET lock_timeout; RESET statement_timeout").execute(&mut self.conn).await;
+                    let r = crate::progress::watch(
+                        self.watch.as_ref(),
+                        &step.sql,
+                        &step.summary,
+                        run_step(&mut self.conn, rev, step),
+                    )
+                    .await;
+                    let _ = sqlx::raw_sql("RESET lock_timeout; RESET statement_timeout")
+                        .execute(&mut self.conn)
+                        .await;
                     if let Err(e) = r {
                         return Err(self.name_blockers(e, step).await);
                     }
@@ -617,9 +769,15 @@ impl<'p> Runner<'p> {
             }
         }
         if !record_in_last_tx {
-            let mut t = self.conn.begin().await.map_err(|e| MigrateError::Db(describe(&e)))?;
+            let mut t = self
+                .conn
+                .begin()
+                .await
+                .map_err(|e| MigrateError::Db(describe(&e)))?;
             record(&mut t, rev, up, ms(), &alembic).await?;
-            t.commit().await.map_err(|e| MigrateError::Db(describe(&e)))?;
+            t.commit()
+                .await
+                .map_err(|e| MigrateError::Db(describe(&e)))?;
         }
         Ok(Move {
             revision: rev.id.clone(),
@@ -635,7 +793,10 @@ impl<'p> Runner<'p> {
     /// connection, which is outside any transaction by now).
     async fn name_blockers(&mut self, e: MigrateError, step: &Step) -> MigrateError {
         match e {
-            MigrateError::LockNotAvailable(why) => MigrateError::LockNotAvailable(format!("{why}{}", blockers(&mut self.conn, &step.objects).await)),
+            MigrateError::LockNotAvailable(why) => MigrateError::LockNotAvailable(format!(
+                "{why}{}",
+                blockers(&mut self.conn, &step.objects).await
+            )),
             e => e,
         }
     }
@@ -644,7 +805,8 @@ impl<'p> Runner<'p> {
         // The plugin lints its own steps knowing the plan (new tables, transactions).
         for step in steps {
             if let Some(f) = step.lint.iter().find(|f| {
-                f.severity == crate::component::Severity::Error && !self.options.allow_lint.iter().any(|a| a == &f.rule)
+                f.severity == crate::component::Severity::Error
+                    && !self.options.allow_lint.iter().any(|a| a == &f.rule)
             }) {
                 return Err(MigrateError::Lint(format!(
                     "the plan's step `{}` has a lint error [{}]: {}. Allow it with `--allow {}` if that is intended",
@@ -679,7 +841,11 @@ impl<'p> Runner<'p> {
         }
     }
 
-    async fn check_privileges(&mut self, steps: &[Step], catalog: &Catalog) -> Result<(), MigrateError> {
+    async fn check_privileges(
+        &mut self,
+        steps: &[Step],
+        catalog: &Catalog,
+    ) -> Result<(), MigrateError> {
         let mut owned: Vec<String> = steps
             .iter()
             .filter_map(|s| s.objects.first())
@@ -688,7 +854,9 @@ impl<'p> Runner<'p> {
             .collect();
         owned.sort();
         owned.dedup();
-        let creates = steps.iter().any(|s| s.sql.starts_with("CREATE TABLE") || s.sql.starts_with("CREATE TYPE"));
+        let creates = steps
+            .iter()
+            .any(|s| s.sql.starts_with("CREATE TABLE") || s.sql.starts_with("CREATE TYPE"));
         let (not_owned, can_create, role, schema): (Vec<String>, bool, String, String) = sqlx::query_as(
             "SELECT COALESCE(array_agg(c.relname::text ORDER BY c.relname) FILTER (WHERE NOT pg_has_role(c.relowner, 'USAGE')), '{}'), \
                     coalesce(has_schema_privilege(current_schema(), 'CREATE'), false), quote_ident(current_user::text), \
@@ -724,7 +892,10 @@ impl<'p> Runner<'p> {
 
 fn blocks_writers(step: &Step) -> bool {
     use crate::component::LockLevel as L;
-    matches!(step.lock, L::Share | L::ShareRowExclusive | L::Exclusive | L::AccessExclusive)
+    matches!(
+        step.lock,
+        L::Share | L::ShareRowExclusive | L::Exclusive | L::AccessExclusive
+    )
 }
 
 /// What the history needs to keep `alembic_version` right for one move.
@@ -733,7 +904,13 @@ struct Alembic<'a> {
     restore: Option<&'a str>,
 }
 
-async fn record(conn: &mut PgConnection, rev: &Revision, up: bool, ms: i64, alembic: &Alembic<'_>) -> Result<(), MigrateError> {
+async fn record(
+    conn: &mut PgConnection,
+    rev: &Revision,
+    up: bool,
+    ms: i64,
+    alembic: &Alembic<'_>,
+) -> Result<(), MigrateError> {
     if up {
         history::applied(conn, &rev.id, &rev.checksum, ms, alembic.scripts).await
     } else {
@@ -743,10 +920,15 @@ async fn record(conn: &mut PgConnection, rev: &Revision, up: bool, ms: i64, alem
 
 /// Whether a step's SQL is only comments (a "nothing to change" step).
 pub fn is_comment_only(sql: &str) -> bool {
-    sql.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with("--"))
+    sql.lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with("--"))
 }
 
-async fn run_step(conn: &mut PgConnection, rev: &Revision, step: &Step) -> Result<(), MigrateError> {
+async fn run_step(
+    conn: &mut PgConnection,
+    rev: &Revision,
+    step: &Step,
+) -> Result<(), MigrateError> {
     if is_comment_only(&step.sql) {
         tracing::debug!("  {}", step.summary);
         return Ok(());
@@ -761,16 +943,27 @@ async fn run_step(conn: &mut PgConnection, rev: &Revision, step: &Step) -> Resul
             let reason = describe(&e);
             Err(match sqlstate(&e).as_deref() {
                 // Who blocked is looked up by the caller, outside the aborted transaction.
-                Some("55P03") => MigrateError::LockNotAvailable(format!("`{}` could not get its lock within lock_timeout", step.summary)),
+                Some("55P03") => MigrateError::LockNotAvailable(format!(
+                    "`{}` could not get its lock within lock_timeout",
+                    step.summary
+                )),
                 Some("57014") if reason.contains("statement timeout") => MigrateError::Step {
                     revision: rev.id.clone(),
                     summary: step.summary.clone(),
-                    reason: format!("{reason}: give the step more time with --statement-timeout MS (0 = no limit, the default)"),
+                    reason: format!(
+                        "{reason}: give the step more time with --statement-timeout MS (0 = no limit, the default)"
+                    ),
                 },
-                Some("42501") => MigrateError::Privilege(format!("{reason}: run wasmig as a role that owns the tables")),
+                Some("42501") => MigrateError::Privilege(format!(
+                    "{reason}: run wasmig as a role that owns the tables"
+                )),
                 _ => match crate::preflight::refusal(&reason) {
                     Some(message) => MigrateError::DataInUse(message),
-                    None => MigrateError::Step { revision: rev.id.clone(), summary: step.summary.clone(), reason },
+                    None => MigrateError::Step {
+                        revision: rev.id.clone(),
+                        summary: step.summary.clone(),
+                        reason,
+                    },
                 },
             })
         }
@@ -797,11 +990,18 @@ async fn blockers(conn: &mut PgConnection, objects: &[String]) -> String {
             let who: Vec<String> = rows
                 .iter()
                 .map(|(pid, user, app, state, secs, query)| {
-                    let app = if app.is_empty() { String::new() } else { format!(", application {app}") };
+                    let app = if app.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", application {app}")
+                    };
                     format!("pid {pid} (user {user}{app}, {state} for {secs:.1} s, query: {query})")
                 })
                 .collect();
-            format!("; held by {}. End it with SELECT pg_terminate_backend(PID), or retry when it is done", who.join(", "))
+            format!(
+                "; held by {}. End it with SELECT pg_terminate_backend(PID), or retry when it is done",
+                who.join(", ")
+            )
         }
         Ok(_) => String::new(),
         Err(e) => {

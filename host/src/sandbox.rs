@@ -45,9 +45,10 @@ use std::ops::ControlFlow;
 use std::str::FromStr;
 
 use sqlparser::ast::{
-    AlterIndexOperation, AlterTableOperation, AlterTypeOperation, ArrayElemTypeDef, ColumnDef, ColumnOption, CopyTarget,
-    CreateTableLikeKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, ObjectType,
-    RenameTableNameKind, Reset, Set, Statement, TableConstraint, Value, Visit, Visitor,
+    AlterIndexOperation, AlterTableOperation, AlterTypeOperation, ArrayElemTypeDef, ColumnDef,
+    ColumnOption, CopyTarget, CreateTableLikeKind, DataType, Expr, FunctionArg, FunctionArgExpr,
+    FunctionArguments, ObjectName, ObjectType, RenameTableNameKind, Reset, Set, Statement,
+    TableConstraint, Value, Visit, Visitor,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -113,9 +114,15 @@ impl fmt::Display for Rule {
 impl FromStr for Rule {
     type Err = String;
     fn from_str(s: &str) -> Result<Rule, String> {
-        Rule::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| {
-            format!("unknown sandbox rule `{s}`; one of: {}", Rule::ALL.map(Rule::as_str).join(", "))
-        })
+        Rule::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown sandbox rule `{s}`; one of: {}",
+                    Rule::ALL.map(Rule::as_str).join(", ")
+                )
+            })
     }
 }
 
@@ -133,7 +140,9 @@ impl Allowances {
 
     /// These rules lifted.
     pub fn of(rules: impl IntoIterator<Item = Rule>) -> Allowances {
-        Allowances { rules: rules.into_iter().collect() }
+        Allowances {
+            rules: rules.into_iter().collect(),
+        }
     }
 
     /// Lifts one more rule.
@@ -165,7 +174,11 @@ pub struct SandboxViolation {
 
 impl fmt::Display for SandboxViolation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the plugin's step `{}` (revision {}) breaks the sandbox rule `{}`: {}", self.step, self.revision, self.rule, self.detail)?;
+        write!(
+            f,
+            "the plugin's step `{}` (revision {}) breaks the sandbox rule `{}`: {}",
+            self.step, self.revision, self.rule, self.detail
+        )?;
         if let Some(o) = &self.object {
             write!(f, " [offending: {o}]")?;
         }
@@ -200,13 +213,24 @@ pub fn check_plan(steps: &[Step], allowed: &Allowances) -> Result<(), SandboxVio
 /// A normalised object name: unquoted identifiers fold to lower case, as in PostgreSQL.
 type Name = String;
 
-fn check(step: &Step, allowed: &Allowances, aliases: &BTreeMap<Name, Name>) -> Result<Vec<(Name, Name)>, SandboxViolation> {
-    let refuse = |rule: Rule, object: Option<String>, detail: String| -> Result<(), SandboxViolation> {
-        if allowed.allows(rule) {
-            return Ok(());
-        }
-        Err(SandboxViolation { revision: step.revision.clone(), step: step.summary.clone(), rule, object, detail })
-    };
+fn check(
+    step: &Step,
+    allowed: &Allowances,
+    aliases: &BTreeMap<Name, Name>,
+) -> Result<Vec<(Name, Name)>, SandboxViolation> {
+    let refuse =
+        |rule: Rule, object: Option<String>, detail: String| -> Result<(), SandboxViolation> {
+            if allowed.allows(rule) {
+                return Ok(());
+            }
+            Err(SandboxViolation {
+                revision: step.revision.clone(),
+                step: step.summary.clone(),
+                rule,
+                object,
+                detail,
+            })
+        };
     let dialect = PostgreSqlDialect {};
     let tokens = match Tokenizer::new(&dialect, &step.sql).tokenize_with_location() {
         Ok(t) => t,
@@ -233,7 +257,10 @@ fn check(step: &Step, allowed: &Allowances, aliases: &BTreeMap<Name, Name>) -> R
         refuse(
             Rule::MultiStatement,
             Some(first_words.join("; ")),
-            format!("it holds {} statements where a step must be exactly one", statements.len()),
+            format!(
+                "it holds {} statements where a step must be exactly one",
+                statements.len()
+            ),
         )?;
     }
     for s in &statements {
@@ -241,10 +268,17 @@ fn check(step: &Step, allowed: &Allowances, aliases: &BTreeMap<Name, Name>) -> R
             refuse(rule, Some(lead(s, 3)), what.into())?;
         }
     }
-    let parsed = match Parser::new(&dialect).with_tokens_with_locations(strip_drop_index_concurrently(tokens)).parse_statements() {
+    let parsed = match Parser::new(&dialect)
+        .with_tokens_with_locations(strip_drop_index_concurrently(tokens))
+        .parse_statements()
+    {
         Ok(p) => p,
         Err(e) => {
-            refuse(Rule::Unparsed, None, format!("the SQL parser cannot read it ({e}), so it cannot be checked"))?;
+            refuse(
+                Rule::Unparsed,
+                None,
+                format!("the SQL parser cannot read it ({e}), so it cannot be checked"),
+            )?;
             return Ok(Vec::new());
         }
     };
@@ -270,7 +304,8 @@ fn check(step: &Step, allowed: &Allowances, aliases: &BTreeMap<Name, Name>) -> R
         for (what, name) in &seen.objects {
             let ok = match name {
                 Resolved::Public(n) => {
-                    declared.contains(n) || aliases.get(n).is_some_and(|root| declared.contains(root))
+                    declared.contains(n)
+                        || aliases.get(n).is_some_and(|root| declared.contains(root))
                 }
                 Resolved::Other(full) => declared.contains(full),
             };
@@ -284,8 +319,16 @@ fn check(step: &Step, allowed: &Allowances, aliases: &BTreeMap<Name, Name>) -> R
                     Some(shown),
                     format!(
                         "it names {what} {}that the step does not declare (declared: {})",
-                        if outside { "outside the public schema " } else { "" },
-                        if step.objects.is_empty() { "nothing".to_string() } else { step.objects.join(", ") }
+                        if outside {
+                            "outside the public schema "
+                        } else {
+                            ""
+                        },
+                        if step.objects.is_empty() {
+                            "nothing".to_string()
+                        } else {
+                            step.objects.join(", ")
+                        }
                     ),
                 )?;
             }
@@ -310,7 +353,10 @@ fn strip_drop_index_concurrently(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpa
     let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
     for t in tokens {
         if word(&t) == "CONCURRENTLY" {
-            let mut prev = out.iter().rev().filter(|t| !matches!(t.token, Token::Whitespace(_)));
+            let mut prev = out
+                .iter()
+                .rev()
+                .filter(|t| !matches!(t.token, Token::Whitespace(_)));
             if let (Some(a), Some(b)) = (prev.next(), prev.next())
                 && word(a) == "INDEX"
                 && word(b) == "DROP"
@@ -325,7 +371,12 @@ fn strip_drop_index_concurrently(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpa
 
 /// The first `n` words of a statement, for messages.
 fn lead(tokens: &[&Token], n: usize) -> String {
-    tokens.iter().take(n).map(|t| t.to_string()).collect::<Vec<_>>().join(" ")
+    tokens
+        .iter()
+        .take(n)
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// An unquoted word, upper-cased ("" for anything else).
@@ -342,10 +393,18 @@ fn by_keywords(s: &[&Token]) -> Option<(Rule, &'static str)> {
     let k: Vec<String> = (0..4).map(|i| kw(s.get(i))).collect();
     let k: Vec<&str> = k.iter().map(String::as_str).collect();
     let role_noun = |k: &str| matches!(k, "ROLE" | "USER" | "GROUP");
-    let any_pair = |a: &str, b: &str| s.windows(2).any(|w| kw(Some(&w[0])) == a && kw(Some(&w[1])) == b);
+    let any_pair = |a: &str, b: &str| {
+        s.windows(2)
+            .any(|w| kw(Some(&w[0])) == a && kw(Some(&w[1])) == b)
+    };
     match k[0] {
-        "DO" => Some((Rule::Procedural, "it is a DO block: procedural code the host cannot check")),
-        "CREATE" | "ALTER" | "DROP" if role_noun(k[1]) => Some((Rule::Roles, "it creates, alters or drops a role")),
+        "DO" => Some((
+            Rule::Procedural,
+            "it is a DO block: procedural code the host cannot check",
+        )),
+        "CREATE" | "ALTER" | "DROP" if role_noun(k[1]) => {
+            Some((Rule::Roles, "it creates, alters or drops a role"))
+        }
         "GRANT" | "REVOKE" => Some((Rule::Roles, "it grants or revokes privileges")),
         "SET" | "RESET"
             if k[1] == "ROLE"
@@ -354,34 +413,59 @@ fn by_keywords(s: &[&Token]) -> Option<(Rule, &'static str)> {
         {
             Some((Rule::Roles, "it switches the session's role"))
         }
-        "ALTER" if k[1] == "DEFAULT" && k[2] == "PRIVILEGES" => Some((Rule::Roles, "it changes default privileges")),
+        "ALTER" if k[1] == "DEFAULT" && k[2] == "PRIVILEGES" => {
+            Some((Rule::Roles, "it changes default privileges"))
+        }
         "ALTER" if any_pair("OWNER", "TO") => Some((Rule::Roles, "it changes an object's owner")),
         "CREATE" => {
-            let noun = if k[1] == "OR" && k[2] == "REPLACE" { k[3] } else { k[1] };
+            let noun = if k[1] == "OR" && k[2] == "REPLACE" {
+                k[3]
+            } else {
+                k[1]
+            };
             match noun {
-                "FUNCTION" | "PROCEDURE" | "TRIGGER" | "RULE" | "LANGUAGE" | "AGGREGATE" | "OPERATOR" | "TRUSTED" => {
-                    Some((Rule::Procedural, "it creates procedural code the host cannot check"))
-                }
-                "EXTENSION" | "SERVER" | "DATABASE" | "TABLESPACE" | "SUBSCRIPTION" | "PUBLICATION" | "FOREIGN" => {
-                    Some((Rule::ServerAccess, "it reaches beyond the migration's schema objects"))
-                }
+                "FUNCTION" | "PROCEDURE" | "TRIGGER" | "RULE" | "LANGUAGE" | "AGGREGATE"
+                | "OPERATOR" | "TRUSTED" => Some((
+                    Rule::Procedural,
+                    "it creates procedural code the host cannot check",
+                )),
+                "EXTENSION" | "SERVER" | "DATABASE" | "TABLESPACE" | "SUBSCRIPTION"
+                | "PUBLICATION" | "FOREIGN" => Some((
+                    Rule::ServerAccess,
+                    "it reaches beyond the migration's schema objects",
+                )),
                 _ => None,
             }
         }
-        "ALTER" if matches!(k[1], "SYSTEM" | "DATABASE" | "EXTENSION" | "SERVER" | "TABLESPACE") => {
+        "ALTER"
+            if matches!(
+                k[1],
+                "SYSTEM" | "DATABASE" | "EXTENSION" | "SERVER" | "TABLESPACE"
+            ) =>
+        {
             Some((Rule::ServerAccess, "it reconfigures the server or database"))
         }
-        "LOAD" => Some((Rule::ServerAccess, "it loads a shared library into the server")),
-        "PREPARE" if k[1] == "TRANSACTION" => {
-            Some((Rule::TransactionControl, "it controls transactions, which the runner owns"))
+        "LOAD" => Some((
+            Rule::ServerAccess,
+            "it loads a shared library into the server",
+        )),
+        "PREPARE" if k[1] == "TRANSACTION" => Some((
+            Rule::TransactionControl,
+            "it controls transactions, which the runner owns",
+        )),
+        "CALL" | "EXECUTE" | "PREPARE" => {
+            Some((Rule::Procedural, "it runs code or SQL the host cannot see"))
         }
-        "CALL" | "EXECUTE" | "PREPARE" => Some((Rule::Procedural, "it runs code or SQL the host cannot see")),
         "BEGIN" | "START" | "COMMIT" | "ROLLBACK" | "END" | "ABORT" | "SAVEPOINT" | "RELEASE" => {
-            Some((Rule::TransactionControl, "it controls transactions, which the runner owns"))
+            Some((
+                Rule::TransactionControl,
+                "it controls transactions, which the runner owns",
+            ))
         }
-        "COPY" if s.iter().any(|t| kw(Some(t)) == "PROGRAM") => {
-            Some((Rule::CopyProgram, "COPY … PROGRAM runs a shell command on the database server"))
-        }
+        "COPY" if s.iter().any(|t| kw(Some(t)) == "PROGRAM") => Some((
+            Rule::CopyProgram,
+            "COPY … PROGRAM runs a shell command on the database server",
+        )),
         _ => None,
     }
 }
@@ -389,12 +473,20 @@ fn by_keywords(s: &[&Token]) -> Option<(Rule, &'static str)> {
 /// Rules that need the parsed statement.
 fn statement_rule(s: &Statement) -> Option<(Rule, String)> {
     Some(match s {
-        Statement::Copy { target: CopyTarget::Program { .. }, .. } => {
-            (Rule::CopyProgram, "COPY … PROGRAM runs a shell command on the database server".into())
-        }
-        Statement::Copy { target: CopyTarget::File { filename }, .. } => {
-            (Rule::CopyProgram, format!("COPY reads or writes the server file '{filename}'"))
-        }
+        Statement::Copy {
+            target: CopyTarget::Program { .. },
+            ..
+        } => (
+            Rule::CopyProgram,
+            "COPY … PROGRAM runs a shell command on the database server".into(),
+        ),
+        Statement::Copy {
+            target: CopyTarget::File { filename },
+            ..
+        } => (
+            Rule::CopyProgram,
+            format!("COPY reads or writes the server file '{filename}'"),
+        ),
         Statement::CreateRole(_)
         | Statement::AlterRole { .. }
         | Statement::CreateUser(_)
@@ -405,9 +497,10 @@ fn statement_rule(s: &Statement) -> Option<(Rule, String)> {
         | Statement::Revoke(_)
         | Statement::RevokeRole(_)
         | Statement::AlterDefaultPrivileges(_)
-        | Statement::Drop { object_type: ObjectType::Role | ObjectType::User, .. } => {
-            (Rule::Roles, "it changes roles or privileges".into())
-        }
+        | Statement::Drop {
+            object_type: ObjectType::Role | ObjectType::User,
+            ..
+        } => (Rule::Roles, "it changes roles or privileges".into()),
         Statement::Set(Set::SetRole { .. } | Set::SetSessionAuthorization(_)) => {
             (Rule::Roles, "it switches the session's role".into())
         }
@@ -420,7 +513,11 @@ fn statement_rule(s: &Statement) -> Option<(Rule, String)> {
         Statement::Reset(r) if matches!(&r.reset, Reset::ConfigurationParameter(n) if role_setting(&last(n))) => {
             (Rule::Roles, "it switches the session's role".into())
         }
-        Statement::AlterTable(t) if t.operations.iter().any(|o| matches!(o, AlterTableOperation::OwnerTo { .. })) => {
+        Statement::AlterTable(t)
+            if t.operations
+                .iter()
+                .any(|o| matches!(o, AlterTableOperation::OwnerTo { .. })) =>
+        {
             (Rule::Roles, "it changes a table's owner".into())
         }
         Statement::AlterSchema(_) => (Rule::Roles, "it alters a schema (owner or name)".into()),
@@ -436,14 +533,18 @@ fn statement_rule(s: &Statement) -> Option<(Rule, String)> {
         | Statement::Prepare { .. }
         | Statement::Case(_)
         | Statement::If(_)
-        | Statement::While(_) => (Rule::Procedural, "it runs or creates procedural code the host cannot check".into()),
+        | Statement::While(_) => (
+            Rule::Procedural,
+            "it runs or creates procedural code the host cannot check".into(),
+        ),
         Statement::StartTransaction { .. }
         | Statement::Commit { .. }
         | Statement::Rollback { .. }
         | Statement::Savepoint { .. }
-        | Statement::ReleaseSavepoint { .. } => {
-            (Rule::TransactionControl, "it controls transactions, which the runner owns".into())
-        }
+        | Statement::ReleaseSavepoint { .. } => (
+            Rule::TransactionControl,
+            "it controls transactions, which the runner owns".into(),
+        ),
         Statement::CreateExtension(_)
         | Statement::DropExtension(_)
         | Statement::Load { .. }
@@ -453,7 +554,10 @@ fn statement_rule(s: &Statement) -> Option<(Rule, String)> {
         | Statement::CreateDatabase { .. }
         | Statement::AttachDatabase { .. }
         | Statement::Install { .. }
-        | Statement::Kill { .. } => (Rule::ServerAccess, "it reaches beyond the migration's schema objects".into()),
+        | Statement::Kill { .. } => (
+            Rule::ServerAccess,
+            "it reaches beyond the migration's schema objects".into(),
+        ),
         _ => return None,
     })
 }
@@ -465,8 +569,16 @@ fn role_setting(name: &str) -> bool {
 /// The statement's kind for messages: its first words as PostgreSQL spells them.
 fn kind(s: &Statement) -> String {
     let text = s.to_string();
-    let words: Vec<&str> = text.split_whitespace().take_while(|w| w.chars().all(|c| c.is_ascii_uppercase())).take(3).collect();
-    if words.is_empty() { text.split_whitespace().next().unwrap_or("?").to_string() } else { words.join(" ") }
+    let words: Vec<&str> = text
+        .split_whitespace()
+        .take_while(|w| w.chars().all(|c| c.is_ascii_uppercase()))
+        .take(3)
+        .collect();
+    if words.is_empty() {
+        text.split_whitespace().next().unwrap_or("?").to_string()
+    } else {
+        words.join(" ")
+    }
 }
 
 /// An object name, resolved against the public schema.
@@ -479,11 +591,17 @@ enum Resolved {
 }
 
 fn ident(i: &sqlparser::ast::Ident) -> Name {
-    if i.quote_style.is_some() { i.value.clone() } else { i.value.to_lowercase() }
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_lowercase()
+    }
 }
 
 fn parts(n: &ObjectName) -> Vec<Name> {
-    n.0.iter().map(|p| p.as_ident().map(ident).unwrap_or_else(|| p.to_string())).collect()
+    n.0.iter()
+        .map(|p| p.as_ident().map(ident).unwrap_or_else(|| p.to_string()))
+        .collect()
 }
 
 fn last(n: &ObjectName) -> Name {
@@ -559,26 +677,121 @@ impl Seen {
 
 /// PostgreSQL's own type names that `sqlparser` leaves as custom types.
 const BUILTIN_TYPES: &[&str] = &[
-    "serial", "serial2", "serial4", "serial8", "smallserial", "bigserial", "int2", "int4", "int8", "float4", "float8",
-    "bool", "varbit", "bpchar", "timestamptz", "timetz", "regclass", "regtype", "regproc", "regprocedure", "regoper",
-    "regnamespace", "regrole", "regconfig", "oid", "xid", "cid", "tid", "name", "inet", "cidr", "macaddr", "macaddr8",
-    "money", "tsvector", "tsquery", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle", "int4range",
-    "int8range", "numrange", "tsrange", "tstzrange", "daterange", "int4multirange", "int8multirange", "nummultirange",
-    "tsmultirange", "tstzmultirange", "datemultirange", "pg_lsn", "txid_snapshot", "pg_snapshot", "record", "void",
-    "anyelement", "citext", "jsonpath",
+    "serial",
+    "serial2",
+    "serial4",
+    "serial8",
+    "smallserial",
+    "bigserial",
+    "int2",
+    "int4",
+    "int8",
+    "float4",
+    "float8",
+    "bool",
+    "varbit",
+    "bpchar",
+    "timestamptz",
+    "timetz",
+    "regclass",
+    "regtype",
+    "regproc",
+    "regprocedure",
+    "regoper",
+    "regnamespace",
+    "regrole",
+    "regconfig",
+    "oid",
+    "xid",
+    "cid",
+    "tid",
+    "name",
+    "inet",
+    "cidr",
+    "macaddr",
+    "macaddr8",
+    "money",
+    "tsvector",
+    "tsquery",
+    "xml",
+    "point",
+    "line",
+    "lseg",
+    "box",
+    "path",
+    "polygon",
+    "circle",
+    "int4range",
+    "int8range",
+    "numrange",
+    "tsrange",
+    "tstzrange",
+    "daterange",
+    "int4multirange",
+    "int8multirange",
+    "nummultirange",
+    "tsmultirange",
+    "tstzmultirange",
+    "datemultirange",
+    "pg_lsn",
+    "txid_snapshot",
+    "pg_snapshot",
+    "record",
+    "void",
+    "anyelement",
+    "citext",
+    "jsonpath",
 ];
 
 /// Functions a migration step has no business calling.
 const SERVER_FUNCTIONS: &[&str] = &[
-    "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "pg_ls_logdir", "pg_ls_waldir", "pg_ls_tmpdir",
-    "pg_ls_archive_statusdir", "pg_ls_logicalsnapdir", "pg_ls_logicalmapdir", "pg_ls_replslotdir", "lo_import",
-    "lo_export", "lo_from_bytea", "pg_file_write", "pg_file_rename", "pg_file_unlink", "pg_file_sync", "pg_logdir_ls",
-    "dblink", "dblink_exec", "dblink_connect", "dblink_connect_u", "dblink_send_query", "pg_terminate_backend",
-    "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile", "pg_promote", "pg_switch_wal", "pg_create_restore_point",
-    "pg_backup_start", "pg_backup_stop", "pg_start_backup", "pg_stop_backup", "pg_advisory_unlock",
-    "pg_advisory_unlock_all", "pg_advisory_unlock_shared", "pg_sleep", "pg_sleep_for", "pg_sleep_until",
-    "pg_drop_replication_slot", "pg_create_physical_replication_slot", "pg_create_logical_replication_slot",
-    "pg_replication_origin_create", "pg_wal_replay_pause", "pg_wal_replay_resume",
+    "pg_read_file",
+    "pg_read_binary_file",
+    "pg_ls_dir",
+    "pg_stat_file",
+    "pg_ls_logdir",
+    "pg_ls_waldir",
+    "pg_ls_tmpdir",
+    "pg_ls_archive_statusdir",
+    "pg_ls_logicalsnapdir",
+    "pg_ls_logicalmapdir",
+    "pg_ls_replslotdir",
+    "lo_import",
+    "lo_export",
+    "lo_from_bytea",
+    "pg_file_write",
+    "pg_file_rename",
+    "pg_file_unlink",
+    "pg_file_sync",
+    "pg_logdir_ls",
+    "dblink",
+    "dblink_exec",
+    "dblink_connect",
+    "dblink_connect_u",
+    "dblink_send_query",
+    "pg_terminate_backend",
+    "pg_cancel_backend",
+    "pg_reload_conf",
+    "pg_rotate_logfile",
+    "pg_promote",
+    "pg_switch_wal",
+    "pg_create_restore_point",
+    "pg_backup_start",
+    "pg_backup_stop",
+    "pg_start_backup",
+    "pg_stop_backup",
+    "pg_advisory_unlock",
+    "pg_advisory_unlock_all",
+    "pg_advisory_unlock_shared",
+    "pg_sleep",
+    "pg_sleep_for",
+    "pg_sleep_until",
+    "pg_drop_replication_slot",
+    "pg_create_physical_replication_slot",
+    "pg_create_logical_replication_slot",
+    "pg_replication_origin_create",
+    "pg_wal_replay_pause",
+    "pg_wal_replay_resume",
 ];
 
 impl Visitor for Seen {
@@ -608,7 +821,9 @@ impl Visitor for Seen {
             Expr::Function(f) => {
                 let name = last(&f.name);
                 let qualified = parts(&f.name);
-                let schema_ok = qualified.len() == 1 || qualified[0] == "pg_catalog" || qualified[0] == "public";
+                let schema_ok = qualified.len() == 1
+                    || qualified[0] == "pg_catalog"
+                    || qualified[0] == "public";
                 if SERVER_FUNCTIONS.contains(&name.as_str()) && schema_ok {
                     self.functions.push((
                         name,
@@ -621,10 +836,12 @@ impl Visitor for Seen {
                         _ => None,
                     };
                     let setting = match first {
-                        Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))) => match &v.value {
-                            Value::SingleQuotedString(s) => Some(s.to_lowercase()),
-                            _ => None,
-                        },
+                        Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))) => {
+                            match &v.value {
+                                Value::SingleQuotedString(s) => Some(s.to_lowercase()),
+                                _ => None,
+                            }
+                        }
                         _ => None,
                     };
                     if setting.as_deref().is_none_or(role_setting) {
@@ -663,7 +880,9 @@ fn names(s: &Statement, seen: &mut Seen) -> bool {
             t.columns.iter().for_each(|c| seen.column(c));
             t.constraints.iter().for_each(|c| seen.constraint(c));
             match &t.like {
-                Some(CreateTableLikeKind::Parenthesized(l) | CreateTableLikeKind::Plain(l)) => seen.table(&l.name),
+                Some(CreateTableLikeKind::Parenthesized(l) | CreateTableLikeKind::Plain(l)) => {
+                    seen.table(&l.name)
+                }
                 None => {}
             }
             for n in t.inherits.iter().flatten().chain(&t.clone) {
@@ -675,15 +894,20 @@ fn names(s: &Statement, seen: &mut Seen) -> bool {
             for op in &t.operations {
                 match op {
                     AlterTableOperation::AddColumn { column_def, .. } => seen.column(column_def),
-                    AlterTableOperation::AddConstraint { constraint, .. } => seen.constraint(constraint),
+                    AlterTableOperation::AddConstraint { constraint, .. } => {
+                        seen.constraint(constraint)
+                    }
                     AlterTableOperation::AlterColumn {
                         op: sqlparser::ast::AlterColumnOperation::SetDataType { data_type, .. },
                         ..
                     } => seen.data_type(data_type),
-                    AlterTableOperation::RenameTable { table_name: RenameTableNameKind::To(n) | RenameTableNameKind::As(n) } => {
+                    AlterTableOperation::RenameTable {
+                        table_name: RenameTableNameKind::To(n) | RenameTableNameKind::As(n),
+                    } => {
                         seen.renames.push((resolve(&t.name), resolve(n)));
                     }
-                    AlterTableOperation::ChangeColumn { data_type, .. } | AlterTableOperation::ModifyColumn { data_type, .. } => {
+                    AlterTableOperation::ChangeColumn { data_type, .. }
+                    | AlterTableOperation::ModifyColumn { data_type, .. } => {
                         seen.data_type(data_type)
                     }
                     AlterTableOperation::AttachPartition { .. }
@@ -700,7 +924,12 @@ fn names(s: &Statement, seen: &mut Seen) -> bool {
                 seen.index(n);
             }
         }
-        Statement::Drop { object_type, names, table, .. } => {
+        Statement::Drop {
+            object_type,
+            names,
+            table,
+            ..
+        } => {
             let what = match object_type {
                 ObjectType::Table => "table",
                 ObjectType::Index => "index",

@@ -4,7 +4,11 @@
 use std::process::Command;
 
 fn wasmig(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_wasmig")).args(args).env_remove("DATABASE_URL").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_wasmig"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -30,7 +34,11 @@ fn sql_renders_transactions_and_json() {
     let out = wasmig(&["sql"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("BEGIN;") && text.contains("COMMIT;") && text.contains("CREATE TABLE bom_revisions"));
+    assert!(
+        text.contains("BEGIN;")
+            && text.contains("COMMIT;")
+            && text.contains("CREATE TABLE bom_revisions")
+    );
     let out = wasmig(&["sql", "--json", "--to", "erp_base"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["to"], "erp_base");
@@ -42,20 +50,35 @@ fn sql_renders_transactions_and_json() {
 
 #[test]
 fn lint_reports_the_seeds_hazards_and_exits_4_on_errors() {
-    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/seed_all_parts.sql");
+    let seed = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/seed_all_parts.sql"
+    );
     let out = wasmig(&["lint", "--fail-on", "error", seed]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    for rule in ["require-concurrent-index", "unindexed-foreign-key", "enum-add-value", "require-lock-timeout"] {
+    for rule in [
+        "require-concurrent-index",
+        "unindexed-foreign-key",
+        "enum-add-value",
+        "require-lock-timeout",
+    ] {
         assert!(text.contains(rule), "{rule} missing:\n{text}");
     }
     let dir = temp_dir("errors");
     let bad = dir.join("bad.sql");
-    std::fs::write(&bad, "BEGIN;\nCREATE INDEX CONCURRENTLY i ON t (a);\nCOMMIT;\n").unwrap();
+    std::fs::write(
+        &bad,
+        "BEGIN;\nCREATE INDEX CONCURRENTLY i ON t (a);\nCOMMIT;\n",
+    )
+    .unwrap();
     let out = wasmig(&["lint", "--json", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(4));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v[0]["findings"][0]["rule"], "concurrent-index-in-transaction");
+    assert_eq!(
+        v[0]["findings"][0]["rule"],
+        "concurrent-index-in-transaction"
+    );
     assert_eq!(v[0]["findings"][0]["severity"], "error");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -69,21 +92,57 @@ fn temp_dir(what: &str) -> std::path::PathBuf {
 #[test]
 fn lint_stops_the_seeds_script_by_default_and_fail_on_sets_the_gate() {
     // The seed's four plain CREATE INDEX on manufacturing_orders are warnings: a CI gate must stop on them.
-    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/seed_all_parts.sql");
+    let seed = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/seed_all_parts.sql"
+    );
     let out = wasmig(&["lint", seed]);
-    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("at or above warning") && err.contains("--fail-on"), "{err}");
+    assert!(
+        err.contains("at or above warning") && err.contains("--fail-on"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
-    let parts_1_3 = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/seed_parts_1_3.sql");
-    assert_eq!(wasmig(&["lint", "--fail-on", "warning", parts_1_3]).status.code(), Some(4));
+    let parts_1_3 = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/seed_parts_1_3.sql"
+    );
+    assert_eq!(
+        wasmig(&["lint", "--fail-on", "warning", parts_1_3])
+            .status
+            .code(),
+        Some(4)
+    );
     // Info findings (VARCHAR(n), SERIAL) fail only when asked.
     let dir = temp_dir("gate");
     let info_only = dir.join("info.sql");
-    std::fs::write(&info_only, "CREATE TABLE n (id SERIAL PRIMARY KEY, name VARCHAR(20));\n").unwrap();
-    assert_eq!(wasmig(&["lint", info_only.to_str().unwrap()]).status.code(), Some(0));
-    assert_eq!(wasmig(&["lint", "--fail-on", "info", info_only.to_str().unwrap()]).status.code(), Some(4));
-    assert_eq!(wasmig(&["lint", "--fail-on", "nope", info_only.to_str().unwrap()]).status.code(), Some(2));
+    std::fs::write(
+        &info_only,
+        "CREATE TABLE n (id SERIAL PRIMARY KEY, name VARCHAR(20));\n",
+    )
+    .unwrap();
+    assert_eq!(
+        wasmig(&["lint", info_only.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        wasmig(&["lint", "--fail-on", "info", info_only.to_str().unwrap()])
+            .status
+            .code(),
+        Some(4)
+    );
+    assert_eq!(
+        wasmig(&["lint", "--fail-on", "nope", info_only.to_str().unwrap()])
+            .status
+            .code(),
+        Some(2)
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -92,23 +151,42 @@ fn lint_reads_a_file_as_psql_f_runs_it() {
     let dir = temp_dir("psql");
     let file = dir.join("enum.sql");
     // Outside BEGIN, psql -f runs ADD VALUE in autocommit: the value is usable at once.
-    std::fs::write(&file, "ALTER TYPE mood ADD VALUE 'meh';\nUPDATE people SET mood = 'meh' WHERE id = 1;\n").unwrap();
+    std::fs::write(
+        &file,
+        "ALTER TYPE mood ADD VALUE 'meh';\nUPDATE people SET mood = 'meh' WHERE id = 1;\n",
+    )
+    .unwrap();
     let out = wasmig(&["lint", "--json", file.to_str().unwrap()]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let sev: Vec<&str> = v[0]["findings"].as_array().unwrap().iter().map(|f| f["severity"].as_str().unwrap()).collect();
+    let sev: Vec<&str> = v[0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["severity"].as_str().unwrap())
+        .collect();
     assert_eq!(sev, ["info"], "{v}");
     assert_eq!(out.status.code(), Some(0));
     // psql -1 -f (one transaction): the UPDATE fails with 55P04, an error.
     let out = wasmig(&["lint", "-1", "--json", file.to_str().unwrap()]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let errors: Vec<&serde_json::Value> = v[0]["findings"].as_array().unwrap().iter().filter(|f| f["severity"] == "error").collect();
+    let errors: Vec<&serde_json::Value> = v[0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "error")
+        .collect();
     assert_eq!(errors.len(), 1, "{v}");
     assert_eq!(errors[0]["location"], "2:1");
     assert_eq!(out.status.code(), Some(4));
     // The same with an explicit BEGIN in the file, without -1.
     std::fs::write(&file, "BEGIN;\nALTER TYPE mood ADD VALUE 'meh';\nUPDATE people SET mood = 'meh' WHERE id = 1;\nCOMMIT;\n").unwrap();
     let out = wasmig(&["lint", "--fail-on", "error", file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("55P04"));
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -117,10 +195,17 @@ fn lint_reads_a_file_as_psql_f_runs_it() {
 fn lint_ignores_a_byte_order_mark() {
     let dir = temp_dir("bom");
     let file = dir.join("bom.sql");
-    std::fs::write(&file, "\u{feff}CREATE INDEX idx_mo_machine ON manufacturing_orders (machine_id);\n").unwrap();
+    std::fs::write(
+        &file,
+        "\u{feff}CREATE INDEX idx_mo_machine ON manufacturing_orders (machine_id);\n",
+    )
+    .unwrap();
     let out = wasmig(&["lint", file.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("1:1: warning[require-concurrent-index]") && !text.contains("parse-error"), "{text}");
+    assert!(
+        text.contains("1:1: warning[require-concurrent-index]") && !text.contains("parse-error"),
+        "{text}"
+    );
     assert_eq!(out.status.code(), Some(4));
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -62,7 +62,11 @@ impl Index {
     pub fn same_as(&self, want: &Index) -> bool {
         match (&self.definition, &want.definition) {
             (Some(a), Some(b)) => a == b && self.table == want.table,
-            _ => self.table == want.table && self.columns == want.columns && self.unique == want.unique,
+            _ => {
+                self.table == want.table
+                    && self.columns == want.columns
+                    && self.unique == want.unique
+            }
         }
     }
 }
@@ -114,7 +118,9 @@ impl Catalog {
     pub fn from_json(json: &str) -> Result<Catalog, String> {
         serde_json::from_str::<Catalog>(json)
             .map(Catalog::normalized)
-            .map_err(|e| format!("not a wasmig catalog: {e} (expected the JSON `wasmig catalog` prints)"))
+            .map_err(|e| {
+                format!("not a wasmig catalog: {e} (expected the JSON `wasmig catalog` prints)")
+            })
     }
 
     /// Sorts everything but column order, so equal schemas compare equal.
@@ -150,9 +156,9 @@ impl Catalog {
 
     /// The single-column CHECK constraint on `table.column`, if any.
     pub fn column_check(&self, table: &str, column: &str) -> Option<&Constraint> {
-        self.constraints.iter().find(|c| {
-            c.table == table && c.kind == ConstraintKind::Check && c.columns == [column]
-        })
+        self.constraints
+            .iter()
+            .find(|c| c.table == table && c.kind == ConstraintKind::Check && c.columns == [column])
     }
 
     /// Drops a table with everything that hangs off it, as `DROP TABLE` does.
@@ -168,8 +174,10 @@ impl Catalog {
             t.columns.retain(|c| c.name != column);
         }
         let uses = |cols: &[String]| cols.iter().any(|c| c == column || mentions(c, column));
-        self.indexes.retain(|i| !(i.table == table && uses(&i.columns)));
-        self.constraints.retain(|c| !(c.table == table && uses(&c.columns)));
+        self.indexes
+            .retain(|i| !(i.table == table && uses(&i.columns)));
+        self.constraints
+            .retain(|c| !(c.table == table && uses(&c.columns)));
     }
 }
 
@@ -233,12 +241,30 @@ pub fn btree_index_definition(name: &str, table: &str, columns: &[String], uniqu
 }
 
 /// What `pg_get_constraintdef` prints for a key or a foreign key of the chain.
-pub fn key_definition(kind: ConstraintKind, columns: &[String], refs: Option<(&str, &[String], &str)>) -> String {
-    let list = |v: &[String]| v.iter().map(|c| crate::domain::ident(c)).collect::<Vec<_>>().join(", ");
+pub fn key_definition(
+    kind: ConstraintKind,
+    columns: &[String],
+    refs: Option<(&str, &[String], &str)>,
+) -> String {
+    let list = |v: &[String]| {
+        v.iter()
+            .map(|c| crate::domain::ident(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     match (kind, refs) {
         (ConstraintKind::ForeignKey, Some((table, ref_columns, on_delete))) => {
-            let action = if on_delete == "NO ACTION" { String::new() } else { format!(" ON DELETE {on_delete}") };
-            format!("FOREIGN KEY ({}) REFERENCES {}({}){action}", list(columns), crate::domain::ident(table), list(ref_columns))
+            let action = if on_delete == "NO ACTION" {
+                String::new()
+            } else {
+                format!(" ON DELETE {on_delete}")
+            };
+            format!(
+                "FOREIGN KEY ({}) REFERENCES {}({}){action}",
+                list(columns),
+                crate::domain::ident(table),
+                list(ref_columns)
+            )
         }
         (ConstraintKind::PrimaryKey, _) => format!("PRIMARY KEY ({})", list(columns)),
         _ => format!("UNIQUE ({})", list(columns)),
@@ -249,7 +275,10 @@ pub fn key_definition(kind: ConstraintKind, columns: &[String], refs: Option<(&s
 /// `CHECK (column IN (values))` on a column of type `data_type`.
 pub fn check_in_definition(column: &str, data_type: &str, values: &[String]) -> String {
     if data_type == "text" {
-        let items: Vec<String> = values.iter().map(|v| format!("{}::text", literal(v))).collect();
+        let items: Vec<String> = values
+            .iter()
+            .map(|v| format!("{}::text", literal(v)))
+            .collect();
         format!("CHECK (({column} = ANY (ARRAY[{}])))", items.join(", "))
     } else {
         let items: Vec<String> = values
@@ -278,10 +307,22 @@ mod tests {
         let mut c = Catalog {
             tables: vec![Table {
                 name: "t".into(),
-                columns: vec![Column { name: "a".into(), data_type: "integer".into(), not_null: false, default: None }],
+                columns: vec![Column {
+                    name: "a".into(),
+                    data_type: "integer".into(),
+                    not_null: false,
+                    default: None,
+                }],
                 has_rows: false,
             }],
-            indexes: vec![Index { name: "i".into(), table: "t".into(), columns: vec!["a".into()], unique: false, valid: true, definition: None }],
+            indexes: vec![Index {
+                name: "i".into(),
+                table: "t".into(),
+                columns: vec!["a".into()],
+                unique: false,
+                valid: true,
+                definition: None,
+            }],
             ..Default::default()
         };
         c.remove_column("t", "a");

@@ -7,7 +7,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::ops::{
-    AllowValueDef, ColumnDef, DefaultExpr, FkAction, ForeignKeyDef, IndexDef, Op, SqlType, TableDef, UniqueDef,
+    AllowValueDef, ColumnDef, DefaultExpr, FkAction, ForeignKeyDef, IndexDef, Op, SqlType,
+    TableDef, UniqueDef,
 };
 
 /// One revision: an id, its parent, and its operations in order.
@@ -24,7 +25,10 @@ impl Revision {
     /// what the revision does changes it.
     pub fn checksum(&self) -> String {
         let bytes = serde_json::to_vec(self).expect("revisions serialize");
-        Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+        Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The tables this revision creates.
@@ -43,10 +47,20 @@ use DefaultExpr as D;
 use SqlType as T;
 
 fn c(name: &'static str, ty: SqlType) -> ColumnDef {
-    ColumnDef { name, ty, not_null: false, default: None }
+    ColumnDef {
+        name,
+        ty,
+        not_null: false,
+        default: None,
+    }
 }
 fn nn(name: &'static str, ty: SqlType) -> ColumnDef {
-    ColumnDef { name, ty, not_null: true, default: None }
+    ColumnDef {
+        name,
+        ty,
+        not_null: true,
+        default: None,
+    }
 }
 fn with(mut col: ColumnDef, d: DefaultExpr) -> ColumnDef {
     col.default = Some(d);
@@ -56,22 +70,56 @@ fn id() -> ColumnDef {
     nn("id", T::Serial)
 }
 fn fk(name: Option<&'static str>, column: &'static str, table: &'static str) -> ForeignKeyDef {
-    ForeignKeyDef { name, columns: vec![column], ref_table: table, ref_columns: vec!["id"], on_delete: FkAction::NoAction }
+    ForeignKeyDef {
+        name,
+        columns: vec![column],
+        ref_table: table,
+        ref_columns: vec!["id"],
+        on_delete: FkAction::NoAction,
+    }
 }
 fn cascade(column: &'static str, table: &'static str) -> ForeignKeyDef {
-    ForeignKeyDef { on_delete: FkAction::Cascade, ..fk(None, column, table) }
+    ForeignKeyDef {
+        on_delete: FkAction::Cascade,
+        ..fk(None, column, table)
+    }
 }
 fn ix(name: &'static str, table: &'static str, columns: &[&'static str]) -> Op {
-    Op::CreateIndex(IndexDef { name, table, columns: columns.to_vec(), unique: false })
+    Op::CreateIndex(IndexDef {
+        name,
+        table,
+        columns: columns.to_vec(),
+        unique: false,
+    })
 }
 fn uix(name: &'static str, table: &'static str, columns: &[&'static str]) -> Op {
-    Op::CreateIndex(IndexDef { name, table, columns: columns.to_vec(), unique: true })
+    Op::CreateIndex(IndexDef {
+        name,
+        table,
+        columns: columns.to_vec(),
+        unique: true,
+    })
 }
-fn table(name: &'static str, columns: Vec<ColumnDef>, uniques: Vec<UniqueDef>, foreign_keys: Vec<ForeignKeyDef>) -> Op {
-    Op::CreateTable(TableDef { name, columns, primary_key: vec!["id"], uniques, foreign_keys, stub: false })
+fn table(
+    name: &'static str,
+    columns: Vec<ColumnDef>,
+    uniques: Vec<UniqueDef>,
+    foreign_keys: Vec<ForeignKeyDef>,
+) -> Op {
+    Op::CreateTable(TableDef {
+        name,
+        columns,
+        primary_key: vec!["id"],
+        uniques,
+        foreign_keys,
+        stub: false,
+    })
 }
 fn uq(name: &'static str, columns: &[&'static str]) -> UniqueDef {
-    UniqueDef { name, columns: columns.to_vec() }
+    UniqueDef {
+        name,
+        columns: columns.to_vec(),
+    }
 }
 
 const S: SqlType = T::Varchar(None);
@@ -140,9 +188,17 @@ fn erp_base() -> Revision {
             vec![],
         ),
         uix("ix_organizations_name", "organizations", &["name"]),
-        uix("ix_organizations_subdomain", "organizations", &["subdomain"]),
+        uix(
+            "ix_organizations_subdomain",
+            "organizations",
+            &["subdomain"],
+        ),
         uix("ix_organizations_org_code", "organizations", &["org_code"]),
-        ix("idx_org_status_subdomain", "organizations", &["status", "subdomain"]),
+        ix(
+            "idx_org_status_subdomain",
+            "organizations",
+            &["status", "subdomain"],
+        ),
         ix("ix_organizations_id", "organizations", &["id"]),
         table(
             "users",
@@ -182,16 +238,36 @@ fn erp_base() -> Revision {
             ],
             vec![uq("uq_user_org_email", &["organization_id", "email"])],
             vec![
-                fk(Some("fk_user_organization_id"), "organization_id", "organizations"),
-                fk(Some("fk_user_reporting_manager_id"), "reporting_manager_id", "users"),
+                fk(
+                    Some("fk_user_organization_id"),
+                    "organization_id",
+                    "organizations",
+                ),
+                fk(
+                    Some("fk_user_reporting_manager_id"),
+                    "reporting_manager_id",
+                    "users",
+                ),
             ],
         ),
         ix("idx_user_org_email", "users", &["organization_id", "email"]),
-        ix("idx_user_org_active", "users", &["organization_id", "is_active"]),
-        ix("idx_user_reporting_manager", "users", &["reporting_manager_id"]),
+        ix(
+            "idx_user_org_active",
+            "users",
+            &["organization_id", "is_active"],
+        ),
+        ix(
+            "idx_user_reporting_manager",
+            "users",
+            &["reporting_manager_id"],
+        ),
         ix("ix_users_email", "users", &["email"]),
         ix("ix_users_organization_id", "users", &["organization_id"]),
-        ix("ix_users_reporting_manager_id", "users", &["reporting_manager_id"]),
+        ix(
+            "ix_users_reporting_manager_id",
+            "users",
+            &["reporting_manager_id"],
+        ),
         ix("ix_users_supabase_uuid", "users", &["supabase_uuid"]),
         ix("ix_users_id", "users", &["id"]),
         Op::CreateTable(TableDef {
@@ -224,19 +300,42 @@ fn erp_base() -> Revision {
             ],
             vec![
                 uq("uq_product_org_name", &["organization_id", "name"]),
-                uq("uq_product_org_part_number", &["organization_id", "part_number"]),
+                uq(
+                    "uq_product_org_part_number",
+                    &["organization_id", "part_number"],
+                ),
             ],
             vec![
-                fk(Some("fk_product_organization_id"), "organization_id", "organizations"),
+                fk(
+                    Some("fk_product_organization_id"),
+                    "organization_id",
+                    "organizations",
+                ),
                 fk(Some("fk_product_company_id"), "company_id", "companies"),
             ],
         ),
-        ix("idx_product_org_name", "products", &["organization_id", "name"]),
-        ix("idx_product_org_active", "products", &["organization_id", "is_active"]),
-        ix("idx_product_org_hsn", "products", &["organization_id", "hsn_code"]),
+        ix(
+            "idx_product_org_name",
+            "products",
+            &["organization_id", "name"],
+        ),
+        ix(
+            "idx_product_org_active",
+            "products",
+            &["organization_id", "is_active"],
+        ),
+        ix(
+            "idx_product_org_hsn",
+            "products",
+            &["organization_id", "hsn_code"],
+        ),
         ix("ix_products_company_id", "products", &["company_id"]),
         ix("ix_products_name", "products", &["name"]),
-        ix("ix_products_organization_id", "products", &["organization_id"]),
+        ix(
+            "ix_products_organization_id",
+            "products",
+            &["organization_id"],
+        ),
         ix("ix_products_id", "products", &["id"]),
         table(
             "bill_of_materials",
@@ -260,17 +359,36 @@ fn erp_base() -> Revision {
                 c("updated_at", TZ),
                 c("created_by", T::Integer),
             ],
-            vec![uq("uq_bom_org_name_version", &["organization_id", "bom_name", "version"])],
+            vec![uq(
+                "uq_bom_org_name_version",
+                &["organization_id", "bom_name", "version"],
+            )],
             vec![
                 fk(None, "organization_id", "organizations"),
                 fk(None, "output_item_id", "products"),
                 fk(None, "created_by", "users"),
             ],
         ),
-        ix("idx_bom_org_output", "bill_of_materials", &["organization_id", "output_item_id"]),
-        ix("idx_bom_org_active", "bill_of_materials", &["organization_id", "is_active"]),
-        ix("idx_bom_org_created", "bill_of_materials", &["organization_id", "created_at"]),
-        ix("ix_bill_of_materials_organization_id", "bill_of_materials", &["organization_id"]),
+        ix(
+            "idx_bom_org_output",
+            "bill_of_materials",
+            &["organization_id", "output_item_id"],
+        ),
+        ix(
+            "idx_bom_org_active",
+            "bill_of_materials",
+            &["organization_id", "is_active"],
+        ),
+        ix(
+            "idx_bom_org_created",
+            "bill_of_materials",
+            &["organization_id", "created_at"],
+        ),
+        ix(
+            "ix_bill_of_materials_organization_id",
+            "bill_of_materials",
+            &["organization_id"],
+        ),
         ix("ix_bill_of_materials_id", "bill_of_materials", &["id"]),
         table(
             "bom_components",
@@ -288,16 +406,31 @@ fn erp_base() -> Revision {
                 c("sequence", T::Integer),
                 c("notes", T::Text),
             ],
-            vec![uq("uq_bom_component_item", &["bom_id", "component_item_id"])],
+            vec![uq(
+                "uq_bom_component_item",
+                &["bom_id", "component_item_id"],
+            )],
             vec![
                 fk(None, "organization_id", "organizations"),
                 fk(None, "bom_id", "bill_of_materials"),
                 fk(None, "component_item_id", "products"),
             ],
         ),
-        ix("idx_bom_comp_org_bom", "bom_components", &["organization_id", "bom_id"]),
-        ix("idx_bom_comp_org_item", "bom_components", &["organization_id", "component_item_id"]),
-        ix("ix_bom_components_organization_id", "bom_components", &["organization_id"]),
+        ix(
+            "idx_bom_comp_org_bom",
+            "bom_components",
+            &["organization_id", "bom_id"],
+        ),
+        ix(
+            "idx_bom_comp_org_item",
+            "bom_components",
+            &["organization_id", "component_item_id"],
+        ),
+        ix(
+            "ix_bom_components_organization_id",
+            "bom_components",
+            &["organization_id"],
+        ),
         ix("ix_bom_components_id", "bom_components", &["id"]),
         table(
             "manufacturing_orders",
@@ -329,19 +462,46 @@ fn erp_base() -> Revision {
                 c("production_department", S),
                 c("production_location", S),
             ],
-            vec![uq("uq_mo_org_voucher_number", &["organization_id", "voucher_number"])],
+            vec![uq(
+                "uq_mo_org_voucher_number",
+                &["organization_id", "voucher_number"],
+            )],
             vec![
                 fk(None, "organization_id", "organizations"),
                 fk(None, "created_by", "users"),
                 fk(None, "bom_id", "bill_of_materials"),
             ],
         ),
-        ix("idx_mo_org_bom", "manufacturing_orders", &["organization_id", "bom_id"]),
-        ix("idx_mo_org_status", "manufacturing_orders", &["organization_id", "production_status"]),
-        ix("idx_mo_org_date", "manufacturing_orders", &["organization_id", "date"]),
-        ix("ix_manufacturing_orders_organization_id", "manufacturing_orders", &["organization_id"]),
-        ix("ix_manufacturing_orders_voucher_number", "manufacturing_orders", &["voucher_number"]),
-        ix("ix_manufacturing_orders_id", "manufacturing_orders", &["id"]),
+        ix(
+            "idx_mo_org_bom",
+            "manufacturing_orders",
+            &["organization_id", "bom_id"],
+        ),
+        ix(
+            "idx_mo_org_status",
+            "manufacturing_orders",
+            &["organization_id", "production_status"],
+        ),
+        ix(
+            "idx_mo_org_date",
+            "manufacturing_orders",
+            &["organization_id", "date"],
+        ),
+        ix(
+            "ix_manufacturing_orders_organization_id",
+            "manufacturing_orders",
+            &["organization_id"],
+        ),
+        ix(
+            "ix_manufacturing_orders_voucher_number",
+            "manufacturing_orders",
+            &["voucher_number"],
+        ),
+        ix(
+            "ix_manufacturing_orders_id",
+            "manufacturing_orders",
+            &["id"],
+        ),
         table(
             "inventory_alerts",
             vec![
@@ -364,17 +524,53 @@ fn erp_base() -> Revision {
             ],
             vec![],
             vec![
-                fk(Some("fk_inventory_alert_organization_id"), "organization_id", "organizations"),
-                fk(Some("fk_inventory_alert_product_id"), "product_id", "products"),
-                fk(Some("fk_inventory_alert_acknowledged_by_id"), "acknowledged_by_id", "users"),
+                fk(
+                    Some("fk_inventory_alert_organization_id"),
+                    "organization_id",
+                    "organizations",
+                ),
+                fk(
+                    Some("fk_inventory_alert_product_id"),
+                    "product_id",
+                    "products",
+                ),
+                fk(
+                    Some("fk_inventory_alert_acknowledged_by_id"),
+                    "acknowledged_by_id",
+                    "users",
+                ),
             ],
         ),
-        ix("idx_inventory_alert_org_product", "inventory_alerts", &["organization_id", "product_id"]),
-        ix("idx_inventory_alert_org_status", "inventory_alerts", &["organization_id", "status"]),
-        ix("idx_inventory_alert_org_priority", "inventory_alerts", &["organization_id", "priority"]),
-        ix("idx_inventory_alert_type", "inventory_alerts", &["alert_type"]),
-        ix("idx_inventory_alert_created_at", "inventory_alerts", &["created_at"]),
-        ix("ix_inventory_alerts_organization_id", "inventory_alerts", &["organization_id"]),
+        ix(
+            "idx_inventory_alert_org_product",
+            "inventory_alerts",
+            &["organization_id", "product_id"],
+        ),
+        ix(
+            "idx_inventory_alert_org_status",
+            "inventory_alerts",
+            &["organization_id", "status"],
+        ),
+        ix(
+            "idx_inventory_alert_org_priority",
+            "inventory_alerts",
+            &["organization_id", "priority"],
+        ),
+        ix(
+            "idx_inventory_alert_type",
+            "inventory_alerts",
+            &["alert_type"],
+        ),
+        ix(
+            "idx_inventory_alert_created_at",
+            "inventory_alerts",
+            &["created_at"],
+        ),
+        ix(
+            "ix_inventory_alerts_organization_id",
+            "inventory_alerts",
+            &["organization_id"],
+        ),
         ix("ix_inventory_alerts_id", "inventory_alerts", &["id"]),
         table(
             "inventory_transactions",
@@ -400,18 +596,58 @@ fn erp_base() -> Revision {
             ],
             vec![],
             vec![
-                fk(Some("fk_inventory_transaction_organization_id"), "organization_id", "organizations"),
-                fk(Some("fk_inventory_transaction_product_id"), "product_id", "products"),
-                fk(Some("fk_inventory_transaction_created_by_id"), "created_by_id", "users"),
+                fk(
+                    Some("fk_inventory_transaction_organization_id"),
+                    "organization_id",
+                    "organizations",
+                ),
+                fk(
+                    Some("fk_inventory_transaction_product_id"),
+                    "product_id",
+                    "products",
+                ),
+                fk(
+                    Some("fk_inventory_transaction_created_by_id"),
+                    "created_by_id",
+                    "users",
+                ),
             ],
         ),
-        ix("idx_inventory_transaction_org_product", "inventory_transactions", &["organization_id", "product_id"]),
-        ix("idx_inventory_transaction_org_type", "inventory_transactions", &["organization_id", "transaction_type"]),
-        ix("idx_inventory_transaction_org_date", "inventory_transactions", &["organization_id", "transaction_date"]),
-        ix("idx_inventory_transaction_reference", "inventory_transactions", &["reference_type", "reference_id"]),
-        ix("idx_inventory_transaction_created_at", "inventory_transactions", &["created_at"]),
-        ix("ix_inventory_transactions_organization_id", "inventory_transactions", &["organization_id"]),
-        ix("ix_inventory_transactions_id", "inventory_transactions", &["id"]),
+        ix(
+            "idx_inventory_transaction_org_product",
+            "inventory_transactions",
+            &["organization_id", "product_id"],
+        ),
+        ix(
+            "idx_inventory_transaction_org_type",
+            "inventory_transactions",
+            &["organization_id", "transaction_type"],
+        ),
+        ix(
+            "idx_inventory_transaction_org_date",
+            "inventory_transactions",
+            &["organization_id", "transaction_date"],
+        ),
+        ix(
+            "idx_inventory_transaction_reference",
+            "inventory_transactions",
+            &["reference_type", "reference_id"],
+        ),
+        ix(
+            "idx_inventory_transaction_created_at",
+            "inventory_transactions",
+            &["created_at"],
+        ),
+        ix(
+            "ix_inventory_transactions_organization_id",
+            "inventory_transactions",
+            &["organization_id"],
+        ),
+        ix(
+            "ix_inventory_transactions_id",
+            "inventory_transactions",
+            &["id"],
+        ),
     ];
     ops.shrink_to_fit();
     Revision {
@@ -454,10 +690,22 @@ fn manufacturing_module_v1() -> Revision {
                 c("last_updated_at", TZ),
             ],
         },
-        ix("idx_mo_operator", MO, &["organization_id", "assigned_operator"]),
+        ix(
+            "idx_mo_operator",
+            MO,
+            &["organization_id", "assigned_operator"],
+        ),
         ix("idx_mo_machine", MO, &["organization_id", "machine_id"]),
-        ix("idx_mo_workstation", MO, &["organization_id", "workstation_id"]),
-        ix("idx_mo_completion", MO, &["organization_id", "completion_percentage"]),
+        ix(
+            "idx_mo_workstation",
+            MO,
+            &["organization_id", "workstation_id"],
+        ),
+        ix(
+            "idx_mo_completion",
+            MO,
+            &["organization_id", "completion_percentage"],
+        ),
         // Part 2: alternate components.
         table(
             ALT,
@@ -485,9 +733,21 @@ fn manufacturing_module_v1() -> Revision {
                 fk(None, "alternate_item_id", "products"),
             ],
         ),
-        ix("idx_bom_alt_org_primary", ALT, &["organization_id", "primary_component_id"]),
-        ix("idx_bom_alt_org_item", ALT, &["organization_id", "alternate_item_id"]),
-        ix("idx_bom_alt_preference", ALT, &["primary_component_id", "preference_rank"]),
+        ix(
+            "idx_bom_alt_org_primary",
+            ALT,
+            &["organization_id", "primary_component_id"],
+        ),
+        ix(
+            "idx_bom_alt_org_item",
+            ALT,
+            &["organization_id", "alternate_item_id"],
+        ),
+        ix(
+            "idx_bom_alt_preference",
+            ALT,
+            &["primary_component_id", "preference_rank"],
+        ),
         // Part 3: engineering revisions of a BOM.
         table(
             REV,
@@ -505,7 +765,10 @@ fn manufacturing_module_v1() -> Revision {
                 c("change_requested_by", T::Integer),
                 c("change_approved_by", T::Integer),
                 c("approval_date", TZ),
-                with(c("approval_status", T::Varchar(Some(20))), D::Str("pending")),
+                with(
+                    c("approval_status", T::Varchar(Some(20))),
+                    D::Str("pending"),
+                ),
                 f0("cost_impact"),
                 with(c("affected_orders_count", T::Integer), D::Int(0)),
                 c("implementation_date", TZ),
@@ -521,7 +784,11 @@ fn manufacturing_module_v1() -> Revision {
             ],
         ),
         ix("idx_bom_rev_org_bom", REV, &["organization_id", "bom_id"]),
-        ix("idx_bom_rev_org_date", REV, &["organization_id", "revision_date"]),
+        ix(
+            "idx_bom_rev_org_date",
+            REV,
+            &["organization_id", "revision_date"],
+        ),
         ix("idx_bom_rev_status", REV, &["approval_status"]),
         ix("idx_bom_rev_version", REV, &["bom_id", "new_version"]),
         // Part 4: the MRP shortage alert type.

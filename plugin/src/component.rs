@@ -31,7 +31,10 @@ impl w::Guest for Plugin {
     fn decode_catalog(json: String) -> Result<w::Catalog, w::PlanError> {
         m::Catalog::from_json(&json)
             .map(to_wit)
-            .map_err(|message| w::PlanError { kind: w::ErrorKind::InvalidCatalog, message })
+            .map_err(|message| w::PlanError {
+                kind: w::ErrorKind::InvalidCatalog,
+                message,
+            })
     }
 
     fn plan(
@@ -40,27 +43,44 @@ impl w::Guest for Plugin {
         live: w::Catalog,
         options: w::PlanOptions,
     ) -> Result<w::MigrationPlan, w::PlanError> {
-        let options = plan::Options { resume: options.resume, online: options.online, allow_data_loss: options.allow_data_loss };
-        let p = plan::plan(current.as_deref(), target.as_deref(), &from_wit(live), options).map_err(|e| {
-            w::PlanError {
-                kind: match e.kind {
-                    plan::PlanErrorKind::UnknownRevision => w::ErrorKind::UnknownRevision,
-                    plan::PlanErrorKind::InvalidCatalog => w::ErrorKind::InvalidCatalog,
-                    plan::PlanErrorKind::Drift => w::ErrorKind::Drift,
-                    plan::PlanErrorKind::DataInUse => w::ErrorKind::DataInUse,
-                },
-                message: e.message,
-            }
+        let options = plan::Options {
+            resume: options.resume,
+            online: options.online,
+            allow_data_loss: options.allow_data_loss,
+        };
+        let p = plan::plan(
+            current.as_deref(),
+            target.as_deref(),
+            &from_wit(live),
+            options,
+        )
+        .map_err(|e| w::PlanError {
+            kind: match e.kind {
+                plan::PlanErrorKind::UnknownRevision => w::ErrorKind::UnknownRevision,
+                plan::PlanErrorKind::InvalidCatalog => w::ErrorKind::InvalidCatalog,
+                plan::PlanErrorKind::Drift => w::ErrorKind::Drift,
+                plan::PlanErrorKind::DataInUse => w::ErrorKind::DataInUse,
+            },
+            message: e.message,
         })?;
-        Ok(w::MigrationPlan { steps: p.steps.into_iter().map(step).collect(), expected: to_wit(p.expected) })
+        Ok(w::MigrationPlan {
+            steps: p.steps.into_iter().map(step).collect(),
+            expected: to_wit(p.expected),
+        })
     }
 
     fn verify(at: Option<String>, actual: w::Catalog) -> Vec<w::Finding> {
-        verify::verify(at.as_deref(), &from_wit(actual)).into_iter().map(finding).collect()
+        verify::verify(at.as_deref(), &from_wit(actual))
+            .into_iter()
+            .map(finding)
+            .collect()
     }
 
     fn validate(sql: String, transactional: bool) -> Vec<w::Finding> {
-        crate::lint_sql(&sql, transactional, &[]).into_iter().map(finding).collect()
+        crate::lint_sql(&sql, transactional, &[])
+            .into_iter()
+            .map(finding)
+            .collect()
     }
 }
 
@@ -138,10 +158,18 @@ fn to_wit(c: m::Catalog) -> w::Catalog {
             .map(|t| w::Table {
                 name: t.name,
                 has_rows: t.has_rows,
-                columns: t.columns.into_iter().map(|c| copy!(c => w::Column { name, data_type, not_null, default })).collect(),
+                columns: t
+                    .columns
+                    .into_iter()
+                    .map(|c| copy!(c => w::Column { name, data_type, not_null, default }))
+                    .collect(),
             })
             .collect(),
-        indexes: c.indexes.into_iter().map(|i| copy!(i => w::Index { name, table, columns, unique, valid, definition })).collect(),
+        indexes: c
+            .indexes
+            .into_iter()
+            .map(|i| copy!(i => w::Index { name, table, columns, unique, valid, definition }))
+            .collect(),
         constraints: c
             .constraints
             .into_iter()
@@ -157,7 +185,11 @@ fn to_wit(c: m::Catalog) -> w::Catalog {
                 validated: k.validated,
             })
             .collect(),
-        enums: c.enums.into_iter().map(|e| copy!(e => w::EnumType { name, labels })).collect(),
+        enums: c
+            .enums
+            .into_iter()
+            .map(|e| copy!(e => w::EnumType { name, labels }))
+            .collect(),
     }
 }
 
@@ -169,10 +201,18 @@ fn from_wit(c: w::Catalog) -> m::Catalog {
             .map(|t| m::Table {
                 name: t.name,
                 has_rows: t.has_rows,
-                columns: t.columns.into_iter().map(|c| copy!(c => m::Column { name, data_type, not_null, default })).collect(),
+                columns: t
+                    .columns
+                    .into_iter()
+                    .map(|c| copy!(c => m::Column { name, data_type, not_null, default }))
+                    .collect(),
             })
             .collect(),
-        indexes: c.indexes.into_iter().map(|i| copy!(i => m::Index { name, table, columns, unique, valid, definition })).collect(),
+        indexes: c
+            .indexes
+            .into_iter()
+            .map(|i| copy!(i => m::Index { name, table, columns, unique, valid, definition }))
+            .collect(),
         constraints: c
             .constraints
             .into_iter()
@@ -188,7 +228,11 @@ fn from_wit(c: w::Catalog) -> m::Catalog {
                 validated: k.validated,
             })
             .collect(),
-        enums: c.enums.into_iter().map(|e| copy!(e => m::EnumType { name, labels })).collect(),
+        enums: c
+            .enums
+            .into_iter()
+            .map(|e| copy!(e => m::EnumType { name, labels }))
+            .collect(),
     }
     .normalized()
 }

@@ -9,7 +9,9 @@
 //! - a plain VARCHAR (the real FastApiv1.6 schema): nothing to change, and the
 //!   step says so.
 
-use crate::catalog::{Catalog, Column, Constraint, EnumType, check_in_definition, check_values, literal};
+use crate::catalog::{
+    Catalog, Column, Constraint, EnumType, check_in_definition, check_values, literal,
+};
 use crate::ops::AllowValueDef;
 use crate::plan::{Ctx, Lock, Phase, PlanError, guard_sql};
 
@@ -51,19 +53,36 @@ pub fn form(model: &Catalog, v: &AllowValueDef, rev: &str) -> Result<(Column, Fo
 pub fn seed_enum<'a>(model: &'a Catalog, v: &AllowValueDef) -> Option<&'a EnumType> {
     let name = v.enum_type?;
     let e = model.enum_type(name)?;
-    let used = model.table(v.table)?.columns.iter().any(|c| c.data_type.trim_matches('"') == name);
+    let used = model
+        .table(v.table)?
+        .columns
+        .iter()
+        .any(|c| c.data_type.trim_matches('"') == name);
     used.then_some(e)
 }
 
 /// Quotes an identifier when PostgreSQL needs it quoted.
 pub fn ident(name: &str) -> String {
-    let plain = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain { name.to_string() } else { format!("\"{}\"", name.replace('"', "\"\"")) }
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
 }
 
 fn in_list(values: &[String]) -> String {
-    values.iter().map(|v| literal(v)).collect::<Vec<_>>().join(", ")
+    values
+        .iter()
+        .map(|v| literal(v))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Plans allowing `v.value` (upgrade).
@@ -73,15 +92,25 @@ pub fn allow(v: &AllowValueDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<()
     match form {
         Form::Enum(e) => {
             if e.labels.iter().any(|l| l == value) {
-                ctx.already(format!("enum type {} already has the value '{value}'", e.name))?;
+                ctx.already(format!(
+                    "enum type {} already has the value '{value}'",
+                    e.name
+                ))?;
                 return Ok(());
             }
             ctx.push(
                 Phase::After,
                 Lock::None,
                 &[t, &e.name],
-                format!("ALTER TYPE {} ADD VALUE IF NOT EXISTS {}", ident(&e.name), literal(value)),
-                format!("add value '{value}' to enum type {} ({t}.{c}), outside the transaction", e.name),
+                format!(
+                    "ALTER TYPE {} ADD VALUE IF NOT EXISTS {}",
+                    ident(&e.name),
+                    literal(value)
+                ),
+                format!(
+                    "add value '{value}' to enum type {} ({t}.{c}), outside the transaction",
+                    e.name
+                ),
             );
             if let Some(e) = model.enums.iter_mut().find(|x| x.name == e.name) {
                 e.labels.push(value.into());
@@ -91,12 +120,22 @@ pub fn allow(v: &AllowValueDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<()
             let mut values = check_values(k.definition.as_deref().unwrap_or_default());
             if values.iter().any(|x| x == value) {
                 if k.validated {
-                    ctx.already(format!("check constraint {} already allows '{value}'", k.name))?;
+                    ctx.already(format!(
+                        "check constraint {} already allows '{value}'",
+                        k.name
+                    ))?;
                     return Ok(());
                 }
             } else {
                 values.push(value.into());
-                replace_check(ctx, model, &k, &column, &values, format!("allow '{value}' in {t}.{c}"));
+                replace_check(
+                    ctx,
+                    model,
+                    &k,
+                    &column,
+                    &values,
+                    format!("allow '{value}' in {t}.{c}"),
+                );
             }
             validate_check(ctx, model, &k);
         }
@@ -124,13 +163,23 @@ pub fn disallow(v: &AllowValueDef, model: &mut Catalog, ctx: &mut Ctx) -> Result
             let mut values = check_values(k.definition.as_deref().unwrap_or_default());
             if !values.iter().any(|x| x == value) {
                 if k.validated {
-                    ctx.already(format!("check constraint {} does not allow '{value}'", k.name))?;
+                    ctx.already(format!(
+                        "check constraint {} does not allow '{value}'",
+                        k.name
+                    ))?;
                     return Ok(());
                 }
             } else {
                 refuse_early(ctx, model, "", v, &format!("check constraint {}", k.name));
                 values.retain(|x| x != value);
-                replace_check(ctx, model, &k, &column, &values, format!("stop allowing '{value}' in {t}.{c}"));
+                replace_check(
+                    ctx,
+                    model,
+                    &k,
+                    &column,
+                    &values,
+                    format!("stop allowing '{value}' in {t}.{c}"),
+                );
                 // Under the ACCESS EXCLUSIVE lock just taken, so the count is exact.
                 ctx.push(
                     Phase::Transaction,
@@ -168,7 +217,10 @@ fn refuse_early(ctx: &mut Ctx, model: &Catalog, enum_name: &str, v: &AllowValueD
             Lock::AccessShare,
             &[&t],
             guard_sql(&t, &c, v.value, what),
-            format!("check that no row of {t}.{c} holds '{}' before changing anything", v.value),
+            format!(
+                "check that no row of {t}.{c} holds '{}' before changing anything",
+                v.value
+            ),
         );
     }
 }
@@ -178,10 +230,23 @@ fn nothing(ctx: &mut Ctx, column: &Column, v: &AllowValueDef, what: &str) {
         "{}.{} is a plain {} with no CHECK constraint: '{}' is {what}, nothing to change",
         v.table, v.column, column.data_type, v.value
     );
-    ctx.push(Phase::Transaction, Lock::None, &[v.table], format!("-- {summary}"), summary);
+    ctx.push(
+        Phase::Transaction,
+        Lock::None,
+        &[v.table],
+        format!("-- {summary}"),
+        summary,
+    );
 }
 
-fn replace_check(ctx: &mut Ctx, model: &mut Catalog, k: &Constraint, column: &Column, values: &[String], why: String) {
+fn replace_check(
+    ctx: &mut Ctx,
+    model: &mut Catalog,
+    k: &Constraint,
+    column: &Column,
+    values: &[String],
+    why: String,
+) {
     let (t, c) = (&k.table, &column.name);
     ctx.push(
         Phase::Transaction,
@@ -194,7 +259,11 @@ fn replace_check(ctx: &mut Ctx, model: &mut Catalog, k: &Constraint, column: &Co
         ),
         format!("{why}: replace check constraint {} (NOT VALID, no table scan)", k.name),
     );
-    if let Some(m) = model.constraints.iter_mut().find(|x| x.table == k.table && x.name == k.name) {
+    if let Some(m) = model
+        .constraints
+        .iter_mut()
+        .find(|x| x.table == k.table && x.name == k.name)
+    {
         m.definition = Some(check_in_definition(c, &column.data_type, values));
         m.validated = false;
     }
@@ -205,10 +274,21 @@ fn validate_check(ctx: &mut Ctx, model: &mut Catalog, k: &Constraint) {
         Phase::After,
         Lock::ShareUpdateExclusive,
         &[&k.table],
-        format!("ALTER TABLE {} VALIDATE CONSTRAINT {}", k.table, ident(&k.name)),
-        format!("validate check constraint {} without blocking writers", k.name),
+        format!(
+            "ALTER TABLE {} VALIDATE CONSTRAINT {}",
+            k.table,
+            ident(&k.name)
+        ),
+        format!(
+            "validate check constraint {} without blocking writers",
+            k.name
+        ),
     );
-    if let Some(m) = model.constraints.iter_mut().find(|x| x.table == k.table && x.name == k.name) {
+    if let Some(m) = model
+        .constraints
+        .iter_mut()
+        .find(|x| x.table == k.table && x.name == k.name)
+    {
         m.validated = true;
     }
 }
@@ -225,9 +305,17 @@ fn columns_of_type(model: &Catalog, name: &str) -> Vec<(String, Column)> {
 
 /// A column default that is the removed value cannot be restored on the
 /// recreated type: refuse at plan time, so nothing runs.
-fn refuse_defaults_using(model: &Catalog, e: &EnumType, value: &str, rev: &str) -> Result<(), PlanError> {
+fn refuse_defaults_using(
+    model: &Catalog,
+    e: &EnumType,
+    value: &str,
+    rev: &str,
+) -> Result<(), PlanError> {
     let needle = format!("{}::", literal(value));
-    if let Some((t, c)) = columns_of_type(model, &e.name).into_iter().find(|(_, c)| c.default.as_deref().is_some_and(|d| d.starts_with(&needle))) {
+    if let Some((t, c)) = columns_of_type(model, &e.name)
+        .into_iter()
+        .find(|(_, c)| c.default.as_deref().is_some_and(|d| d.starts_with(&needle)))
+    {
         return Err(PlanError {
             kind: crate::plan::PlanErrorKind::DataInUse,
             message: format!(
@@ -302,7 +390,11 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
         .constraints
         .iter()
         .filter(|k| k.kind == crate::catalog::ConstraintKind::Check)
-        .filter(|k| users.iter().any(|(t, c)| &k.table == t && k.columns.iter().any(|x| x == &c.name)))
+        .filter(|k| {
+            users
+                .iter()
+                .any(|(t, c)| &k.table == t && k.columns.iter().any(|x| x == &c.name))
+        })
         .cloned()
         .collect();
     for k in &checks {
@@ -311,7 +403,10 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
             Lock::AccessExclusive,
             &[&k.table],
             format!("ALTER TABLE {} DROP CONSTRAINT {}", k.table, ident(&k.name)),
-            format!("drop check constraint {} while enum type {} is recreated", k.name, e.name),
+            format!(
+                "drop check constraint {} while enum type {} is recreated",
+                k.name, e.name
+            ),
         );
     }
     ctx.push(
@@ -326,7 +421,10 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
         Lock::None,
         &[&e.name],
         format!("CREATE TYPE {ty} AS ENUM ({})", in_list(&labels)),
-        format!("recreate enum type {} without '{value}' (PostgreSQL cannot drop an enum value)", e.name),
+        format!(
+            "recreate enum type {} without '{value}' (PostgreSQL cannot drop an enum value)",
+            e.name
+        ),
     );
     for (t, c) in &users {
         let col = ident(&c.name);
@@ -334,7 +432,9 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
         if c.default.is_some() {
             alter.push(format!("ALTER COLUMN {col} DROP DEFAULT"));
         }
-        alter.push(format!("ALTER COLUMN {col} TYPE {ty} USING {col}::text::{ty}"));
+        alter.push(format!(
+            "ALTER COLUMN {col} TYPE {ty} USING {col}::text::{ty}"
+        ));
         ctx.push(
             Phase::Transaction,
             Lock::AccessExclusive,
@@ -368,11 +468,20 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
                 k.definition.as_deref().unwrap_or_default(),
                 if k.validated { "" } else { " NOT VALID" }
             ),
-            format!("restore check constraint {} on the recreated {}", k.name, e.name),
+            format!(
+                "restore check constraint {} on the recreated {}",
+                k.name, e.name
+            ),
         );
     }
     let old_name = format!("{}__wasmig_old", e.name);
-    ctx.push(Phase::Transaction, Lock::None, &[&old_name, &e.name], format!("DROP TYPE {old}"), format!("drop the old enum type {}", e.name));
+    ctx.push(
+        Phase::Transaction,
+        Lock::None,
+        &[&old_name, &e.name],
+        format!("DROP TYPE {old}"),
+        format!("drop the old enum type {}", e.name),
+    );
     if let Some(m) = model.enums.iter_mut().find(|x| x.name == e.name) {
         m.labels = labels;
     }

@@ -20,8 +20,14 @@ mod component;
 
 /// Lints SQL text; `new_tables` are tables created earlier in the same plan.
 pub fn lint_sql(sql: &str, transactional: bool, new_tables: &[String]) -> Vec<verify::Finding> {
-    let options = wasmig_lint::LintOptions { transactional, new_tables: new_tables.to_vec() };
-    wasmig_lint::lint(sql, &options).into_iter().map(finding).collect()
+    let options = wasmig_lint::LintOptions {
+        transactional,
+        new_tables: new_tables.to_vec(),
+    };
+    wasmig_lint::lint(sql, &options)
+        .into_iter()
+        .map(finding)
+        .collect()
 }
 
 /// Lints one step of the plugin's own plan. The runner sets `lock_timeout`

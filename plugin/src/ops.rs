@@ -4,7 +4,10 @@
 
 use serde::Serialize;
 
-use crate::catalog::{Catalog, Column, Constraint, ConstraintKind, Index, Table, btree_index_definition, key_definition, literal};
+use crate::catalog::{
+    Catalog, Column, Constraint, ConstraintKind, Index, Table, btree_index_definition,
+    key_definition, literal,
+};
 
 /// Column types used by the chain: the SQL we write and what `format_type` prints back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -200,7 +203,10 @@ pub struct AllowValueDef {
 #[derive(Clone, Debug, Serialize)]
 pub enum Op {
     CreateTable(TableDef),
-    AddColumns { table: &'static str, columns: Vec<ColumnDef> },
+    AddColumns {
+        table: &'static str,
+        columns: Vec<ColumnDef>,
+    },
     CreateIndex(IndexDef),
     AllowValue(AllowValueDef),
 }
@@ -208,7 +214,11 @@ pub enum Op {
 impl TableDef {
     /// The `CREATE TABLE` statement.
     pub fn create_sql(&self) -> String {
-        let mut items: Vec<String> = self.columns.iter().map(|c| format!("    {}", c.sql())).collect();
+        let mut items: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("    {}", c.sql()))
+            .collect();
         if !self.primary_key.is_empty() {
             items.push(format!(
                 "    CONSTRAINT {}_pkey PRIMARY KEY ({})",
@@ -217,10 +227,18 @@ impl TableDef {
             ));
         }
         for u in &self.uniques {
-            items.push(format!("    CONSTRAINT {} UNIQUE ({})", u.name, u.columns.join(", ")));
+            items.push(format!(
+                "    CONSTRAINT {} UNIQUE ({})",
+                u.name,
+                u.columns.join(", ")
+            ));
         }
         for fk in &self.foreign_keys {
-            let cascade = if fk.on_delete == FkAction::Cascade { " ON DELETE CASCADE" } else { "" };
+            let cascade = if fk.on_delete == FkAction::Cascade {
+                " ON DELETE CASCADE"
+            } else {
+                ""
+            };
             items.push(format!(
                 "    CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {}({}){cascade}",
                 fk.name_in(self.name),
@@ -243,7 +261,11 @@ impl TableDef {
         });
         let mut keyed = Vec::new();
         if !self.primary_key.is_empty() {
-            keyed.push((format!("{}_pkey", self.name), ConstraintKind::PrimaryKey, &self.primary_key));
+            keyed.push((
+                format!("{}_pkey", self.name),
+                ConstraintKind::PrimaryKey,
+                &self.primary_key,
+            ));
         }
         for u in &self.uniques {
             keyed.push((u.name.to_string(), ConstraintKind::Unique, &u.columns));
@@ -255,7 +277,12 @@ impl TableDef {
                 columns: strings(cols),
                 unique: true,
                 valid: true,
-                definition: Some(btree_index_definition(&name, self.name, &strings(cols), true)),
+                definition: Some(btree_index_definition(
+                    &name,
+                    self.name,
+                    &strings(cols),
+                    true,
+                )),
             });
             model.constraints.push(Constraint {
                 name,
@@ -314,7 +341,12 @@ impl IndexDef {
         Index {
             name: self.name.into(),
             table: self.table.into(),
-            definition: Some(btree_index_definition(self.name, self.table, &columns, self.unique)),
+            definition: Some(btree_index_definition(
+                self.name,
+                self.table,
+                &columns,
+                self.unique,
+            )),
             columns,
             unique: self.unique,
             valid: true,

@@ -86,7 +86,10 @@ pub struct PlanError {
 impl PlanError {
     /// The live catalog is not what it should be at this point of the chain.
     pub fn drift(message: String) -> PlanError {
-        PlanError { kind: PlanErrorKind::Drift, message }
+        PlanError {
+            kind: PlanErrorKind::Drift,
+            message,
+        }
     }
 }
 
@@ -118,7 +121,14 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// Records a step.
-    pub fn push(&mut self, phase: Phase, lock: Lock, objects: &[&str], sql: String, summary: String) {
+    pub fn push(
+        &mut self,
+        phase: Phase,
+        lock: Lock,
+        objects: &[&str],
+        sql: String,
+        summary: String,
+    ) {
         self.steps.push(Step {
             revision: self.revision.id.into(),
             direction: self.direction,
@@ -186,51 +196,75 @@ fn missing_table(table: &str, rev: &Revision) -> PlanError {
 }
 
 /// Plans `current` → `target` against `live`.
-pub fn plan(current: Option<&str>, target: Option<&str>, live: &Catalog, options: Options) -> Result<Plan, PlanError> {
+pub fn plan(
+    current: Option<&str>,
+    target: Option<&str>,
+    live: &Catalog,
+    options: Options,
+) -> Result<Plan, PlanError> {
     let chain = revisions();
     let position = |id: Option<&str>| -> Result<usize, PlanError> {
         match id {
             None => Ok(0),
-            Some(id) => chain.iter().position(|r| r.id == id).map(|p| p + 1).ok_or_else(|| PlanError {
-                kind: PlanErrorKind::UnknownRevision,
-                message: format!(
-                    "unknown revision `{id}`: this plugin has {}",
-                    chain.iter().map(|r| r.id).collect::<Vec<_>>().join(", ")
-                ),
-            }),
+            Some(id) => chain
+                .iter()
+                .position(|r| r.id == id)
+                .map(|p| p + 1)
+                .ok_or_else(|| PlanError {
+                    kind: PlanErrorKind::UnknownRevision,
+                    message: format!(
+                        "unknown revision `{id}`: this plugin has {}",
+                        chain.iter().map(|r| r.id).collect::<Vec<_>>().join(", ")
+                    ),
+                }),
         }
     };
     let (from, to) = (position(current)?, position(target)?);
     let mut model = live.clone().normalized();
     let mut steps = Vec::new();
-    let mut walk = |rev: &Revision, direction: Direction, model: &mut Catalog| -> Result<(), PlanError> {
-        let mut ctx = Ctx { revision: rev, direction, options, steps: Vec::new() };
-        match direction {
-            Direction::Up => rev.ops.iter().try_for_each(|op| up(op, model, &mut ctx))?,
-            Direction::Down => rev.ops.iter().rev().try_for_each(|op| down(op, model, &mut ctx))?,
-        }
-        // One transaction per revision: stable-sort the steps into before / in / after it.
-        // Inside it, work on the revision's own (new, empty) tables goes first and
-        // statements on existing tables last, so the locks that stall writers of a
-        // busy table are held for the shortest time before COMMIT.
-        let own = rev.created_tables();
-        ctx.steps.sort_by_key(|s| {
-            let on_existing = !s.objects.first().is_some_and(|o| own.contains(&o.as_str()));
-            (s.phase, !s.guard, s.phase == Phase::Transaction && on_existing)
-        });
-        let new_tables: Vec<String> = rev.created_tables().iter().map(|t| t.to_string()).collect();
-        for s in &mut ctx.steps {
-            s.lint = crate::lint_step(&s.sql, s.transactional(), &new_tables);
-            if let Some((rule, reason)) = s.allowed {
-                for f in s.lint.iter_mut().filter(|f| f.rule == rule) {
-                    f.severity = f.severity.min(crate::verify::Severity::Warning);
-                    f.message = format!("allowed by the plan ({reason}): {}", f.message);
+    let mut walk =
+        |rev: &Revision, direction: Direction, model: &mut Catalog| -> Result<(), PlanError> {
+            let mut ctx = Ctx {
+                revision: rev,
+                direction,
+                options,
+                steps: Vec::new(),
+            };
+            match direction {
+                Direction::Up => rev.ops.iter().try_for_each(|op| up(op, model, &mut ctx))?,
+                Direction::Down => rev
+                    .ops
+                    .iter()
+                    .rev()
+                    .try_for_each(|op| down(op, model, &mut ctx))?,
+            }
+            // One transaction per revision: stable-sort the steps into before / in / after it.
+            // Inside it, work on the revision's own (new, empty) tables goes first and
+            // statements on existing tables last, so the locks that stall writers of a
+            // busy table are held for the shortest time before COMMIT.
+            let own = rev.created_tables();
+            ctx.steps.sort_by_key(|s| {
+                let on_existing = !s.objects.first().is_some_and(|o| own.contains(&o.as_str()));
+                (
+                    s.phase,
+                    !s.guard,
+                    s.phase == Phase::Transaction && on_existing,
+                )
+            });
+            let new_tables: Vec<String> =
+                rev.created_tables().iter().map(|t| t.to_string()).collect();
+            for s in &mut ctx.steps {
+                s.lint = crate::lint_step(&s.sql, s.transactional(), &new_tables);
+                if let Some((rule, reason)) = s.allowed {
+                    for f in s.lint.iter_mut().filter(|f| f.rule == rule) {
+                        f.severity = f.severity.min(crate::verify::Severity::Warning);
+                        f.message = format!("allowed by the plan ({reason}): {}", f.message);
+                    }
                 }
             }
-        }
-        steps.extend(ctx.steps);
-        Ok(())
-    };
+            steps.extend(ctx.steps);
+            Ok(())
+        };
     if to >= from {
         for rev in &chain[from..to] {
             walk(rev, Direction::Up, &mut model)?;
@@ -240,28 +274,49 @@ pub fn plan(current: Option<&str>, target: Option<&str>, live: &Catalog, options
             walk(rev, Direction::Down, &mut model)?;
         }
     }
-    Ok(Plan { steps, expected: model.normalized() })
+    Ok(Plan {
+        steps,
+        expected: model.normalized(),
+    })
 }
 
 fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
     let rev = ctx.revision;
     match op {
         Op::CreateTable(t) => {
-            if model.table(t.name).is_some() && ctx.already(format!("table {} already exists", t.name))? {
+            if model.table(t.name).is_some()
+                && ctx.already(format!("table {} already exists", t.name))?
+            {
                 return Ok(());
             }
-            if let Some(missing) = t.referenced().into_iter().find(|r| model.table(r).is_none()) {
+            if let Some(missing) = t
+                .referenced()
+                .into_iter()
+                .find(|r| model.table(r).is_none())
+            {
                 return Err(missing_table(missing, rev));
             }
             let mut objects = vec![t.name];
             objects.extend(t.referenced());
             // A foreign key takes SHARE ROW EXCLUSIVE on the table it references.
-            let lock = if t.referenced().is_empty() { Lock::None } else { Lock::ShareRowExclusive };
-            ctx.push(Phase::Transaction, lock, &objects, t.create_sql(), format!("create table {}", t.name));
+            let lock = if t.referenced().is_empty() {
+                Lock::None
+            } else {
+                Lock::ShareRowExclusive
+            };
+            ctx.push(
+                Phase::Transaction,
+                lock,
+                &objects,
+                t.create_sql(),
+                format!("create table {}", t.name),
+            );
             t.apply(model);
         }
         Op::AddColumns { table, columns } => {
-            let existing = model.table(table).ok_or_else(|| missing_table(table, rev))?;
+            let existing = model
+                .table(table)
+                .ok_or_else(|| missing_table(table, rev))?;
             let mut todo = Vec::new();
             for col in columns {
                 match existing.columns.iter().find(|c| c.name == col.name) {
@@ -284,14 +339,21 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
             if todo.is_empty() {
                 return Ok(());
             }
-            let adds: Vec<String> = todo.iter().map(|c| format!("ADD COLUMN {}", c.sql())).collect();
+            let adds: Vec<String> = todo
+                .iter()
+                .map(|c| format!("ADD COLUMN {}", c.sql()))
+                .collect();
             let names: Vec<&str> = todo.iter().map(|c| c.name).collect();
             ctx.push(
                 Phase::Transaction,
                 Lock::AccessExclusive,
                 &[table],
                 format!("ALTER TABLE {table}\n    {}", adds.join(",\n    ")),
-                format!("add {} column(s) to {table}: {}", names.len(), names.join(", ")),
+                format!(
+                    "add {} column(s) to {table}: {}",
+                    names.len(),
+                    names.join(", ")
+                ),
             );
             let t = model.table_mut(table).expect("checked above");
             t.columns.extend(todo.iter().map(|c| c.catalog(table)));
@@ -302,17 +364,28 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
             }
             let online = ctx.online(model, ix.table);
             if let Some(found) = model.index(ix.name).cloned() {
-                if found.valid && found.same_as(&ix.catalog()) && ctx.already(format!("index {} already exists", ix.name))? {
+                if found.valid
+                    && found.same_as(&ix.catalog())
+                    && ctx.already(format!("index {} already exists", ix.name))?
+                {
                     return Ok(());
                 }
                 if !found.valid {
                     // Left behind by an interrupted CREATE INDEX CONCURRENTLY: rebuild it.
                     let (phase, lock, sql) = drop_index_sql(ix.name, online);
                     let phase = if online { Phase::After } else { phase };
-                    ctx.push(phase, lock, &[ix.table, ix.name], sql, format!("drop invalid index {} to rebuild it", ix.name));
+                    ctx.push(
+                        phase,
+                        lock,
+                        &[ix.table, ix.name],
+                        sql,
+                        format!("drop invalid index {} to rebuild it", ix.name),
+                    );
                     model.indexes.retain(|i| i.name != ix.name);
                 } else {
-                    let found_as = found.definition.clone().unwrap_or_else(|| format!("on {} ({})", found.table, found.columns.join(", ")));
+                    let found_as = found.definition.clone().unwrap_or_else(|| {
+                        format!("on {} ({})", found.table, found.columns.join(", "))
+                    });
                     return Err(PlanError::drift(format!(
                         "an index named {} already exists (`{found_as}`) but differs from the one revision {} creates: \
                          rename or drop it first",
@@ -331,7 +404,12 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                 lock,
                 &[ix.table, ix.name],
                 ix.create_sql(online),
-                format!("create index {} on {} ({}){how}", ix.name, ix.table, ix.columns.join(", ")),
+                format!(
+                    "create index {} on {} ({}){how}",
+                    ix.name,
+                    ix.table,
+                    ix.columns.join(", ")
+                ),
             );
             model.indexes.push(ix.catalog());
         }
@@ -359,11 +437,17 @@ fn down(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                 return Ok(());
             }
             if !ctx.options.allow_data_loss {
-                let kept: Vec<&ColumnDef> = todo.iter().filter_map(|n| columns.iter().find(|c| c.name == *n)).collect();
+                let kept: Vec<&ColumnDef> = todo
+                    .iter()
+                    .filter_map(|n| columns.iter().find(|c| c.name == *n))
+                    .collect();
                 ctx.push_guard(
                     &[table],
                     column_loss_guard_sql(table, &kept),
-                    format!("refuse if dropping {} of {table} would lose data", todo.join(", ")),
+                    format!(
+                        "refuse if dropping {} of {table} would lose data",
+                        todo.join(", ")
+                    ),
                 );
             }
             let drops: Vec<String> = todo.iter().map(|c| format!("DROP COLUMN {c}")).collect();
@@ -372,7 +456,11 @@ fn down(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                 Lock::AccessExclusive,
                 &[table],
                 format!("ALTER TABLE {table}\n    {}", drops.join(",\n    ")),
-                format!("drop {} column(s) from {table}: {}", todo.len(), todo.join(", ")),
+                format!(
+                    "drop {} column(s) from {table}: {}",
+                    todo.len(),
+                    todo.join(", ")
+                ),
             );
             for c in todo {
                 model.remove_column(table, c);
@@ -384,7 +472,13 @@ fn down(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                 return Ok(());
             }
             let (phase, lock, sql) = drop_index_sql(ix.name, ctx.online(model, ix.table));
-            ctx.push(phase, lock, &[ix.table, ix.name], sql, format!("drop index {} on {}", ix.name, ix.table));
+            ctx.push(
+                phase,
+                lock,
+                &[ix.table, ix.name],
+                sql,
+                format!("drop index {} on {}", ix.name, ix.table),
+            );
             model.indexes.retain(|i| i.name != ix.name);
         }
         Op::AllowValue(v) => domain::disallow(v, model, ctx)?,
@@ -409,7 +503,11 @@ fn drop_table(t: &TableDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), Pl
         )));
     }
     if !ctx.options.allow_data_loss {
-        ctx.push_guard(&[t.name], table_loss_guard_sql(t.name), format!("refuse if table {} holds rows", t.name));
+        ctx.push_guard(
+            &[t.name],
+            table_loss_guard_sql(t.name),
+            format!("refuse if table {} holds rows", t.name),
+        );
     }
     let mut objects = vec![t.name];
     objects.extend(t.referenced());
@@ -428,9 +526,17 @@ fn drop_table(t: &TableDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), Pl
 /// `DROP INDEX [CONCURRENTLY]` with its phase and lock.
 fn drop_index_sql(name: &str, online: bool) -> (Phase, Lock, String) {
     if online {
-        (Phase::Before, Lock::ShareUpdateExclusive, format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+        (
+            Phase::Before,
+            Lock::ShareUpdateExclusive,
+            format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"),
+        )
     } else {
-        (Phase::Transaction, Lock::AccessExclusive, format!("DROP INDEX {name}"))
+        (
+            Phase::Transaction,
+            Lock::AccessExclusive,
+            format!("DROP INDEX {name}"),
+        )
     }
 }
 
@@ -439,7 +545,10 @@ fn drop_index_sql(name: &str, online: bool) -> (Phase, Lock, String) {
 /// Plain SQL rather than a PL/pgSQL block, so every host can check it
 /// statically (a `DO` block could hide anything).
 pub fn guard_sql(table: &str, column: &str, value: &str, what: &str) -> String {
-    let head = literal(&format!("wasmig: cannot remove {} from {what}: ", literal(value)));
+    let head = literal(&format!(
+        "wasmig: cannot remove {} from {what}: ",
+        literal(value)
+    ));
     let tail = literal(&format!(
         " row(s) of {table}.{column} still use it; update or delete those rows, then run the downgrade again"
     ));
@@ -459,7 +568,9 @@ const LOSS_ADVICE: &str = "; nothing was changed. Move or delete that data first
 /// Like [`guard_sql`], plain SQL so that every host can check it statically,
 /// and it fails in `psql -v ON_ERROR_STOP=1` as well as in the runner.
 pub fn table_loss_guard_sql(table: &str) -> String {
-    let head = literal(&format!("wasmig: would lose data: dropping table {table} would delete its "));
+    let head = literal(&format!(
+        "wasmig: would lose data: dropping table {table} would delete its "
+    ));
     let tail = literal(&format!(" row(s){LOSS_ADVICE}"));
     format!(
         "SELECT CASE WHEN lost.n > 0 THEN ({head} || lost.n || {tail})::integer END AS refuse\n\
@@ -472,11 +583,20 @@ pub fn table_loss_guard_sql(table: &str) -> String {
 /// default (`now()`) was evaluated per row, so every non-NULL value counts.
 pub fn column_loss_guard_sql(table: &str, columns: &[&ColumnDef]) -> String {
     let counted = |c: &ColumnDef| match c.default {
-        Some(DefaultExpr::Now | DefaultExpr::CurrentTimestamp) | None => format!("{} IS NOT NULL", c.name),
-        Some(d) => format!("{n} IS NOT NULL AND {n} IS DISTINCT FROM {}", d.sql(), n = c.name),
+        Some(DefaultExpr::Now | DefaultExpr::CurrentTimestamp) | None => {
+            format!("{} IS NOT NULL", c.name)
+        }
+        Some(d) => format!(
+            "{n} IS NOT NULL AND {n} IS DISTINCT FROM {}",
+            d.sql(),
+            n = c.name
+        ),
     };
-    let counts: Vec<String> =
-        columns.iter().enumerate().map(|(i, c)| format!("count(*) FILTER (WHERE {}) AS c{i}", counted(c))).collect();
+    let counts: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("count(*) FILTER (WHERE {}) AS c{i}", counted(c)))
+        .collect();
     let parts: Vec<String> = columns
         .iter()
         .enumerate()

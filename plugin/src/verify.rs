@@ -4,7 +4,9 @@
 //! parts 4–5 may be enums, checked VARCHARs or plain VARCHARs: for those the
 //! promise is about which values are allowed, not about the column type.
 
-use crate::catalog::{Catalog, ConstraintKind, check_in_definition, check_values, without_not_valid};
+use crate::catalog::{
+    Catalog, ConstraintKind, check_in_definition, check_values, without_not_valid,
+};
 use crate::chain::revisions;
 use crate::domain::{Form, form};
 use crate::ops::Op;
@@ -28,17 +30,40 @@ pub struct Finding {
 }
 
 fn error(rule: &str, location: String, message: String) -> Finding {
-    Finding { severity: Severity::Error, rule: rule.into(), message, location: Some(location) }
+    Finding {
+        severity: Severity::Error,
+        rule: rule.into(),
+        message,
+        location: Some(location),
+    }
 }
 
 /// Every way `actual` differs from what revision `at` promises.
 pub fn verify(at: Option<&str>, actual: &Catalog) -> Vec<Finding> {
     let chain = revisions();
-    let expected = match plan(None, at, &Catalog::default(), Options { resume: false, online: Some(false), allow_data_loss: false }) {
+    let expected = match plan(
+        None,
+        at,
+        &Catalog::default(),
+        Options {
+            resume: false,
+            online: Some(false),
+            allow_data_loss: false,
+        },
+    ) {
         Ok(p) => p.expected,
-        Err(e) => return vec![Finding { severity: Severity::Error, rule: "unknown-revision".into(), message: e.message, location: None }],
+        Err(e) => {
+            return vec![Finding {
+                severity: Severity::Error,
+                rule: "unknown-revision".into(),
+                message: e.message,
+                location: None,
+            }];
+        }
     };
-    let applied = at.map_or(0, |id| chain.iter().position(|r| r.id == id).map_or(0, |p| p + 1));
+    let applied = at.map_or(0, |id| {
+        chain.iter().position(|r| r.id == id).map_or(0, |p| p + 1)
+    });
     let mut owned = Vec::new();
     let mut stubs = Vec::new();
     let mut domains = Vec::new();
@@ -60,7 +85,10 @@ pub fn verify(at: Option<&str>, actual: &Catalog) -> Vec<Finding> {
             v.table == t
                 && (v.column == c
                     || v.enum_type.is_some_and(|e| {
-                        actual.table(t).and_then(|x| x.columns.iter().find(|k| k.name == c)).is_some_and(|k| k.data_type.trim_matches('"') == e)
+                        actual
+                            .table(t)
+                            .and_then(|x| x.columns.iter().find(|k| k.name == c))
+                            .is_some_and(|k| k.data_type.trim_matches('"') == e)
                     }))
         })
     };
@@ -68,7 +96,11 @@ pub fn verify(at: Option<&str>, actual: &Catalog) -> Vec<Finding> {
 
     for name in &stubs {
         if expected.table(name).is_some() && actual.table(name).is_none() {
-            out.push(error("missing-table", name.to_string(), format!("table {name} is missing")));
+            out.push(error(
+                "missing-table",
+                name.to_string(),
+                format!("table {name} is missing"),
+            ));
         }
     }
     for name in &owned {
@@ -77,47 +109,105 @@ pub fn verify(at: Option<&str>, actual: &Catalog) -> Vec<Finding> {
             (None, Some(_)) => out.push(error(
                 "unexpected-table",
                 name.to_string(),
-                format!("table {name} exists but {} does not have it", at.unwrap_or("the empty schema")),
+                format!(
+                    "table {name} exists but {} does not have it",
+                    at.unwrap_or("the empty schema")
+                ),
             )),
-            (Some(_), None) => out.push(error("missing-table", name.to_string(), format!("table {name} is missing"))),
+            (Some(_), None) => out.push(error(
+                "missing-table",
+                name.to_string(),
+                format!("table {name} is missing"),
+            )),
             (Some(want), Some(have)) => {
                 for col in &want.columns {
                     let loc = format!("{name}.{}", col.name);
                     let Some(got) = have.columns.iter().find(|c| c.name == col.name) else {
-                        out.push(error("missing-column", loc.clone(), format!("column {loc} is missing")));
+                        out.push(error(
+                            "missing-column",
+                            loc.clone(),
+                            format!("column {loc} is missing"),
+                        ));
                         continue;
                     };
-                    let flexible = is_domain(name, &col.name) && actual.enum_type(&got.data_type).is_some();
+                    let flexible =
+                        is_domain(name, &col.name) && actual.enum_type(&got.data_type).is_some();
                     if got.data_type != col.data_type && !flexible {
-                        out.push(error("wrong-type", loc.clone(), format!("column {loc} is {} but should be {}", got.data_type, col.data_type)));
+                        out.push(error(
+                            "wrong-type",
+                            loc.clone(),
+                            format!(
+                                "column {loc} is {} but should be {}",
+                                got.data_type, col.data_type
+                            ),
+                        ));
                     }
                     if got.not_null != col.not_null {
                         let say = |nn| if nn { "NOT NULL" } else { "nullable" };
-                        out.push(error("wrong-nullability", loc.clone(), format!("column {loc} is {} but should be {}", say(got.not_null), say(col.not_null))));
+                        out.push(error(
+                            "wrong-nullability",
+                            loc.clone(),
+                            format!(
+                                "column {loc} is {} but should be {}",
+                                say(got.not_null),
+                                say(col.not_null)
+                            ),
+                        ));
                     }
                     if got.default != col.default && !flexible {
-                        let say = |d: &Option<String>| d.clone().unwrap_or_else(|| "no default".into());
-                        out.push(error("wrong-default", loc.clone(), format!("column {loc} has default {} but should have {}", say(&got.default), say(&col.default))));
+                        let say =
+                            |d: &Option<String>| d.clone().unwrap_or_else(|| "no default".into());
+                        out.push(error(
+                            "wrong-default",
+                            loc.clone(),
+                            format!(
+                                "column {loc} has default {} but should have {}",
+                                say(&got.default),
+                                say(&col.default)
+                            ),
+                        ));
                     }
                 }
                 for col in &have.columns {
                     if !want.columns.iter().any(|c| c.name == col.name) {
                         let loc = format!("{name}.{}", col.name);
-                        out.push(error("unexpected-column", loc.clone(), format!("column {loc} should not exist at {}", at.unwrap_or("the empty schema"))));
+                        out.push(error(
+                            "unexpected-column",
+                            loc.clone(),
+                            format!(
+                                "column {loc} should not exist at {}",
+                                at.unwrap_or("the empty schema")
+                            ),
+                        ));
                     }
                 }
             }
         }
     }
-    let ours = |table: &str| owned.contains(&table) && actual.table(table).is_some() && expected.table(table).is_some();
+    let ours = |table: &str| {
+        owned.contains(&table) && actual.table(table).is_some() && expected.table(table).is_some()
+    };
     for want in expected.indexes.iter().filter(|i| ours(&i.table)) {
         match actual.index(&want.name) {
-            None => out.push(error("missing-index", want.name.clone(), format!("index {} on {} ({}) is missing", want.name, want.table, want.columns.join(", ")))),
+            None => out.push(error(
+                "missing-index",
+                want.name.clone(),
+                format!(
+                    "index {} on {} ({}) is missing",
+                    want.name,
+                    want.table,
+                    want.columns.join(", ")
+                ),
+            )),
             Some(got) => {
                 if let (Some(g), Some(w)) = (&got.definition, &want.definition) {
                     // The server's whole text: method, order, opclass, collation, INCLUDE, predicate.
                     if g != w || got.table != want.table {
-                        out.push(error("wrong-index", want.name.clone(), format!("index {} is `{g}` but should be `{w}`", want.name)));
+                        out.push(error(
+                            "wrong-index",
+                            want.name.clone(),
+                            format!("index {} is `{g}` but should be `{w}`", want.name),
+                        ));
                     }
                 } else if !got.same_as(want) {
                     out.push(error(
@@ -143,49 +233,91 @@ pub fn verify(at: Option<&str>, actual: &Catalog) -> Vec<Finding> {
     }
     for got in actual.indexes.iter().filter(|i| ours(&i.table)) {
         if expected.index(&got.name).is_none() {
-            out.push(error("unexpected-index", got.name.clone(), format!("index {} on {} should not exist", got.name, got.table)));
+            out.push(error(
+                "unexpected-index",
+                got.name.clone(),
+                format!("index {} on {} should not exist", got.name, got.table),
+            ));
         }
     }
-    let find = |c: &Catalog, table: &str, name: &str| c.constraints.iter().find(|k| k.table == table && k.name == name).cloned();
+    let find = |c: &Catalog, table: &str, name: &str| {
+        c.constraints
+            .iter()
+            .find(|k| k.table == table && k.name == name)
+            .cloned()
+    };
     for want in expected.constraints.iter().filter(|k| ours(&k.table)) {
         let loc = format!("{}.{}", want.table, want.name);
         match find(actual, &want.table, &want.name) {
             None => out.push(error(
-                if want.kind == ConstraintKind::ForeignKey { "missing-foreign-key" } else { "missing-constraint" },
+                if want.kind == ConstraintKind::ForeignKey {
+                    "missing-foreign-key"
+                } else {
+                    "missing-constraint"
+                },
                 loc.clone(),
                 format!("constraint {loc} is missing"),
             )),
             Some(got) => {
                 let before = out.len();
-                if got.kind != want.kind || got.columns != want.columns || got.ref_table != want.ref_table || got.ref_columns != want.ref_columns {
-                    out.push(error("wrong-constraint", loc.clone(), format!("constraint {loc} covers other columns or tables than it should")));
+                if got.kind != want.kind
+                    || got.columns != want.columns
+                    || got.ref_table != want.ref_table
+                    || got.ref_columns != want.ref_columns
+                {
+                    out.push(error(
+                        "wrong-constraint",
+                        loc.clone(),
+                        format!("constraint {loc} covers other columns or tables than it should"),
+                    ));
                 }
                 if got.on_delete != want.on_delete {
                     out.push(error(
                         "wrong-on-delete",
                         loc.clone(),
-                        format!("foreign key {loc} has ON DELETE {} but should have ON DELETE {}", got.on_delete.clone().unwrap_or_default(), want.on_delete.clone().unwrap_or_default()),
+                        format!(
+                            "foreign key {loc} has ON DELETE {} but should have ON DELETE {}",
+                            got.on_delete.clone().unwrap_or_default(),
+                            want.on_delete.clone().unwrap_or_default()
+                        ),
                     ));
                 }
                 // Whatever the fields above do not carry (ON UPDATE, MATCH, DEFERRABLE, INCLUDE, the CHECK expression).
-                if let (Some(g), Some(w), true) = (&got.definition, &want.definition, out.len() == before)
+                if let (Some(g), Some(w), true) =
+                    (&got.definition, &want.definition, out.len() == before)
                     && without_not_valid(g) != without_not_valid(w)
                 {
-                    out.push(error("wrong-constraint", loc.clone(), format!("constraint {loc} is `{}` but should be `{}`", without_not_valid(g), without_not_valid(w))));
+                    out.push(error(
+                        "wrong-constraint",
+                        loc.clone(),
+                        format!(
+                            "constraint {loc} is `{}` but should be `{}`",
+                            without_not_valid(g),
+                            without_not_valid(w)
+                        ),
+                    ));
                 }
             }
         }
     }
     for got in actual.constraints.iter().filter(|k| ours(&k.table)) {
-        let domain_check = got.kind == ConstraintKind::Check && got.columns.len() == 1 && is_domain(&got.table, &got.columns[0]);
+        let domain_check = got.kind == ConstraintKind::Check
+            && got.columns.len() == 1
+            && is_domain(&got.table, &got.columns[0]);
         if domain_check {
             // The form parts 4-5 know is `CHECK (col IN (...))` as PostgreSQL prints it; anything
             // else (an added OR, a function, another operator) is not what the revision promises,
             // and the plan, which rewrites the list, would silently drop it.
-            let column = actual.table(&got.table).and_then(|t| t.columns.iter().find(|c| c.name == got.columns[0]));
+            let column = actual
+                .table(&got.table)
+                .and_then(|t| t.columns.iter().find(|c| c.name == got.columns[0]));
             if let (Some(def), Some(column)) = (got.definition.as_deref(), column) {
                 let def = without_not_valid(def);
-                let canonical = check_in_definition(&crate::domain::ident(&column.name), &column.data_type, &check_values(def));
+                let canonical = check_in_definition(
+                    &crate::domain::ident(&column.name),
+                    &column.data_type,
+                    &check_values(def),
+                );
                 if def != canonical {
                     out.push(error(
                         "wrong-check",
@@ -196,24 +328,59 @@ pub fn verify(at: Option<&str>, actual: &Catalog) -> Vec<Finding> {
             }
         }
         if !domain_check && find(&expected, &got.table, &got.name).is_none() {
-            out.push(error("unexpected-constraint", format!("{}.{}", got.table, got.name), format!("constraint {} on {} should not exist", got.name, got.table)));
+            out.push(error(
+                "unexpected-constraint",
+                format!("{}.{}", got.table, got.name),
+                format!("constraint {} on {} should not exist", got.name, got.table),
+            ));
         }
         if !got.validated {
-            out.push(error("unvalidated-constraint", format!("{}.{}", got.table, got.name), format!("constraint {} on {} is NOT VALID: rerun `wasmig up` to validate it", got.name, got.table)));
+            out.push(error(
+                "unvalidated-constraint",
+                format!("{}.{}", got.table, got.name),
+                format!(
+                    "constraint {} on {} is NOT VALID: rerun `wasmig up` to validate it",
+                    got.name, got.table
+                ),
+            ));
         }
     }
     for (v, allowed, rev) in &domains {
-        let Ok((_, found)) = form(actual, v, rev) else { continue };
+        let Ok((_, found)) = form(actual, v, rev) else {
+            continue;
+        };
         let loc = format!("{}.{}", v.table, v.column);
         let (has, holder) = match &found {
-            Form::Enum(e) => (e.labels.iter().any(|l| l == v.value), format!("enum type {}", e.name)),
-            Form::Check(k) => (check_values(k.definition.as_deref().unwrap_or_default()).iter().any(|x| x == v.value), format!("check constraint {}", k.name)),
+            Form::Enum(e) => (
+                e.labels.iter().any(|l| l == v.value),
+                format!("enum type {}", e.name),
+            ),
+            Form::Check(k) => (
+                check_values(k.definition.as_deref().unwrap_or_default())
+                    .iter()
+                    .any(|x| x == v.value),
+                format!("check constraint {}", k.name),
+            ),
             Form::Plain => continue,
         };
         if *allowed && !has {
-            out.push(error("missing-value", loc, format!("{holder} does not allow '{}', which revision {rev} adds", v.value)));
+            out.push(error(
+                "missing-value",
+                loc,
+                format!(
+                    "{holder} does not allow '{}', which revision {rev} adds",
+                    v.value
+                ),
+            ));
         } else if !*allowed && has {
-            out.push(error("unexpected-value", loc, format!("{holder} allows '{}', which only revision {rev} adds", v.value)));
+            out.push(error(
+                "unexpected-value",
+                loc,
+                format!(
+                    "{holder} allows '{}', which only revision {rev} adds",
+                    v.value
+                ),
+            ));
         }
     }
     out

@@ -22,9 +22,16 @@ fn ms(d: Duration) -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let cases: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(64);
+    let cases: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(64);
     let server = wasmig_throwaway::shared();
-    println!("server: {} (started in {} ms)", server.kind(), ms(server.started_in()));
+    println!(
+        "server: {} (started in {} ms)",
+        server.kind(),
+        ms(server.started_in())
+    );
     let mut runner = TestRunner::deterministic();
     let strategy = (form(), erp_data(), walk());
     // One warm-up case builds the template databases.
@@ -35,7 +42,11 @@ async fn main() {
     let started = Instant::now();
     for _ in 0..cases {
         let (f, d, w) = strategy.new_tree(&mut runner).unwrap().current();
-        all.push(run_case(f, &d, &w).await.unwrap_or_else(|e| panic!("case failed: {e}")));
+        all.push(
+            run_case(f, &d, &w)
+                .await
+                .unwrap_or_else(|e| panic!("case failed: {e}")),
+        );
     }
     let elapsed = started.elapsed();
 
@@ -57,15 +68,25 @@ async fn main() {
     }
 
     let col = |f: fn(&Timings) -> Duration| median(all.iter().map(f).collect());
-    println!("\nproperty suite: {cases} cases in {:.1} s = {:.1} cases/s\n", elapsed.as_secs_f64(), cases as f64 / elapsed.as_secs_f64());
+    println!(
+        "\nproperty suite: {cases} cases in {:.1} s = {:.1} cases/s\n",
+        elapsed.as_secs_f64(),
+        cases as f64 / elapsed.as_secs_f64()
+    );
     println!("| median per case (ms) | value |");
     println!("|---|---:|");
-    println!("| database creation (CREATE DATABASE … TEMPLATE) | {} |", ms(col(|t| t.create_db)));
+    println!(
+        "| database creation (CREATE DATABASE … TEMPLATE) | {} |",
+        ms(col(|t| t.create_db))
+    );
     println!("| loading generated rows | {} |", ms(col(|t| t.load)));
     println!("| up moves | {} |", ms(col(|t| t.up)));
     println!("| verify | {} |", ms(col(|t| t.verify)));
     println!("| down moves | {} |", ms(col(|t| t.down)));
-    println!("| catalog, row and cascade checks | {} |", ms(col(|t| t.checks)));
+    println!(
+        "| catalog, row and cascade checks | {} |",
+        ms(col(|t| t.checks))
+    );
     println!("| **whole case** | **{}** |", ms(col(|t| t.total)));
     if !fresh.is_empty() {
         let f = median(fresh);

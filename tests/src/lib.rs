@@ -22,18 +22,37 @@ pub fn plugin() -> &'static Plugin {
 
 /// The revision ids, oldest first.
 pub fn chain() -> Vec<String> {
-    plugin().revisions().unwrap().into_iter().map(|r| r.id).collect()
+    plugin()
+        .revisions()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
 }
 
 /// The catalog of an empty schema.
 pub fn empty() -> Catalog {
-    Catalog { tables: vec![], indexes: vec![], constraints: vec![], enums: vec![] }
+    Catalog {
+        tables: vec![],
+        indexes: vec![],
+        constraints: vec![],
+        enums: vec![],
+    }
 }
 
 /// The catalog the chain itself produces at `at`.
 pub fn model_at(at: Option<&str>) -> Catalog {
     plugin()
-        .plan(None, at, &empty(), PlanOptions { resume: false, online: Some(false), allow_data_loss: false })
+        .plan(
+            None,
+            at,
+            &empty(),
+            PlanOptions {
+                resume: false,
+                online: Some(false),
+                allow_data_loss: false,
+            },
+        )
         .unwrap()
         .unwrap()
         .expected
@@ -46,15 +65,23 @@ pub fn enum_form() -> Catalog {
         for col in &mut t.columns {
             match (t.name.as_str(), col.name.as_str()) {
                 ("inventory_alerts", "alert_type") => col.data_type = "alert_type".into(),
-                ("inventory_transactions", "reference_type") => col.data_type = "transaction_type".into(),
+                ("inventory_transactions", "reference_type") => {
+                    col.data_type = "transaction_type".into()
+                }
                 _ => {}
             }
         }
     }
     let labels = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
     c.enums = vec![
-        wasmig::component::EnumType { name: "alert_type".into(), labels: labels(&["low_stock", "out_of_stock", "reorder"]) },
-        wasmig::component::EnumType { name: "transaction_type".into(), labels: labels(&["job", "purchase", "manual", "transfer"]) },
+        wasmig::component::EnumType {
+            name: "alert_type".into(),
+            labels: labels(&["low_stock", "out_of_stock", "reorder"]),
+        },
+        wasmig::component::EnumType {
+            name: "transaction_type".into(),
+            labels: labels(&["job", "purchase", "manual", "transfer"]),
+        },
     ];
     c
 }
@@ -72,19 +99,34 @@ pub fn check_form() -> Catalog {
         on_delete: None,
         definition: Some(format!(
             "CHECK ((({column})::text = ANY ((ARRAY[{}])::text[])))",
-            values.iter().map(|v| format!("'{v}'::character varying")).collect::<Vec<_>>().join(", ")
+            values
+                .iter()
+                .map(|v| format!("'{v}'::character varying"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
         validated: true,
     };
-    c.constraints.push(check("inventory_alerts", "alert_type", &["low_stock", "out_of_stock", "reorder"]));
-    c.constraints.push(check("inventory_transactions", "reference_type", &["job", "purchase", "manual", "transfer"]));
+    c.constraints.push(check(
+        "inventory_alerts",
+        "alert_type",
+        &["low_stock", "out_of_stock", "reorder"],
+    ));
+    c.constraints.push(check(
+        "inventory_transactions",
+        "reference_type",
+        &["job", "purchase", "manual", "transfer"],
+    ));
     c
 }
 
 /// A fresh, empty database on the shared throwaway server; returns its URL.
 pub async fn fresh_db() -> String {
     let server = wasmig_throwaway::shared();
-    let name = server.create_database(None).await.expect("create a test database");
+    let name = server
+        .create_database(None)
+        .await
+        .expect("create a test database");
     server.url(&name)
 }
 
@@ -101,12 +143,16 @@ pub async fn db_at_base(form: Form) -> String {
 
 /// A runner on `url` with default options.
 pub async fn runner(url: &str) -> Runner<'static> {
-    Runner::connect(plugin(), url, RunOptions::default()).await.expect("connect")
+    Runner::connect(plugin(), url, RunOptions::default())
+        .await
+        .expect("connect")
 }
 
 /// A runner with options.
 pub async fn runner_with(url: &str, options: RunOptions) -> Runner<'static> {
-    Runner::connect(plugin(), url, options).await.expect("connect")
+    Runner::connect(plugin(), url, options)
+        .await
+        .expect("connect")
 }
 
 /// One connection.
@@ -117,20 +163,28 @@ pub async fn conn(url: &str) -> PgConnection {
 /// The server's major version (15 for 15.14).
 pub async fn server_major(url: &str) -> u32 {
     let mut c = conn(url).await;
-    let n: String = sqlx::query_scalar("SHOW server_version_num").fetch_one(&mut c).await.unwrap();
+    let n: String = sqlx::query_scalar("SHOW server_version_num")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
     n.parse::<u32>().unwrap() / 10000
 }
 
 /// Runs SQL (several statements allowed), panicking on error.
 pub async fn exec(url: &str, sql: &str) {
     let mut c = conn(url).await;
-    sqlx::raw_sql(sql).execute(&mut c).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    sqlx::raw_sql(sql)
+        .execute(&mut c)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 /// The live catalog, read through the plugin.
 pub async fn catalog(url: &str) -> Catalog {
     let mut c = conn(url).await;
-    wasmig::db::catalog(&mut c, plugin()).await.expect("read catalog")
+    wasmig::db::catalog(&mut c, plugin())
+        .await
+        .expect("read catalog")
 }
 
 /// Everything a test needs to say "nothing changed": the catalog, the history
@@ -146,7 +200,11 @@ pub struct Snapshot {
 pub async fn snapshot(url: &str) -> Snapshot {
     let mut c = conn(url).await;
     // Two queries: PostgreSQL resolves every table a query names, even in a CASE branch never taken.
-    let has_history: bool = sqlx::query_scalar("SELECT to_regclass('wasmig.revisions') IS NOT NULL").fetch_one(&mut c).await.unwrap();
+    let has_history: bool =
+        sqlx::query_scalar("SELECT to_regclass('wasmig.revisions') IS NOT NULL")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
     let history: String = if has_history {
         sqlx::query_scalar(
             "SELECT (SELECT coalesce(string_agg(revision || ':' || state, ',' ORDER BY revision), '') FROM wasmig.revisions) || '|' || \
@@ -158,7 +216,11 @@ pub async fn snapshot(url: &str) -> Snapshot {
     } else {
         "-".into()
     };
-    Snapshot { catalog: catalog(url).await, history, rows: row_digest(&mut c).await }
+    Snapshot {
+        catalog: catalog(url).await,
+        history,
+        rows: row_digest(&mut c).await,
+    }
 }
 
 /// md5 of every row of every table of the public schema, in a stable order.
@@ -187,7 +249,11 @@ pub async fn row_digest(c: &mut PgConnection) -> String {
 pub async fn base_rows(c: &mut PgConnection) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for t in &model_at(Some("erp_base")).tables {
-        let cols: Vec<String> = t.columns.iter().map(|c| format!("{}::text", c.name)).collect();
+        let cols: Vec<String> = t
+            .columns
+            .iter()
+            .map(|c| format!("{}::text", c.name))
+            .collect();
         let d: Option<String> = sqlx::query_scalar(&format!(
             "SELECT md5(string_agg(r, ',' ORDER BY r)) FROM (SELECT concat_ws('|', {}) AS r FROM {}) x",
             cols.join(", "),
@@ -210,14 +276,20 @@ pub fn wasmig_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|d| d.parent()).unwrap();
     let bin = dir.join("wasmig");
-    assert!(bin.exists(), "{} is missing: run `cargo build -p wasmig` (cargo test --workspace builds it)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p wasmig` (cargo test --workspace builds it)",
+        bin.display()
+    );
     bin
 }
 
 /// Runs the CLI with `args` and the given DATABASE_URL (none = unset).
 pub fn wasmig(url: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = Command::new(wasmig_bin());
-    cmd.args(args).env_remove("DATABASE_URL").env("NO_COLOR", "1");
+    cmd.args(args)
+        .env_remove("DATABASE_URL")
+        .env("NO_COLOR", "1");
     if let Some(url) = url {
         cmd.env("DATABASE_URL", url);
     }
@@ -226,7 +298,11 @@ pub fn wasmig(url: Option<&str>, args: &[&str]) -> Output {
 
 /// stdout + stderr of an output, for messages.
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// Runs `psql -v ON_ERROR_STOP=1` with SQL on stdin.
@@ -239,7 +315,12 @@ pub fn psql(url: &str, sql: &str) -> Output {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("psql is installed (apt-get install postgresql-client)");
-    child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -247,7 +328,14 @@ pub fn psql(url: &str, sql: &str) -> Output {
 /// that differ between databases.
 pub fn schema_dump(url: &str) -> String {
     let out = Command::new("pg_dump")
-        .args(["--schema-only", "--no-owner", "--no-privileges", "--schema=public", "-d", url])
+        .args([
+            "--schema-only",
+            "--no-owner",
+            "--no-privileges",
+            "--schema=public",
+            "-d",
+            url,
+        ])
         .output()
         .expect("pg_dump is installed (apt-get install postgresql-client)");
     assert!(out.status.success(), "pg_dump failed: {}", text(&out));
@@ -262,7 +350,12 @@ pub fn schema_dump(url: &str) -> String {
 
 /// A file of `tests/fixtures`.
 pub fn fixture(name: &str) -> String {
-    std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)).unwrap()
+    std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name),
+    )
+    .unwrap()
 }
 
 /// Polls `f` until it returns true or `timeout` passes.

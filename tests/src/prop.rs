@@ -69,11 +69,23 @@ impl fmt::Debug for ErpData {
         writeln!(f, "ErpData {{")?;
         writeln!(f, "  orgs: {:?}", self.orgs)?;
         writeln!(f, "  users (org, email, manager): {:?}", self.users)?;
-        writeln!(f, "  products (org, name, price, part): {:?}", self.products)?;
+        writeln!(
+            f,
+            "  products (org, name, price, part): {:?}",
+            self.products
+        )?;
         writeln!(f, "  boms (org, output, name, components): {:?}", self.boms)?;
         writeln!(f, "  orders (org, bom, qty, status): {:?}", self.orders)?;
-        writeln!(f, "  alerts (org, product, type, message): {:?}", self.alerts)?;
-        writeln!(f, "  transactions (org, product, ref, qty): {:?}", self.transactions)?;
+        writeln!(
+            f,
+            "  alerts (org, product, type, message): {:?}",
+            self.alerts
+        )?;
+        writeln!(
+            f,
+            "  transactions (org, product, ref, qty): {:?}",
+            self.transactions
+        )?;
         write!(f, "}}")
     }
 }
@@ -92,29 +104,75 @@ pub fn erp_data() -> impl Strategy<Value = ErpData> {
         prop::collection::vec((r(), text(), float(), prop::option::of(text())), 1..=5),
         prop::collection::vec((r(), r(), text(), prop::collection::vec(r(), 0..4)), 0..3),
         prop::collection::vec((r(), r(), float(), prop::option::of(text())), 0..5),
-        prop::collection::vec((r(), r(), prop::sample::select(&ALERT_TYPES[..]), prop::option::of(text())), 0..4),
-        prop::collection::vec((r(), r(), prop::option::of(prop::sample::select(&REFERENCE_TYPES[..])), float()), 0..4),
+        prop::collection::vec(
+            (
+                r(),
+                r(),
+                prop::sample::select(&ALERT_TYPES[..]),
+                prop::option::of(text()),
+            ),
+            0..4,
+        ),
+        prop::collection::vec(
+            (
+                r(),
+                r(),
+                prop::option::of(prop::sample::select(&REFERENCE_TYPES[..])),
+                float(),
+            ),
+            0..4,
+        ),
     )
-        .prop_map(|(orgs, users, products, boms, orders, alerts, transactions)| {
-            let (no, np) = (orgs.len(), products.len());
-            let users = users.into_iter().enumerate().map(|(i, (o, e, m))| (o % no, e, m.filter(|m| *m < i))).collect();
-            let products = products.into_iter().map(|(o, n, p, part)| (o % no, n, p, part)).collect();
-            // Components are unique per BOM.
-            let boms: Vec<_> = boms
-                .into_iter()
-                .map(|(o, p, n, c)| {
-                    let mut c: Vec<usize> = c.into_iter().map(|c| c % np).collect();
-                    c.sort();
-                    c.dedup();
-                    (o % no, p % np, n, c)
-                })
-                .collect();
-            let nb = boms.len();
-            let orders = if nb == 0 { Vec::new() } else { orders.into_iter().map(|(o, b, q, s)| (o % no, b % nb, q, s)).collect() };
-            let alerts = alerts.into_iter().map(|(o, p, t, m)| (o % no, p % np, t, m)).collect();
-            let transactions = transactions.into_iter().map(|(o, p, t, q)| (o % no, p % np, t, q)).collect();
-            ErpData { orgs, users, products, boms, orders, alerts, transactions }
-        })
+        .prop_map(
+            |(orgs, users, products, boms, orders, alerts, transactions)| {
+                let (no, np) = (orgs.len(), products.len());
+                let users = users
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (o, e, m))| (o % no, e, m.filter(|m| *m < i)))
+                    .collect();
+                let products = products
+                    .into_iter()
+                    .map(|(o, n, p, part)| (o % no, n, p, part))
+                    .collect();
+                // Components are unique per BOM.
+                let boms: Vec<_> = boms
+                    .into_iter()
+                    .map(|(o, p, n, c)| {
+                        let mut c: Vec<usize> = c.into_iter().map(|c| c % np).collect();
+                        c.sort();
+                        c.dedup();
+                        (o % no, p % np, n, c)
+                    })
+                    .collect();
+                let nb = boms.len();
+                let orders = if nb == 0 {
+                    Vec::new()
+                } else {
+                    orders
+                        .into_iter()
+                        .map(|(o, b, q, s)| (o % no, b % nb, q, s))
+                        .collect()
+                };
+                let alerts = alerts
+                    .into_iter()
+                    .map(|(o, p, t, m)| (o % no, p % np, t, m))
+                    .collect();
+                let transactions = transactions
+                    .into_iter()
+                    .map(|(o, p, t, q)| (o % no, p % np, t, q))
+                    .collect();
+                ErpData {
+                    orgs,
+                    users,
+                    products,
+                    boms,
+                    orders,
+                    alerts,
+                    transactions,
+                }
+            },
+        )
 }
 
 /// One move along the chain: up or down by 1–2 revisions (clamped to the chain).
@@ -146,7 +204,14 @@ impl fmt::Debug for Walk {
 
 /// Walks of up to six moves, repeated round trips included.
 pub fn walk() -> impl Strategy<Value = Walk> {
-    prop::collection::vec(prop_oneof![(1usize..=2).prop_map(Move::Up), (1usize..=2).prop_map(Move::Down)], 1..=6).prop_map(Walk)
+    prop::collection::vec(
+        prop_oneof![
+            (1usize..=2).prop_map(Move::Up),
+            (1usize..=2).prop_map(Move::Down)
+        ],
+        1..=6,
+    )
+    .prop_map(Walk)
 }
 
 /// The three forms of parts 4–5.
@@ -163,7 +228,11 @@ fn opt(s: &Option<String>) -> String {
 }
 
 fn num(f: f64) -> String {
-    if f.is_finite() { format!("{f:e}::float8") } else { "'NaN'::float8".into() }
+    if f.is_finite() {
+        format!("{f:e}::float8")
+    } else {
+        "'NaN'::float8".into()
+    }
 }
 
 /// The INSERTs for `data` (ids follow insertion order, starting at 1).
@@ -280,7 +349,10 @@ async fn template(form: Form) -> String {
         let mut r = runner(&url).await;
         r.up(Some("erp_base")).await.expect("template up");
         if form != Form::Plain {
-            sqlx::raw_sql(form.setup_sql()).execute(r.connection()).await.expect("form setup");
+            sqlx::raw_sql(form.setup_sql())
+                .execute(r.connection())
+                .await
+                .expect("form setup");
         }
     }
     map.insert(form.to_string(), name.clone());
@@ -303,7 +375,10 @@ pub async fn run_case(form: Form, data: &ErpData, walk: &Walk) -> Result<Timings
     let server = wasmig_throwaway::shared();
     let tmpl = template(form).await;
     let clock = Instant::now();
-    let name = server.create_database(Some(&tmpl)).await.map_err(|e| e.to_string())?;
+    let name = server
+        .create_database(Some(&tmpl))
+        .await
+        .map_err(|e| e.to_string())?;
     t.create_db = clock.elapsed();
     let url = server.url(&name);
     let result = walk_case(&url, data, &walk.0, &mut t).await;
@@ -312,13 +387,23 @@ pub async fn run_case(form: Form, data: &ErpData, walk: &Walk) -> Result<Timings
     result.map(|_| t)
 }
 
-async fn walk_case(url: &str, data: &ErpData, walk: &[Move], t: &mut Timings) -> Result<(), String> {
+async fn walk_case(
+    url: &str,
+    data: &ErpData,
+    walk: &[Move],
+    t: &mut Timings,
+) -> Result<(), String> {
     let ids = chain();
     let clock = Instant::now();
     let mut c = conn(url).await;
-    sqlx::raw_sql(&insert_sql(data)).execute(&mut c).await.map_err(|e| format!("loading rows: {e}"))?;
+    sqlx::raw_sql(&insert_sql(data))
+        .execute(&mut c)
+        .await
+        .map_err(|e| format!("loading rows: {e}"))?;
     t.load = clock.elapsed();
-    let start = wasmig::db::catalog(&mut c, plugin()).await.map_err(|e| e.to_string())?;
+    let start = wasmig::db::catalog(&mut c, plugin())
+        .await
+        .map_err(|e| e.to_string())?;
     let rows_before = crate::base_rows(&mut c).await;
     let mut r = runner(url).await;
     let mut pos = 1; // erp_base
@@ -328,9 +413,17 @@ async fn walk_case(url: &str, data: &ErpData, walk: &[Move], t: &mut Timings) ->
             Move::Down(n) => pos.saturating_sub(n).max(1),
         };
         let clock = Instant::now();
-        let moved = if target >= pos { r.up(Some(&ids[target - 1])).await } else { r.down(Some(&ids[target - 1])).await };
+        let moved = if target >= pos {
+            r.up(Some(&ids[target - 1])).await
+        } else {
+            r.down(Some(&ids[target - 1])).await
+        };
         moved.map_err(|e| format!("move {i} ({m:?}) to {}: {e}", ids[target - 1]))?;
-        if target >= pos { t.up += clock.elapsed() } else { t.down += clock.elapsed() }
+        if target >= pos {
+            t.up += clock.elapsed()
+        } else {
+            t.down += clock.elapsed()
+        }
         pos = target;
         let at = &ids[pos - 1];
 
@@ -338,24 +431,47 @@ async fn walk_case(url: &str, data: &ErpData, walk: &[Move], t: &mut Timings) ->
         let (recorded, findings) = r.verify().await.map_err(|e| e.to_string())?;
         t.verify += clock.elapsed();
         if recorded.as_deref() != Some(at.as_str()) || !findings.is_empty() {
-            return Err(format!("after move {i} ({m:?}) the database is at {recorded:?}, expected {at}; verify: {findings:#?}"));
+            return Err(format!(
+                "after move {i} ({m:?}) the database is at {recorded:?}, expected {at}; verify: {findings:#?}"
+            ));
         }
         let clock = Instant::now();
-        let live = wasmig::db::catalog(&mut c, plugin()).await.map_err(|e| e.to_string())?;
+        let live = wasmig::db::catalog(&mut c, plugin())
+            .await
+            .map_err(|e| e.to_string())?;
         let predicted = plugin()
-            .plan(Some("erp_base"), Some(at), &start, PlanOptions { resume: false, online: None, allow_data_loss: false })
+            .plan(
+                Some("erp_base"),
+                Some(at),
+                &start,
+                PlanOptions {
+                    resume: false,
+                    online: None,
+                    allow_data_loss: false,
+                },
+            )
             .map_err(|e| e.to_string())?
             .map_err(|e| e.message)?
             .expected;
-        wasmig::roundtrip::same(&schema_only(predicted), &schema_only(live)).map_err(|d| format!("after move {i} ({m:?}) at {at}: the live catalog is not the model's: {d}"))?;
+        wasmig::roundtrip::same(&schema_only(predicted), &schema_only(live)).map_err(|d| {
+            format!("after move {i} ({m:?}) at {at}: the live catalog is not the model's: {d}")
+        })?;
         let rows = crate::base_rows(&mut c).await;
         if rows != rows_before {
-            let changed: Vec<&str> =
-                rows.iter().zip(&rows_before).filter(|(a, b)| a != b).map(|(a, _)| a.0.as_str()).collect();
-            return Err(format!("after move {i} ({m:?}) at {at}: rows changed in {changed:?}"));
+            let changed: Vec<&str> = rows
+                .iter()
+                .zip(&rows_before)
+                .filter(|(a, b)| a != b)
+                .map(|(a, _)| a.0.as_str())
+                .collect();
+            return Err(format!(
+                "after move {i} ({m:?}) at {at}: rows changed in {changed:?}"
+            ));
         }
         if at == "manufacturing_module_v1" {
-            head_properties(&mut c).await.map_err(|e| format!("after move {i} ({m:?}): {e}"))?;
+            head_properties(&mut c)
+                .await
+                .map_err(|e| format!("after move {i} ({m:?}): {e}"))?;
         }
         t.checks += clock.elapsed();
     }
@@ -374,7 +490,9 @@ async fn head_properties(c: &mut PgConnection) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?;
     if bad > 0 {
-        return Err(format!("{bad} old manufacturing_orders row(s) lack the new columns' defaults"));
+        return Err(format!(
+            "{bad} old manufacturing_orders row(s) lack the new columns' defaults"
+        ));
     }
     let mut tx = c.begin().await.map_err(|e| e.to_string())?;
     let script = "
@@ -391,16 +509,25 @@ async fn head_properties(c: &mut PgConnection) -> Result<(), String> {
         INSERT INTO bom_revisions (organization_id, bom_id, revision_number, new_version, change_type, change_description)
             VALUES (-1, -1, 'r1', '1.1', 'eco', 'd');
         DELETE FROM bom_components WHERE id = -1;";
-    sqlx::raw_sql(script).execute(&mut *tx).await.map_err(|e| format!("cascade setup: {e}"))?;
-    let alternates: i64 = sqlx::query_scalar("SELECT count(*) FROM bom_alternate_components WHERE organization_id = -1")
-        .fetch_one(&mut *tx)
+    sqlx::raw_sql(script)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| format!("cascade setup: {e}"))?;
+    let alternates: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM bom_alternate_components WHERE organization_id = -1",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| e.to_string())?;
+    sqlx::raw_sql("DELETE FROM bill_of_materials WHERE id = -1")
+        .execute(&mut *tx)
         .await
         .map_err(|e| e.to_string())?;
-    sqlx::raw_sql("DELETE FROM bill_of_materials WHERE id = -1").execute(&mut *tx).await.map_err(|e| e.to_string())?;
-    let revisions: i64 = sqlx::query_scalar("SELECT count(*) FROM bom_revisions WHERE organization_id = -1")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| e.to_string())?;
+    let revisions: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM bom_revisions WHERE organization_id = -1")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
     tx.rollback().await.map_err(|e| e.to_string())?;
     if (alternates, revisions) != (0, 0) {
         return Err(format!(

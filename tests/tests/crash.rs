@@ -88,7 +88,11 @@ ANALYZE;"
 /// A database at erp_base (plain form) with `orders` manufacturing orders.
 async fn loaded_db(orders: i64) -> String {
     let url = fresh_db().await;
-    runner(&url).await.up(Some(BASE)).await.expect("up to erp_base");
+    runner(&url)
+        .await
+        .up(Some(BASE))
+        .await
+        .expect("up to erp_base");
     exec(&url, &populate_sql(orders)).await;
     url
 }
@@ -96,7 +100,11 @@ async fn loaded_db(orders: i64) -> String {
 /// The shared digest of the erp_base rows (tests/src/lib.rs), as one string.
 async fn rows_of(url: &str) -> String {
     let mut c = conn(url).await;
-    base_rows(&mut c).await.iter().map(|(t, d)| format!("{t}={d};")).collect()
+    base_rows(&mut c)
+        .await
+        .iter()
+        .map(|(t, d)| format!("{t}={d};"))
+        .collect()
 }
 
 /// What a database looks like to the test: the recorded revisions and the invalid indexes.
@@ -187,7 +195,11 @@ async fn kill_when(url: &str, args: &[&str], trigger: &Trigger) -> Kill {
     loop {
         if child.try_wait().unwrap().is_some() {
             let output = child.wait_with_output().unwrap();
-            return Kill { at: None, seen: seen.into_iter().collect::<Vec<_>>().join(", "), output };
+            return Kill {
+                at: None,
+                seen: seen.into_iter().collect::<Vec<_>>().join(", "),
+                output,
+            };
         }
         let fire = match trigger {
             Trigger::After(d) => started.elapsed() >= *d,
@@ -202,7 +214,11 @@ async fn kill_when(url: &str, args: &[&str], trigger: &Trigger) -> Kill {
                 .unwrap();
                 for name in names {
                     let index = name.split(' ').next().unwrap_or_default().to_string();
-                    if index != "?" && seen.iter().all(|s: &String| !s.starts_with(&format!("{index} "))) {
+                    if index != "?"
+                        && seen
+                            .iter()
+                            .all(|s: &String| !s.starts_with(&format!("{index} ")))
+                    {
                         seen.insert(name);
                     }
                 }
@@ -237,7 +253,11 @@ async fn kill_when(url: &str, args: &[&str], trigger: &Trigger) -> Kill {
             let at = started.elapsed();
             child.kill().unwrap();
             let output = child.wait_with_output().unwrap();
-            return Kill { at: Some(at), seen: seen.into_iter().collect::<Vec<_>>().join(", "), output };
+            return Kill {
+                at: Some(at),
+                seen: seen.into_iter().collect::<Vec<_>>().join(", "),
+                output,
+            };
         }
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
@@ -251,7 +271,10 @@ fn reader(url: &str) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut r = conn(&url).await;
         loop {
-            sqlx::query("SELECT count(*) FROM manufacturing_orders, pg_sleep(0.05) WHERE id = 1").execute(&mut r).await.unwrap();
+            sqlx::query("SELECT count(*) FROM manufacturing_orders, pg_sleep(0.05) WHERE id = 1")
+                .execute(&mut r)
+                .await
+                .unwrap();
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     })
@@ -270,13 +293,21 @@ async fn orphans_gone(c: &mut PgConnection) -> Duration {
         if n == 0 {
             return t.elapsed();
         }
-        assert!(t.elapsed() < Duration::from_secs(20), "the killed runner's backend is still there after 20 s");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the killed runner's backend is still there after 20 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 fn ok(out: &Output, what: &str) -> String {
-    assert!(out.status.success(), "{what} failed ({}): {}", out.status, text(out));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        text(out)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -313,20 +344,38 @@ async fn kill_and_rerun(url: &str, s: &Scenario, rows: &str) -> (String, Option<
     let after = state(&mut c).await;
     if let Some(mut b) = blocker {
         // The server abandoned the blocked statement on its own (client gone): well before this.
-        assert!(orphan < Duration::from_secs(5), "{}: the killed runner's backend lingered {orphan:?}", s.trigger);
+        assert!(
+            orphan < Duration::from_secs(5),
+            "{}: the killed runner's backend lingered {orphan:?}",
+            s.trigger
+        );
         sqlx::raw_sql("ROLLBACK").execute(&mut b).await.unwrap();
         let _ = b.close().await;
     }
-    let what = format!("a kill {} (at {:?}, saw {}, left {after}) and one rerun of `wasmig {}`", s.trigger, kill.at, kill.seen, args.join(" "));
+    let what = format!(
+        "a kill {} (at {:?}, saw {}, left {after}) and one rerun of `wasmig {}`",
+        s.trigger,
+        kill.at,
+        kill.seen,
+        args.join(" ")
+    );
     let t = Instant::now();
     // A relative `down` is not idempotent: if the kill landed after its COMMIT (between the
     // last statement and the process exit), the move is complete and running it again would
     // revert one more revision. An operator looks at `wasmig current` first; so does the test.
-    let finished_relative_down = args == ["down"] && after.revisions == "erp_base:applied" && after.invalid.is_empty();
+    let finished_relative_down =
+        args == ["down"] && after.revisions == "erp_base:applied" && after.invalid.is_empty();
     let said = if kill.at.is_none() {
         // It finished before the trigger: it must have succeeded, and there is nothing to rerun
         // (`down` again would revert one more revision).
-        ok(&kill.output, &format!("{} ({}) finishing before the kill", args.join(" "), s.trigger))
+        ok(
+            &kill.output,
+            &format!(
+                "{} ({}) finishing before the kill",
+                args.join(" "),
+                s.trigger
+            ),
+        )
     } else if finished_relative_down {
         String::from("(the killed run had committed its move; nothing to rerun)")
     } else {
@@ -334,14 +383,36 @@ async fn kill_and_rerun(url: &str, s: &Scenario, rows: &str) -> (String, Option<
     };
     let rerun_ms = t.elapsed().as_millis();
     let current = ok(&wasmig(Some(url), &["current"]), "wasmig current");
-    assert_eq!(current.trim(), s.target, "after {what}: {said}\nthe killed run said: {}", text(&kill.output));
+    assert_eq!(
+        current.trim(),
+        s.target,
+        "after {what}: {said}\nthe killed run said: {}",
+        text(&kill.output)
+    );
     let verify = wasmig(Some(url), &["verify"]);
-    assert_eq!(verify.status.code(), Some(0), "verify after a kill {} and a rerun: {}", s.trigger, text(&verify));
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "verify after a kill {} and a rerun: {}",
+        s.trigger,
+        text(&verify)
+    );
     let end = state(&mut c).await;
-    assert!(end.invalid.is_empty(), "invalid indexes left after the rerun: {end}");
-    assert_eq!(rows_of(url).await, rows, "rows changed after a kill {} and a rerun of `wasmig {}`", s.trigger, args.join(" "));
+    assert!(
+        end.invalid.is_empty(),
+        "invalid indexes left after the rerun: {end}"
+    );
+    assert_eq!(
+        rows_of(url).await,
+        rows,
+        "rows changed after a kill {} and a rerun of `wasmig {}`",
+        s.trigger,
+        args.join(" ")
+    );
 
-    let at = kill.at.map_or("finished first".to_string(), |d| format!("killed at {:>4} ms", d.as_millis()));
+    let at = kill.at.map_or("finished first".to_string(), |d| {
+        format!("killed at {:>4} ms", d.as_millis())
+    });
     let line = format!(
         "wasmig {:<20} {:<36} {at:<20} orphan gone {:>4} ms  left: {:<60} {} {:>5} ms: {}{}",
         args.join(" "),
@@ -351,7 +422,11 @@ async fn kill_and_rerun(url: &str, s: &Scenario, rows: &str) -> (String, Option<
         if kill.at.is_some() { "rerun" } else { "(ran)" },
         rerun_ms,
         said.lines().next().unwrap_or_default(),
-        if kill.seen.is_empty() { String::new() } else { format!("  [saw {}]", kill.seen) },
+        if kill.seen.is_empty() {
+            String::new()
+        } else {
+            format!("  [saw {}]", kill.seen)
+        },
     );
     (line, kill.at.map(|_| after))
 }
@@ -381,7 +456,10 @@ async fn a_killed_up_or_down_finishes_with_one_rerun_and_keeps_every_row() {
     assert_eq!(rows_of(&url).await, rows);
 
     let spread = |total: Duration| -> Vec<Trigger> {
-        [0.1, 0.25, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9].iter().map(|f| Trigger::After(total.mul_f64(*f))).collect()
+        [0.1, 0.25, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+            .iter()
+            .map(|f| Trigger::After(total.mul_f64(*f)))
+            .collect()
     };
     let mut ups: Vec<Trigger> = spread(up_time);
     ups.extend((1..=4).map(Trigger::Build));
@@ -403,7 +481,11 @@ async fn a_killed_up_or_down_finishes_with_one_rerun_and_keeps_every_row() {
     let mut states = Vec::new();
     for i in 0..ups.len().max(downs.len()) {
         if let Some(trigger) = ups.get(i) {
-            let s = Scenario { args: vec!["up"], trigger: trigger.clone(), target: HEAD };
+            let s = Scenario {
+                args: vec!["up"],
+                trigger: trigger.clone(),
+                target: HEAD,
+            };
             let (line, after) = kill_and_rerun(&url, &s, &rows).await;
             up_kills += after.is_some() as usize;
             states.extend(after.map(|a| (s.trigger.clone(), "up", a)));
@@ -411,52 +493,114 @@ async fn a_killed_up_or_down_finishes_with_one_rerun_and_keeps_every_row() {
         }
         if let Some(trigger) = downs.get(i) {
             // Both spellings of the command: one step, and an explicit target.
-            let args = if i % 2 == 0 { vec!["down"] } else { vec!["down", "--to", BASE] };
-            let s = Scenario { args, trigger: trigger.clone(), target: BASE };
+            let args = if i % 2 == 0 {
+                vec!["down"]
+            } else {
+                vec!["down", "--to", BASE]
+            };
+            let s = Scenario {
+                args,
+                trigger: trigger.clone(),
+                target: BASE,
+            };
             let (line, after) = kill_and_rerun(&url, &s, &rows).await;
             down_kills += after.is_some() as usize;
             states.extend(after.map(|a| (s.trigger.clone(), "down", a)));
             report.push(line);
         }
     }
-    report.push(format!("{up_kills} kills during up, {down_kills} during down, in {} s", started.elapsed().as_secs()));
+    report.push(format!(
+        "{up_kills} kills during up, {down_kills} during down, in {} s",
+        started.elapsed().as_secs()
+    ));
     println!("{}", report.join("\n"));
 
     // The kills landed where they were meant to: part-way through the revision.
     let applying = format!("{BASE}:applied {HEAD}:applying");
     let reverting = format!("{BASE}:applied {HEAD}:reverting");
-    let left = |way: &str, pred: &dyn Fn(&Trigger, &State) -> bool| states.iter().filter(|(t, w, s)| *w == way && pred(t, s)).count();
-    assert!(up_kills >= 8 && down_kills >= 6, "too few kills landed before the run finished:\n{}", report.join("\n"));
-    assert_eq!(left("up", &|t, s| matches!(t, Trigger::Build(_)) && s.revisions == applying), 4, "{}", report.join("\n"));
-    assert_eq!(left("up", &|t, s| matches!(t, Trigger::Blocked) && s.revisions == applying && !s.invalid.is_empty()), 1, "{}", report.join("\n"));
-    assert_eq!(left("down", &|t, s| matches!(t, Trigger::Blocked) && s.revisions == reverting && !s.invalid.is_empty()), 1, "{}", report.join("\n"));
+    let left = |way: &str, pred: &dyn Fn(&Trigger, &State) -> bool| {
+        states
+            .iter()
+            .filter(|(t, w, s)| *w == way && pred(t, s))
+            .count()
+    };
+    assert!(
+        up_kills >= 8 && down_kills >= 6,
+        "too few kills landed before the run finished:\n{}",
+        report.join("\n")
+    );
+    assert_eq!(
+        left("up", &|t, s| matches!(t, Trigger::Build(_))
+            && s.revisions == applying),
+        4,
+        "{}",
+        report.join("\n")
+    );
+    assert_eq!(
+        left("up", &|t, s| matches!(t, Trigger::Blocked)
+            && s.revisions == applying
+            && !s.invalid.is_empty()),
+        1,
+        "{}",
+        report.join("\n")
+    );
+    assert_eq!(
+        left("down", &|t, s| matches!(t, Trigger::Blocked)
+            && s.revisions == reverting
+            && !s.invalid.is_empty()),
+        1,
+        "{}",
+        report.join("\n")
+    );
 }
 
 #[tokio::test]
 async fn eight_simultaneous_ups_apply_each_revision_exactly_once() {
     for loaded in [false, true] {
-        let url = if loaded { loaded_db(20_000).await } else { fresh_db().await };
+        let url = if loaded {
+            loaded_db(20_000).await
+        } else {
+            fresh_db().await
+        };
         let children: Vec<Child> = (0..8).map(|_| spawn(&url, &["up"])).collect();
-        let outputs: Vec<Output> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+        let outputs: Vec<Output> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
         let mut applied = 0;
         for o in &outputs {
             let out = ok(o, "one of eight simultaneous `wasmig up`");
-            assert!(out.contains("verify: clean at manufacturing_module_v1"), "{out}");
+            assert!(
+                out.contains("verify: clean at manufacturing_module_v1"),
+                "{out}"
+            );
             if out.contains("applied ") {
                 assert!(out.contains(&format!("applied {HEAD}")), "{out}");
                 applied += 1;
             } else {
-                assert!(out.contains("nothing to do: the database is at manufacturing_module_v1"), "{out}");
+                assert!(
+                    out.contains("nothing to do: the database is at manufacturing_module_v1"),
+                    "{out}"
+                );
             }
         }
-        assert_eq!(applied, 1, "exactly one process applies: {:?}", outputs.iter().map(text).collect::<Vec<_>>());
+        assert_eq!(
+            applied,
+            1,
+            "exactly one process applies: {:?}",
+            outputs.iter().map(text).collect::<Vec<_>>()
+        );
         let mut c = conn(&url).await;
         let ups: Vec<(String, i64)> =
             sqlx::query_as("SELECT revision, count(*) FROM wasmig.log WHERE action = 'up' GROUP BY revision ORDER BY revision")
                 .fetch_all(&mut c)
                 .await
                 .unwrap();
-        assert_eq!(ups, vec![(BASE.to_string(), 1), (HEAD.to_string(), 1)], "loaded: {loaded}");
+        assert_eq!(
+            ups,
+            vec![(BASE.to_string(), 1), (HEAD.to_string(), 1)],
+            "loaded: {loaded}"
+        );
         let st = state(&mut c).await;
         assert_eq!(st.revisions, format!("{BASE}:applied {HEAD}:applied"));
         assert!(st.invalid.is_empty(), "{st}");
@@ -464,7 +608,11 @@ async fn eight_simultaneous_ups_apply_each_revision_exactly_once() {
 }
 
 fn password(url: &str) -> String {
-    url::Url::parse(url).unwrap().password().unwrap_or_default().to_string()
+    url::Url::parse(url)
+        .unwrap()
+        .password()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Whether `text` shows the password. A common word (the Docker image's `postgres`)
@@ -479,7 +627,11 @@ fn leaks(text: &str, password: &str) -> bool {
 
 fn dumps(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
-        .map(|d| d.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "dump")).collect())
+        .map(|d| {
+            d.map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "dump"))
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -488,7 +640,11 @@ fn dumps(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[tokio::test]
 async fn backup_dumps_and_proves_the_restore_before_changing_anything_or_refuses() {
     let url = loaded_db(5_000).await;
-    let db = url::Url::parse(&url).unwrap().path().trim_start_matches('/').to_string();
+    let db = url::Url::parse(&url)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_string();
     let pw = password(&url);
     assert!(!pw.is_empty(), "the test server has a password");
     let rows = rows_of(&url).await;
@@ -501,7 +657,12 @@ async fn backup_dumps_and_proves_the_restore_before_changing_anything_or_refuses
     let before = snapshot(&url).await;
     let out = wasmig(Some(&url), &["up", "--backup", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("backup failed, so nothing was migrated: cannot create the backup directory"), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("backup failed, so nothing was migrated: cannot create the backup directory"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(snapshot(&url).await, before);
     let _ = std::fs::remove_file(&file);
 
@@ -514,8 +675,16 @@ async fn backup_dumps_and_proves_the_restore_before_changing_anything_or_refuses
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("pg_dump is not installed"), "{}", text(&out));
-    assert!(!leaks(&text(&out), &pw), "the password leaked: {}", text(&out));
+    assert!(
+        text(&out).contains("pg_dump is not installed"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !leaks(&text(&out), &pw),
+        "the password leaked: {}",
+        text(&out)
+    );
     assert_eq!(snapshot(&url).await, before);
     assert_eq!(dumps(&dir), Vec::<std::path::PathBuf>::new());
 
@@ -533,7 +702,12 @@ async fn backup_dumps_and_proves_the_restore_before_changing_anything_or_refuses
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let major = server_major(&url).await;
-    assert!(text(&out).contains(&format!("needs pg_dump {major}")) && text(&out).contains("pg_dump is 12"), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("needs pg_dump {major}"))
+            && text(&out).contains("pg_dump is 12"),
+        "{}",
+        text(&out)
+    );
     let _ = std::fs::remove_dir_all(&fake);
     assert_eq!(snapshot(&url).await, before);
     assert_eq!(dumps(&dir), Vec::<std::path::PathBuf>::new());
@@ -554,10 +728,22 @@ async fn backup_dumps_and_proves_the_restore_before_changing_anything_or_refuses
     as_role.set_username(&role).unwrap();
     as_role.set_password(Some("mig-pw-7")).unwrap();
     let before = snapshot(&url).await;
-    let out = wasmig(Some(as_role.as_str()), &["up", "--backup", dir.to_str().unwrap()]);
+    let out = wasmig(
+        Some(as_role.as_str()),
+        &["up", "--backup", dir.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("cannot create the scratch database") && text(&out).contains("CREATEDB"), "{}", text(&out));
-    assert!(!leaks(&text(&out), "mig-pw-7"), "the password leaked: {}", text(&out));
+    assert!(
+        text(&out).contains("cannot create the scratch database")
+            && text(&out).contains("CREATEDB"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !leaks(&text(&out), "mig-pw-7"),
+        "the password leaked: {}",
+        text(&out)
+    );
     assert!(text(&out).contains(".dump.unverified"), "{}", text(&out));
     assert_eq!(snapshot(&url).await, before);
     assert_eq!(dumps(&dir), Vec::<std::path::PathBuf>::new());
@@ -567,18 +753,30 @@ async fn backup_dumps_and_proves_the_restore_before_changing_anything_or_refuses
     let said = ok(&out, "up --backup");
     assert!(said.contains(&format!("applied {HEAD}")), "{said}");
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("restores:") && log.contains("row(s) match"), "{log}");
-    assert!(!leaks(&text(&out), &pw), "the password leaked: {}", text(&out));
+    assert!(
+        log.contains("restores:") && log.contains("row(s) match"),
+        "{log}"
+    );
+    assert!(
+        !leaks(&text(&out), &pw),
+        "the password leaked: {}",
+        text(&out)
+    );
     let files = dumps(&dir);
     assert_eq!(files.len(), 1, "{files:?}");
     let name = files[0].file_name().unwrap().to_str().unwrap().to_string();
-    assert!(name.starts_with(&format!("{db}-")) && name.ends_with("Z.dump"), "{name}");
+    assert!(
+        name.starts_with(&format!("{db}-")) && name.ends_with("Z.dump"),
+        "{name}"
+    );
     // No scratch database is left behind.
     let mut c = conn(&url).await;
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'wasmig_restore_check_%'")
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'wasmig_restore_check_%'",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
     assert_eq!(left, 0);
 
     // The dump holds the database as it was before the migration.
@@ -591,12 +789,21 @@ async fn backup_dumps_and_proves_the_restore_before_changing_anything_or_refuses
         .unwrap();
     assert!(restore.status.success(), "{}", text(&restore));
     assert_eq!(rows_of(&copy).await, rows);
-    assert_eq!(ok(&wasmig(Some(&copy), &["current"]), "current").trim(), BASE);
+    assert_eq!(
+        ok(&wasmig(Some(&copy), &["current"]), "current").trim(),
+        BASE
+    );
 
     // `down --backup` too; nothing to do makes no dump.
-    ok(&wasmig(Some(&url), &["down", "--backup", dir.to_str().unwrap()]), "down --backup");
+    ok(
+        &wasmig(Some(&url), &["down", "--backup", dir.to_str().unwrap()]),
+        "down --backup",
+    );
     assert_eq!(dumps(&dir).len(), 2);
-    let out = wasmig(Some(&url), &["down", "--to", BASE, "--backup", dir.to_str().unwrap()]);
+    let out = wasmig(
+        Some(&url),
+        &["down", "--to", BASE, "--backup", dir.to_str().unwrap()],
+    );
     assert!(ok(&out, "down with nothing to do").contains("nothing to do"));
     assert_eq!(dumps(&dir).len(), 2);
     assert_eq!(rows_of(&url).await, rows);
@@ -608,7 +815,10 @@ async fn a_long_index_build_logs_its_progress_every_two_seconds() {
     let url = loaded_db(5_000).await;
     // An old snapshot holds the first concurrent build in "waiting for old snapshots" for 4.5 s.
     let mut b = conn(&url).await;
-    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1").execute(&mut b).await.unwrap();
+    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
+        .execute(&mut b)
+        .await
+        .unwrap();
     let run = {
         let url = url.clone();
         tokio::task::spawn_blocking(move || wasmig(Some(&url), &["up"]))
@@ -618,7 +828,13 @@ async fn a_long_index_build_logs_its_progress_every_two_seconds() {
     let out = run.await.unwrap();
     ok(&out, "up");
     let log = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = log.lines().filter(|l| l.contains("idx_mo_operator: waiting for old snapshots, 0/1 transactions")).collect();
-    assert!((1..=2).contains(&lines.len()), "one line per 2 s of waiting, not more: {log}");
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("idx_mo_operator: waiting for old snapshots, 0/1 transactions"))
+        .collect();
+    assert!(
+        (1..=2).contains(&lines.len()),
+        "one line per 2 s of waiting, not more: {log}"
+    );
     assert!(!leaks(&log, &password(&url)), "{log}");
 }

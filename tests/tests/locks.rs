@@ -47,9 +47,16 @@ async fn tables(c: &mut PgConnection) -> Vec<String> {
 }
 
 /// Runs `step` and returns the strongest lock it took on each pre-existing table.
-async fn observe(a: &mut PgConnection, b: &mut PgConnection, step: &Step) -> BTreeMap<String, LockLevel> {
+async fn observe(
+    a: &mut PgConnection,
+    b: &mut PgConnection,
+    step: &Step,
+) -> BTreeMap<String, LockLevel> {
     let existing = tables(a).await;
-    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *a).await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *a)
+        .await
+        .unwrap();
     let mut seen: BTreeMap<String, LockLevel> = BTreeMap::new();
     let mut note = |rows: Vec<(String, String)>| {
         for (table, mode) in rows {
@@ -64,13 +71,25 @@ async fn observe(a: &mut PgConnection, b: &mut PgConnection, step: &Step) -> BTr
     };
     if step.transactional {
         let mut tx = a.begin().await.unwrap();
-        sqlx::raw_sql(&step.sql).execute(&mut *tx).await.unwrap_or_else(|e| panic!("{}: {e}", step.sql));
-        note(sqlx::query_as(LOCKS_OF).bind(pid).fetch_all(&mut *tx).await.unwrap());
+        sqlx::raw_sql(&step.sql)
+            .execute(&mut *tx)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", step.sql));
+        note(
+            sqlx::query_as(LOCKS_OF)
+                .bind(pid)
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap(),
+        );
         tx.commit().await.unwrap();
     } else {
         let sql = step.sql.clone();
         let run = async move {
-            sqlx::raw_sql(&sql).execute(&mut *a).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            sqlx::raw_sql(&sql)
+                .execute(&mut *a)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
         };
         tokio::pin!(run);
         loop {
@@ -107,13 +126,24 @@ async fn every_step_takes_no_stronger_lock_than_it_declares() {
             for (from, to) in [("erp_base", HEAD), (HEAD, "erp_base")] {
                 let live = catalog(&url).await;
                 let steps = plugin()
-                    .plan(Some(from), Some(to), &live, PlanOptions { resume: false, online, allow_data_loss: false })
+                    .plan(
+                        Some(from),
+                        Some(to),
+                        &live,
+                        PlanOptions {
+                            resume: false,
+                            online,
+                            allow_data_loss: false,
+                        },
+                    )
                     .unwrap()
                     .unwrap()
                     .steps;
                 for step in &steps {
                     let seen = observe(&mut a, &mut b, step).await;
-                    if step.sql.contains("ADD COLUMN") && seen.get("manufacturing_orders") == Some(&LockLevel::AccessExclusive) {
+                    if step.sql.contains("ADD COLUMN")
+                        && seen.get("manufacturing_orders") == Some(&LockLevel::AccessExclusive)
+                    {
                         saw_add_column_lock = true;
                     }
                     for (table, lock) in seen {
@@ -135,10 +165,16 @@ async fn every_step_takes_no_stronger_lock_than_it_declares() {
                 }
                 // Keep the history in step with the schema we changed by hand.
                 let mut r = runner(&url).await;
-                r.stamp(to, false).await.map(|f| assert!(f.is_empty(), "{f:?}")).unwrap();
+                r.stamp(to, false)
+                    .await
+                    .map(|f| assert!(f.is_empty(), "{f:?}"))
+                    .unwrap();
             }
         }
     }
     assert!(checked > 100, "only {checked} steps observed");
-    assert!(saw_add_column_lock, "pg_locks never showed ADD COLUMN's lock: the observation is broken");
+    assert!(
+        saw_add_column_lock,
+        "pg_locks never showed ADD COLUMN's lock: the observation is broken"
+    );
 }

@@ -19,7 +19,10 @@ async fn log_lines_on_a_pipe_have_no_colour_codes() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("applying"), "expected log lines on stderr: {err}");
+    assert!(
+        err.contains("applying"),
+        "expected log lines on stderr: {err}"
+    );
     assert!(!err.contains(ESC), "colour codes on a pipe: {err:?}");
 }
 
@@ -32,15 +35,25 @@ async fn a_terminal_gets_colour_unless_no_color_is_set() {
     let run = |url: &str, no_color: bool| {
         let cmd = format!("{} -v up --to {base} 1>/dev/null", wasmig_bin().display());
         let mut c = Command::new("script");
-        c.args(["-qec", &cmd, "/dev/null"]).env("DATABASE_URL", url).env_remove("NO_COLOR");
+        c.args(["-qec", &cmd, "/dev/null"])
+            .env("DATABASE_URL", url)
+            .env_remove("NO_COLOR");
         if no_color {
             c.env("NO_COLOR", "1");
         }
-        let out = c.output().expect("script(1) from util-linux runs the command on a pseudo-terminal");
+        let out = c
+            .output()
+            .expect("script(1) from util-linux runs the command on a pseudo-terminal");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let coloured = run(&a, false);
-    assert!(coloured.contains(ESC), "no colour on a terminal: {coloured:?}");
+    assert!(
+        coloured.contains(ESC),
+        "no colour on a terminal: {coloured:?}"
+    );
     let plain = run(&b, true);
-    assert!(!plain.is_empty() && !plain.contains(ESC), "NO_COLOR=1 still coloured: {plain:?}");
+    assert!(
+        !plain.is_empty() && !plain.contains(ESC),
+        "NO_COLOR=1 still coloured: {plain:?}"
+    );
 }

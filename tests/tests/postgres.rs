@@ -33,12 +33,19 @@ async fn wasmig_sql_builds_the_same_schema_as_erp_base_plus_the_seeds_parts_1_to
     run_psql(&ours, &head_sql);
     let (seed_dump, our_dump) = (schema_dump(&seed), schema_dump(&ours));
     assert!(our_dump.contains("CREATE TABLE public.bom_revisions"));
-    assert_eq!(our_dump, seed_dump, "wasmig's head schema differs from erp_base + the seed's SQL");
+    assert_eq!(
+        our_dump, seed_dump,
+        "wasmig's head schema differs from erp_base + the seed's SQL"
+    );
 
     let base = fresh_db().await;
     run_psql(&base, &base_sql);
     run_psql(&ours, &down_sql);
-    assert_eq!(schema_dump(&ours), schema_dump(&base), "wasmig sql --down does not give back erp_base");
+    assert_eq!(
+        schema_dump(&ours),
+        schema_dump(&base),
+        "wasmig sql --down does not give back erp_base"
+    );
 }
 
 #[tokio::test]
@@ -46,7 +53,11 @@ async fn the_seeds_script_half_migrates_the_real_schema_but_wasmig_does_not() {
     let url = db_at_base(Form::Plain).await;
     let out = psql(&url, &fixture("seed_all_parts.sql"));
     assert!(!out.status.success());
-    assert!(text(&out).contains("type \"alert_type\" does not exist"), "{}", text(&out));
+    assert!(
+        text(&out).contains("type \"alert_type\" does not exist"),
+        "{}",
+        text(&out)
+    );
     // Parts 1-3 stayed: the database is half-migrated.
     let half = catalog(&url).await;
     assert!(half.tables.iter().any(|t| t.name == "bom_revisions"));
@@ -64,7 +75,16 @@ async fn every_form_goes_up_verifies_and_comes_back_to_the_same_catalog() {
         let url = db_at_base(form).await;
         let before = catalog(&url).await;
         let predicted = plugin()
-            .plan(Some("erp_base"), Some(HEAD), &before, PlanOptions { resume: false, online: None, allow_data_loss: false })
+            .plan(
+                Some("erp_base"),
+                Some(HEAD),
+                &before,
+                PlanOptions {
+                    resume: false,
+                    online: None,
+                    allow_data_loss: false,
+                },
+            )
             .unwrap()
             .unwrap()
             .expected;
@@ -72,14 +92,35 @@ async fn every_form_goes_up_verifies_and_comes_back_to_the_same_catalog() {
         let moves = r.up(None).await.unwrap();
         let (at, findings) = r.verify().await.unwrap();
         assert_eq!((at.as_deref(), findings), (Some(HEAD), vec![]), "{form}");
-        assert_eq!(catalog(&url).await, predicted, "{form}: the live catalog is not what the plan predicted");
-        let nothing = moves[0].steps.iter().filter(|s| s.contains("nothing to change")).count();
-        assert_eq!(nothing, if form == Form::Plain { 2 } else { 0 }, "{form}: {:?}", moves[0].steps);
+        assert_eq!(
+            catalog(&url).await,
+            predicted,
+            "{form}: the live catalog is not what the plan predicted"
+        );
+        let nothing = moves[0]
+            .steps
+            .iter()
+            .filter(|s| s.contains("nothing to change"))
+            .count();
+        assert_eq!(
+            nothing,
+            if form == Form::Plain { 2 } else { 0 },
+            "{form}: {:?}",
+            moves[0].steps
+        );
 
         r.down(Some("erp_base")).await.unwrap();
         let (at, findings) = r.verify().await.unwrap();
-        assert_eq!((at.as_deref(), findings), (Some("erp_base"), vec![]), "{form}");
-        assert_eq!(catalog(&url).await, before, "{form}: down does not restore the catalog");
+        assert_eq!(
+            (at.as_deref(), findings),
+            (Some("erp_base"), vec![]),
+            "{form}"
+        );
+        assert_eq!(
+            catalog(&url).await,
+            before,
+            "{form}: down does not restore the catalog"
+        );
         // And once more, from the restored state.
         r.up(None).await.unwrap();
         assert_eq!(catalog(&url).await, predicted, "{form}: second up differs");
@@ -121,17 +162,33 @@ async fn rows_survive_up_down_up_and_new_columns_default_on_old_rows() {
         let base_before = base_rows_of(&url).await;
         let mut r = runner(&url).await;
         r.up(None).await.unwrap();
-        assert_eq!(base_rows_of(&url).await, base_before, "{form}: up changed existing rows");
+        assert_eq!(
+            base_rows_of(&url).await,
+            base_before,
+            "{form}: up changed existing rows"
+        );
         let (hours, pct): (f64, f64) =
             sqlx::query_as("SELECT min(estimated_labor_hours), max(completion_percentage) FROM manufacturing_orders")
                 .fetch_one(&mut c)
                 .await
                 .unwrap();
-        assert_eq!((hours, pct), (0.0, 0.0), "{form}: defaults of new columns on old rows");
+        assert_eq!(
+            (hours, pct),
+            (0.0, 0.0),
+            "{form}: defaults of new columns on old rows"
+        );
         r.down(Some("erp_base")).await.unwrap();
-        assert_eq!(row_digest(&mut c).await, all_before, "{form}: down changed rows");
+        assert_eq!(
+            row_digest(&mut c).await,
+            all_before,
+            "{form}: down changed rows"
+        );
         r.up(None).await.unwrap();
-        assert_eq!(base_rows_of(&url).await, base_before, "{form}: second up changed rows");
+        assert_eq!(
+            base_rows_of(&url).await,
+            base_before,
+            "{form}: second up changed rows"
+        );
     }
 }
 
@@ -148,18 +205,46 @@ async fn a_downgrade_refuses_while_rows_use_the_new_value_and_then_succeeds() {
         let err = r.down(Some("erp_base")).await.unwrap_err();
         assert!(matches!(err, MigrateError::DataInUse(_)), "{form}: {err}");
         let msg = err.to_string();
-        assert!(msg.contains("1 row(s) of inventory_alerts.alert_type") && msg.contains("shortage_for_mo"), "{form}: {msg}");
+        assert!(
+            msg.contains("1 row(s) of inventory_alerts.alert_type")
+                && msg.contains("shortage_for_mo"),
+            "{form}: {msg}"
+        );
         assert_eq!(err.exit_code(), 6);
-        assert_eq!(snapshot(&url).await, before, "{form}: a refused downgrade changed the database");
+        assert_eq!(
+            snapshot(&url).await,
+            before,
+            "{form}: a refused downgrade changed the database"
+        );
 
-        exec(&url, "DELETE FROM inventory_alerts WHERE alert_type::text = 'shortage_for_mo'").await;
+        exec(
+            &url,
+            "DELETE FROM inventory_alerts WHERE alert_type::text = 'shortage_for_mo'",
+        )
+        .await;
         r.down(Some("erp_base")).await.unwrap();
         let (at, findings) = r.verify().await.unwrap();
-        assert_eq!((at.as_deref(), findings), (Some("erp_base"), vec![]), "{form}");
+        assert_eq!(
+            (at.as_deref(), findings),
+            (Some("erp_base"), vec![]),
+            "{form}"
+        );
         let cat = catalog(&url).await;
         match form {
-            Form::Enum => assert_eq!(cat.enums.iter().find(|e| e.name == "alert_type").unwrap().labels, ["low_stock", "out_of_stock", "reorder"]),
-            _ => assert!(!cat.constraints.iter().any(|k| k.definition.as_deref().unwrap_or("").contains("shortage_for_mo"))),
+            Form::Enum => assert_eq!(
+                cat.enums
+                    .iter()
+                    .find(|e| e.name == "alert_type")
+                    .unwrap()
+                    .labels,
+                ["low_stock", "out_of_stock", "reorder"]
+            ),
+            _ => assert!(!cat.constraints.iter().any(|k| {
+                k.definition
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("shortage_for_mo")
+            })),
         }
     }
 }
@@ -167,34 +252,57 @@ async fn a_downgrade_refuses_while_rows_use_the_new_value_and_then_succeeds() {
 #[tokio::test]
 async fn two_concurrent_runs_apply_each_revision_once() {
     let url = fresh_db().await;
-    let (a, b) = tokio::join!(
-        async { runner(&url).await.up(None).await },
-        async { runner(&url).await.up(None).await }
-    );
+    let (a, b) = tokio::join!(async { runner(&url).await.up(None).await }, async {
+        runner(&url).await.up(None).await
+    });
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert_eq!(a.len() + b.len(), 2, "each revision applied exactly once: {a:?} {b:?}");
+    assert_eq!(
+        a.len() + b.len(),
+        2,
+        "each revision applied exactly once: {a:?} {b:?}"
+    );
     let mut c = conn(&url).await;
-    let ups: i64 = sqlx::query_scalar("SELECT count(*) FROM wasmig.log WHERE action = 'up'").fetch_one(&mut c).await.unwrap();
+    let ups: i64 = sqlx::query_scalar("SELECT count(*) FROM wasmig.log WHERE action = 'up'")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
     assert_eq!(ups, 2);
 }
 
 fn assert_no_password(out: &std::process::Output, password: &str) {
-    assert!(!text(out).contains(password), "the password leaked: {}", text(out));
+    assert!(
+        !text(out).contains(password),
+        "the password leaked: {}",
+        text(out)
+    );
 }
 
 #[tokio::test]
 async fn bad_connection_input_gives_one_line_errors_without_the_password() {
     let secret = "s3cr3t-Pa55";
-    let out = wasmig(Some(&format!("postgres://u:{secret}@localhost:notaport/db")), &["current"]);
+    let out = wasmig(
+        Some(&format!("postgres://u:{secret}@localhost:notaport/db")),
+        &["current"],
+    );
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    assert!(text(&out).contains("invalid connection string"), "{}", text(&out));
+    assert!(
+        text(&out).contains("invalid connection string"),
+        "{}",
+        text(&out)
+    );
     assert_no_password(&out, secret);
 
-    let out = wasmig(Some(&format!("mysql://u:{secret}@localhost/db")), &["current"]);
+    let out = wasmig(
+        Some(&format!("mysql://u:{secret}@localhost/db")),
+        &["current"],
+    );
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert_no_password(&out, secret);
 
-    let out = wasmig(Some(&format!("postgres://u:{secret}@127.0.0.1:1/db")), &["up"]);
+    let out = wasmig(
+        Some(&format!("postgres://u:{secret}@127.0.0.1:1/db")),
+        &["up"],
+    );
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     assert!(text(&out).contains("cannot connect"), "{}", text(&out));
     assert_no_password(&out, secret);
@@ -222,12 +330,20 @@ async fn refused_input_leaves_the_database_exactly_as_it_was() {
     assert_eq!(snapshot(&url).await, before);
 
     // A database already partly changed by hand.
-    exec(&url, "ALTER TABLE manufacturing_orders ADD COLUMN machine_id VARCHAR(100)").await;
+    exec(
+        &url,
+        "ALTER TABLE manufacturing_orders ADD COLUMN machine_id VARCHAR(100)",
+    )
+    .await;
     let before = snapshot(&url).await;
     let out = wasmig(Some(&url), &["up"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     // Refused by the pre-flight's drift check, before the plan would refuse it.
-    assert!(text(&out).contains("manufacturing_orders.machine_id should not exist at erp_base"), "{}", text(&out));
+    assert!(
+        text(&out).contains("manufacturing_orders.machine_id should not exist at erp_base"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(snapshot(&url).await, before);
 
     // Missing prerequisite tables: erp_base recorded, its tables absent.
@@ -237,14 +353,22 @@ async fn refused_input_leaves_the_database_exactly_as_it_was() {
     let before = snapshot(&url).await;
     let out = wasmig(Some(&url), &["up"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    assert!(text(&out).contains("table organizations is missing"), "{}", text(&out));
+    assert!(
+        text(&out).contains("table organizations is missing"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(snapshot(&url).await, before);
 }
 
 #[tokio::test]
 async fn a_role_without_privileges_is_told_what_to_grant_and_nothing_changes() {
     let url = db_at_base(Form::Plain).await;
-    let db = url::Url::parse(&url).unwrap().path().trim_start_matches('/').to_string();
+    let db = url::Url::parse(&url)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_string();
     let role = format!("app_{db}");
     exec(&url, &format!("CREATE ROLE {role} LOGIN PASSWORD 'app-pw-1'; GRANT CONNECT ON DATABASE {db} TO {role}; GRANT USAGE ON SCHEMA public TO {role}")).await;
     let before = snapshot(&url).await;
@@ -254,14 +378,24 @@ async fn a_role_without_privileges_is_told_what_to_grant_and_nothing_changes() {
     // It cannot even read the history.
     let out = wasmig(Some(as_app.as_str()), &["up"]);
     assert_eq!(out.status.code(), Some(8), "{}", text(&out));
-    assert!(text(&out).contains("GRANT USAGE ON SCHEMA wasmig"), "{}", text(&out));
+    assert!(
+        text(&out).contains("GRANT USAGE ON SCHEMA wasmig"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(snapshot(&url).await, before);
     // It can read the history, but owns none of the tables it would alter.
     exec(&url, &format!("GRANT USAGE ON SCHEMA wasmig TO {role}; GRANT SELECT ON ALL TABLES IN SCHEMA wasmig TO {role}")).await;
     let before = snapshot(&url).await;
     let out = wasmig(Some(as_app.as_str()), &["up"]);
     assert_eq!(out.status.code(), Some(8), "{}", text(&out));
-    assert!(text(&out).contains("does not own table(s)") && text(&out).contains("manufacturing_orders") && text(&out).contains("GRANT"), "{}", text(&out));
+    assert!(
+        text(&out).contains("does not own table(s)")
+            && text(&out).contains("manufacturing_orders")
+            && text(&out).contains("GRANT"),
+        "{}",
+        text(&out)
+    );
     assert_no_password(&out, "app-pw-1");
     assert_eq!(snapshot(&url).await, before);
 }
@@ -269,7 +403,10 @@ async fn a_role_without_privileges_is_told_what_to_grant_and_nothing_changes() {
 /// The `alembic_version` row, or none.
 async fn alembic_row(url: &str) -> Option<String> {
     let mut c = conn(url).await;
-    sqlx::query_scalar::<_, String>("SELECT version_num FROM alembic_version").fetch_optional(&mut c).await.unwrap()
+    sqlx::query_scalar::<_, String>("SELECT version_num FROM alembic_version")
+        .fetch_optional(&mut c)
+        .await
+        .unwrap()
 }
 
 /// erp_base built by psql, plus an Alembic table at the application's head.
@@ -284,21 +421,35 @@ async fn alembic_db_at_base() -> String {
 /// (when `with_wasmig`) the script `wasmig alembic-revision` writes.
 fn alembic_versions(with_wasmig: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("f178178734f5_initial.py"), "revision = 'f178178734f5'\ndown_revision = None\n").unwrap();
+    std::fs::write(
+        dir.path().join("f178178734f5_initial.py"),
+        "revision = 'f178178734f5'\ndown_revision = None\n",
+    )
+    .unwrap();
     std::fs::write(
         dir.path().join("e63da1a343bc_later.py"),
         "revision: str = 'e63da1a343bc'\ndown_revision: Union[str, None] = 'f178178734f5'\n",
     )
     .unwrap();
     if with_wasmig {
-        let out = wasmig(None, &["alembic-revision", "--down-revision", "e63da1a343bc", "--out", dir.path().to_str().unwrap()]);
+        let out = wasmig(
+            None,
+            &[
+                "alembic-revision",
+                "--down-revision",
+                "e63da1a343bc",
+                "--out",
+                dir.path().to_str().unwrap(),
+            ],
+        );
         assert!(out.status.success(), "{}", text(&out));
     }
     dir
 }
 
 #[tokio::test]
-async fn an_alembic_database_adopts_wasmig_with_stamp_and_alembic_version_keeps_an_id_alembic_knows() {
+async fn an_alembic_database_adopts_wasmig_with_stamp_and_alembic_version_keeps_an_id_alembic_knows()
+ {
     let url = alembic_db_at_base().await;
     // Stamping a revision the schema does not match is refused.
     let out = wasmig(Some(&url), &["stamp", HEAD]);
@@ -313,7 +464,10 @@ async fn an_alembic_database_adopts_wasmig_with_stamp_and_alembic_version_keeps_
     stdout(&wasmig(Some(&url), &["down"]));
     assert_eq!(alembic_row(&url).await.as_deref(), Some("e63da1a343bc"));
     let history = stdout(&wasmig(Some(&url), &["history"]));
-    assert!(history.contains("stamp") && history.contains("down"), "{history}");
+    assert!(
+        history.contains("stamp") && history.contains("down"),
+        "{history}"
+    );
 }
 
 #[tokio::test]
@@ -334,16 +488,26 @@ async fn alembic_version_follows_only_revisions_the_alembic_versions_directory_h
     let url = alembic_db_at_base().await;
     stdout(&wasmig(Some(&url), &["stamp", "erp_base"]));
     let bare = alembic_versions(false);
-    stdout(&wasmig(Some(&url), &["up", "--alembic-versions", bare.path().to_str().unwrap()]));
+    stdout(&wasmig(
+        Some(&url),
+        &["up", "--alembic-versions", bare.path().to_str().unwrap()],
+    ));
     assert_eq!(alembic_row(&url).await.as_deref(), Some("e63da1a343bc"));
     stdout(&wasmig(Some(&url), &["down"]));
 
     // With it, up writes the wasmig id Alembic now knows, and down restores the app's head.
     let dir = alembic_versions(true);
     let script = std::fs::read_to_string(dir.path().join(format!("{HEAD}_wasmig.py"))).unwrap();
-    assert!(script.contains(&format!("revision = '{HEAD}'")) && script.contains("down_revision = 'e63da1a343bc'"), "{script}");
+    assert!(
+        script.contains(&format!("revision = '{HEAD}'"))
+            && script.contains("down_revision = 'e63da1a343bc'"),
+        "{script}"
+    );
     assert!(dir.path().join("wasmig_plugin.wasm").is_file());
-    stdout(&wasmig(Some(&url), &["up", "--alembic-versions", dir.path().to_str().unwrap()]));
+    stdout(&wasmig(
+        Some(&url),
+        &["up", "--alembic-versions", dir.path().to_str().unwrap()],
+    ));
     assert_eq!(alembic_row(&url).await.as_deref(), Some(HEAD));
     stdout(&wasmig(Some(&url), &["down"]));
     assert_eq!(alembic_row(&url).await.as_deref(), Some("e63da1a343bc"));
@@ -359,21 +523,41 @@ async fn a_downgrade_that_cannot_tell_alembic_s_previous_revision_is_refused_unt
     let before = snapshot(&url).await;
     let out = wasmig(Some(&url), &["down"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    assert!(text(&out).contains("alembic downgrade -1") && text(&out).contains("--alembic-versions"), "{}", text(&out));
+    assert!(
+        text(&out).contains("alembic downgrade -1") && text(&out).contains("--alembic-versions"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(snapshot(&url).await, before);
     assert_eq!(alembic_row(&url).await.as_deref(), Some(HEAD));
     // Told where the scripts are, it restores the script's down_revision.
     let dir = alembic_versions(true);
-    stdout(&wasmig(Some(&url), &["down", "--alembic-versions", dir.path().to_str().unwrap()]));
+    stdout(&wasmig(
+        Some(&url),
+        &["down", "--alembic-versions", dir.path().to_str().unwrap()],
+    ));
     assert_eq!(alembic_row(&url).await.as_deref(), Some("e63da1a343bc"));
 }
 
 #[test]
 fn alembic_revision_refuses_an_id_alembic_cannot_store() {
     let dir = tempfile::tempdir().unwrap();
-    let out = wasmig(None, &["alembic-revision", "--down-revision", "e63da1a343bc'; import os", "--out", dir.path().to_str().unwrap()]);
+    let out = wasmig(
+        None,
+        &[
+            "alembic-revision",
+            "--down-revision",
+            "e63da1a343bc'; import os",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    assert!(text(&out).contains("cannot be an Alembic revision id"), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot be an Alembic revision id"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
@@ -385,7 +569,11 @@ async fn a_changed_checksum_stops_the_run() {
     let before = snapshot(&url).await;
     let out = wasmig(Some(&url), &["down"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    assert!(text(&out).contains("was applied with checksum deadbeef"), "{}", text(&out));
+    assert!(
+        text(&out).contains("was applied with checksum deadbeef"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(snapshot(&url).await, before);
 }
 
@@ -400,8 +588,18 @@ async fn verify_reports_each_mismatch_and_exits_3() {
     let out = wasmig(Some(&url), &["verify", "--json"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rules: Vec<&str> = v["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
-    for rule in ["missing-index", "missing-column", "wrong-on-delete", "wrong-default"] {
+    let rules: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    for rule in [
+        "missing-index",
+        "missing-column",
+        "wrong-on-delete",
+        "wrong-default",
+    ] {
         assert!(rules.contains(&rule), "{rule} not in {rules:?}");
     }
 }
@@ -412,8 +610,20 @@ async fn catalog_snapshots_plan_offline_like_the_live_database() {
     let snap = stdout(&wasmig(Some(&url), &["catalog"]));
     let file = std::env::temp_dir().join(format!("wasmig-snap-{}.json", std::process::id()));
     std::fs::write(&file, snap).unwrap();
-    let script = stdout(&wasmig(None, &["sql", "--from", "erp_base", "--catalog", file.to_str().unwrap()]));
-    assert!(script.contains("ALTER TYPE alert_type ADD VALUE IF NOT EXISTS 'shortage_for_mo'"), "{script}");
+    let script = stdout(&wasmig(
+        None,
+        &[
+            "sql",
+            "--from",
+            "erp_base",
+            "--catalog",
+            file.to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        script.contains("ALTER TYPE alert_type ADD VALUE IF NOT EXISTS 'shortage_for_mo'"),
+        "{script}"
+    );
     run_psql(&url, &script);
     stdout(&wasmig(Some(&url), &["stamp", HEAD]));
     let _ = std::fs::remove_file(file);
@@ -422,15 +632,51 @@ async fn catalog_snapshots_plan_offline_like_the_live_database() {
 /// Each hand change that keeps the name and the key columns of an index or a
 /// constraint, with the verify rule that must report it.
 const HAND_CHANGES: &[(&str, &str, &str)] = &[
-    ("WHERE false", "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders (organization_id, machine_id) WHERE false", "wrong-index"),
-    ("DESC", "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders (organization_id, machine_id DESC)", "wrong-index"),
-    ("opclass", "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders (organization_id, machine_id varchar_pattern_ops)", "wrong-index"),
-    ("INCLUDE", "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders (organization_id, machine_id) INCLUDE (workstation_id)", "wrong-index"),
-    ("method", "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders USING brin (organization_id, machine_id)", "wrong-index"),
-    ("collation", "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders (organization_id, machine_id COLLATE \"C\")", "wrong-index"),
-    ("expression", "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders (organization_id, lower(machine_id))", "wrong-index"),
-    ("unique key deferrable", "ALTER TABLE bom_revisions DROP CONSTRAINT bom_revisions_pkey CASCADE, ADD CONSTRAINT bom_revisions_pkey PRIMARY KEY (id) DEFERRABLE", "wrong-constraint"),
-    ("foreign key ON UPDATE", "ALTER TABLE bom_revisions DROP CONSTRAINT bom_revisions_bom_id_fkey, ADD CONSTRAINT bom_revisions_bom_id_fkey FOREIGN KEY (bom_id) REFERENCES bill_of_materials(id) ON DELETE CASCADE ON UPDATE CASCADE", "wrong-constraint"),
+    (
+        "WHERE false",
+        "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders (organization_id, machine_id) WHERE false",
+        "wrong-index",
+    ),
+    (
+        "DESC",
+        "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders (organization_id, machine_id DESC)",
+        "wrong-index",
+    ),
+    (
+        "opclass",
+        "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders (organization_id, machine_id varchar_pattern_ops)",
+        "wrong-index",
+    ),
+    (
+        "INCLUDE",
+        "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders (organization_id, machine_id) INCLUDE (workstation_id)",
+        "wrong-index",
+    ),
+    (
+        "method",
+        "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders USING brin (organization_id, machine_id)",
+        "wrong-index",
+    ),
+    (
+        "collation",
+        "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders (organization_id, machine_id COLLATE \"C\")",
+        "wrong-index",
+    ),
+    (
+        "expression",
+        "DROP INDEX idx_mo_machine; CREATE INDEX idx_mo_machine ON manufacturing_orders (organization_id, lower(machine_id))",
+        "wrong-index",
+    ),
+    (
+        "unique key deferrable",
+        "ALTER TABLE bom_revisions DROP CONSTRAINT bom_revisions_pkey CASCADE, ADD CONSTRAINT bom_revisions_pkey PRIMARY KEY (id) DEFERRABLE",
+        "wrong-constraint",
+    ),
+    (
+        "foreign key ON UPDATE",
+        "ALTER TABLE bom_revisions DROP CONSTRAINT bom_revisions_bom_id_fkey, ADD CONSTRAINT bom_revisions_bom_id_fkey FOREIGN KEY (bom_id) REFERENCES bill_of_materials(id) ON DELETE CASCADE ON UPDATE CASCADE",
+        "wrong-constraint",
+    ),
 ];
 
 #[tokio::test]
@@ -449,8 +695,15 @@ async fn verify_compares_the_whole_index_and_constraint_definition_and_stamp_ref
         // stamp adopts only an exact match: refused, nothing recorded.
         let before = snapshot(&url).await;
         let refused = r.stamp(HEAD, false).await.unwrap();
-        assert!(refused.iter().any(|f| f.rule == *rule), "{what}: stamp did not refuse: {refused:#?}");
-        assert_eq!(snapshot(&url).await, before, "{what}: a refused stamp changed something");
+        assert!(
+            refused.iter().any(|f| f.rule == *rule),
+            "{what}: stamp did not refuse: {refused:#?}"
+        );
+        assert_eq!(
+            snapshot(&url).await,
+            before,
+            "{what}: a refused stamp changed something"
+        );
         if *what == "WHERE false" {
             let out = wasmig(Some(&url), &["verify"]);
             assert_eq!(out.status.code(), Some(3), "{}", text(&out));
@@ -461,7 +714,12 @@ async fn verify_compares_the_whole_index_and_constraint_definition_and_stamp_ref
             assert_eq!(snapshot(&url).await, before);
         }
     }
-    assert!(missed.is_empty(), "verify missed {} hand change(s):\n{}", missed.len(), missed.join("\n"));
+    assert!(
+        missed.is_empty(),
+        "verify missed {} hand change(s):\n{}",
+        missed.len(),
+        missed.join("\n")
+    );
 }
 
 #[tokio::test]
@@ -477,9 +735,15 @@ async fn verify_reports_a_check_whose_expression_was_changed_by_hand() {
         exec(&url, &format!("ALTER TABLE inventory_alerts DROP CONSTRAINT inventory_alerts_alert_type_check, ADD CONSTRAINT inventory_alerts_alert_type_check {check} NOT VALID")).await;
         let mut r = runner(&url).await;
         let (_, findings) = r.verify().await.unwrap();
-        assert!(findings.iter().any(|f| f.rule == "wrong-check"), "{check}: {findings:#?}");
+        assert!(
+            findings.iter().any(|f| f.rule == "wrong-check"),
+            "{check}: {findings:#?}"
+        );
         let before = snapshot(&url).await;
-        assert!(!r.stamp(HEAD, false).await.unwrap().is_empty(), "{check}: stamp adopted it");
+        assert!(
+            !r.stamp(HEAD, false).await.unwrap().is_empty(),
+            "{check}: stamp adopted it"
+        );
         assert_eq!(snapshot(&url).await, before);
     }
     // The form wasmig writes, and the one the seed writes, are clean at either end.

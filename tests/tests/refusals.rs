@@ -47,15 +47,31 @@ async fn down_refuses_to_drop_a_populated_table_or_a_column_holding_data_and_cha
     let out = wasmig(Some(&url), &["down"]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(6), "{t}");
-    assert!(t.contains("manufacturing_orders.assigned_operator holds data in 2 row(s)"), "{t}");
-    assert!(t.contains("manufacturing_orders.estimated_labor_hours holds data in 2 row(s)"), "{t}");
-    assert!(t.contains("--allow-data-loss") && t.contains("--backup"), "{t}");
-    assert_eq!(snapshot(&url).await, before, "a refused downgrade changed the database");
+    assert!(
+        t.contains("manufacturing_orders.assigned_operator holds data in 2 row(s)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("manufacturing_orders.estimated_labor_hours holds data in 2 row(s)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("--allow-data-loss") && t.contains("--backup"),
+        "{t}"
+    );
+    assert_eq!(
+        snapshot(&url).await,
+        before,
+        "a refused downgrade changed the database"
+    );
 
     // The operator says yes: the downgrade goes through.
     let out = wasmig(Some(&url), &["down", "--allow-data-loss"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(stdout_of(&wasmig(Some(&url), &["current"])).trim(), chain()[0]);
+    assert_eq!(
+        stdout_of(&wasmig(Some(&url), &["current"])).trim(),
+        chain()[0]
+    );
 }
 
 #[tokio::test]
@@ -64,13 +80,24 @@ async fn down_refuses_while_a_table_the_revision_created_holds_rows() {
     let created = new_table_of_v1();
     let columns = insertable(&url, &created).await;
     // Foreign keys off for this one row: what is counted is rows, not their references.
-    exec(&url, &format!("SET session_replication_role = replica; INSERT INTO {created} ({}) VALUES ({})", columns.0, columns.1))
-        .await;
+    exec(
+        &url,
+        &format!(
+            "SET session_replication_role = replica; INSERT INTO {created} ({}) VALUES ({})",
+            columns.0, columns.1
+        ),
+    )
+    .await;
     let before = snapshot(&url).await;
     let out = wasmig(Some(&url), &["down", "--json"]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(6), "{t}");
-    assert!(t.contains(&format!("dropping table {created} would delete its 1 row(s)")), "{t}");
+    assert!(
+        t.contains(&format!(
+            "dropping table {created} would delete its 1 row(s)"
+        )),
+        "{t}"
+    );
     assert_eq!(snapshot(&url).await, before);
 }
 
@@ -86,15 +113,34 @@ async fn down_with_only_nulls_and_defaults_in_what_it_drops_goes_through() {
 #[tokio::test]
 async fn the_offline_downgrade_script_stops_in_psql_before_any_change() {
     let url = db_at_v1_with_rows().await;
-    exec(&url, "UPDATE manufacturing_orders SET machine_id = 'M7' WHERE id = 3").await;
+    exec(
+        &url,
+        "UPDATE manufacturing_orders SET machine_id = 'M7' WHERE id = 3",
+    )
+    .await;
     let before = snapshot(&url).await;
     let script = stdout_of(&wasmig(None, &["sql", "--down", "--from", &v1()]));
     let out = psql(&url, &script);
-    assert!(!out.status.success(), "psql ran the whole downgrade: {}", text(&out));
-    assert!(text(&out).contains("manufacturing_orders.machine_id holds data in 1 row(s)"), "{}", text(&out));
-    assert_eq!(snapshot(&url).await, before, "the script changed the database before its guard stopped it");
+    assert!(
+        !out.status.success(),
+        "psql ran the whole downgrade: {}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("manufacturing_orders.machine_id holds data in 1 row(s)"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        snapshot(&url).await,
+        before,
+        "the script changed the database before its guard stopped it"
+    );
     // With the flag the script has no guard and runs.
-    let script = stdout_of(&wasmig(None, &["sql", "--down", "--from", &v1(), "--allow-data-loss"]));
+    let script = stdout_of(&wasmig(
+        None,
+        &["sql", "--down", "--from", &v1(), "--allow-data-loss"],
+    ));
     assert!(!script.contains("would lose data"), "{script}");
 }
 
@@ -108,14 +154,22 @@ async fn up_refuses_to_start_from_a_drifted_schema_and_changes_nothing() {
     assert_eq!(out.status.code(), Some(4), "{t}");
     assert!(t.contains("products.name") || t.contains("products"), "{t}");
     assert!(t.contains("--accept-drift"), "{t}");
-    assert_eq!(snapshot(&url).await, before, "up changed a drifted database before refusing");
+    assert_eq!(
+        snapshot(&url).await,
+        before,
+        "up changed a drifted database before refusing"
+    );
 }
 
 #[tokio::test]
 async fn accept_drift_still_refuses_drift_on_an_object_the_move_changes() {
     let url = db_at_base(wasmig::forms::Form::Plain).await;
     // manufacturing_orders is what the next revision alters.
-    exec(&url, "ALTER TABLE manufacturing_orders ALTER COLUMN status TYPE text").await;
+    exec(
+        &url,
+        "ALTER TABLE manufacturing_orders ALTER COLUMN status TYPE text",
+    )
+    .await;
     let before = snapshot(&url).await;
     let out = wasmig(Some(&url), &["up", "--accept-drift"]);
     let t = text(&out);
@@ -128,7 +182,11 @@ async fn accept_drift_still_refuses_drift_on_an_object_the_move_changes() {
 async fn down_to_base_on_the_real_application_schema_refuses_before_reverting_anything() {
     let url = fresh_db().await;
     let out = psql(&url, &fixture("fastapi-before.sql"));
-    assert!(out.status.success(), "loading the application's schema: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "loading the application's schema: {}",
+        text(&out)
+    );
     let out = wasmig(Some(&url), &["stamp", &chain()[0]]);
     assert!(out.status.success(), "{}", text(&out));
     let out = wasmig(Some(&url), &["up"]);
@@ -137,9 +195,19 @@ async fn down_to_base_on_the_real_application_schema_refuses_before_reverting_an
     let out = wasmig(Some(&url), &["down", "--to", "base"]);
     let t = text(&out);
     assert!(!out.status.success(), "{t}");
-    assert!(t.contains("Nothing was changed") || t.contains("nothing was changed"), "{t}");
-    assert_eq!(snapshot(&url).await, before, "the walk reverted a revision before refusing a later one");
-    assert_eq!(stdout_of(&wasmig(Some(&url), &["current"])).trim(), chain().last().unwrap());
+    assert!(
+        t.contains("Nothing was changed") || t.contains("nothing was changed"),
+        "{t}"
+    );
+    assert_eq!(
+        snapshot(&url).await,
+        before,
+        "the walk reverted a revision before refusing a later one"
+    );
+    assert_eq!(
+        stdout_of(&wasmig(Some(&url), &["current"])).trim(),
+        chain().last().unwrap()
+    );
 }
 
 fn stdout_of(o: &std::process::Output) -> String {
@@ -151,7 +219,11 @@ fn stdout_of(o: &std::process::Output) -> String {
 fn new_table_of_v1() -> String {
     let base = model_at(Some(&chain()[0]));
     let head = model_at(Some(&v1()));
-    head.tables.iter().map(|t| t.name.clone()).find(|n| base.table_names().all(|b| b != n)).expect("v1 creates a table")
+    head.tables
+        .iter()
+        .map(|t| t.name.clone())
+        .find(|n| base.table_names().all(|b| b != n))
+        .expect("v1 creates a table")
 }
 
 /// Columns and values for one valid row of `table`: every NOT NULL column
@@ -161,7 +233,11 @@ async fn insertable(url: &str, table: &str) -> (String, String) {
     let t = model.tables.iter().find(|t| t.name == table).unwrap();
     let mut cols = Vec::new();
     let mut vals = Vec::new();
-    for c in t.columns.iter().filter(|c| c.not_null && c.default.is_none()) {
+    for c in t
+        .columns
+        .iter()
+        .filter(|c| c.not_null && c.default.is_none())
+    {
         cols.push(c.name.clone());
         vals.push(match c.data_type.as_str() {
             t if t.starts_with("character") || t == "text" => "'x'".to_string(),
@@ -191,7 +267,10 @@ async fn two_relative_downgrades_started_together_revert_one_revision() {
     let head = chain().len();
     // Hold the migration lock so both runs read where the database is, then wait.
     let mut holder = conn(&url).await;
-    sqlx::query("SELECT pg_advisory_lock(2063385703, hashtext(current_database()))").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(2063385703, hashtext(current_database()))")
+        .execute(&mut holder)
+        .await
+        .unwrap();
     let spawn = || {
         std::process::Command::new(wasmig_bin())
             .args(["down", "--steps", "1", "--lock-wait", "60"])
@@ -217,20 +296,46 @@ async fn two_relative_downgrades_started_together_revert_one_revision() {
     .await;
     assert!(both, "the two runs never connected");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT pg_advisory_unlock_all()")
+        .execute(&mut holder)
+        .await
+        .unwrap();
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     let codes = [a.status.code(), b.status.code()];
-    assert!(codes.contains(&Some(0)) && codes.contains(&Some(4)), "{codes:?}\n{}\n{}", text(&a), text(&b));
+    assert!(
+        codes.contains(&Some(0)) && codes.contains(&Some(4)),
+        "{codes:?}\n{}\n{}",
+        text(&a),
+        text(&b)
+    );
     let refused = if a.status.code() == Some(4) { &a } else { &b };
-    assert!(text(refused).contains("another wasmig run moved the database"), "{}", text(refused));
+    assert!(
+        text(refused).contains("another wasmig run moved the database"),
+        "{}",
+        text(refused)
+    );
     let current = stdout_of(&wasmig(Some(&url), &["current"]));
-    assert_eq!(current.trim(), chain()[head - 2], "two relative downgrades reverted more than one revision");
+    assert_eq!(
+        current.trim(),
+        chain()[head - 2],
+        "two relative downgrades reverted more than one revision"
+    );
 }
 
 /// The enum form at the chain's second revision, with `extra` applied to the model.
-fn enum_model_at_v1(extra: impl FnOnce(&mut wasmig::component::Catalog)) -> wasmig::component::Catalog {
-    let options = wasmig::component::PlanOptions { resume: false, online: None, allow_data_loss: false };
-    let mut at = plugin().plan(Some(&chain()[0]), Some(&v1()), &enum_form(), options).unwrap().unwrap().expected;
+fn enum_model_at_v1(
+    extra: impl FnOnce(&mut wasmig::component::Catalog),
+) -> wasmig::component::Catalog {
+    let options = wasmig::component::PlanOptions {
+        resume: false,
+        online: None,
+        allow_data_loss: false,
+    };
+    let mut at = plugin()
+        .plan(Some(&chain()[0]), Some(&v1()), &enum_form(), options)
+        .unwrap()
+        .unwrap()
+        .expected;
     extra(&mut at);
     at
 }
@@ -238,24 +343,61 @@ fn enum_model_at_v1(extra: impl FnOnce(&mut wasmig::component::Catalog)) -> wasm
 #[tokio::test]
 async fn an_enum_downgrade_with_a_column_default_passes_the_hosts_own_sandbox() {
     let live = enum_model_at_v1(|c| {
-        let t = c.tables.iter_mut().find(|t| t.name == "inventory_alerts").unwrap();
-        let col = t.columns.iter_mut().find(|c| c.name == "alert_type").unwrap();
+        let t = c
+            .tables
+            .iter_mut()
+            .find(|t| t.name == "inventory_alerts")
+            .unwrap();
+        let col = t
+            .columns
+            .iter_mut()
+            .find(|c| c.name == "alert_type")
+            .unwrap();
         col.default = Some("'low_stock'::alert_type".into());
     });
-    let options = wasmig::component::PlanOptions { resume: false, online: None, allow_data_loss: false };
-    let plan = plugin().plan(Some(&v1()), Some(&chain()[0]), &live, options).unwrap().unwrap();
+    let options = wasmig::component::PlanOptions {
+        resume: false,
+        online: None,
+        allow_data_loss: false,
+    };
+    let plan = plugin()
+        .plan(Some(&v1()), Some(&chain()[0]), &live, options)
+        .unwrap()
+        .unwrap();
     let allowed = wasmig::sandbox::Allowances::default();
-    wasmig::sandbox::check_plan(&plan.steps, &allowed).unwrap_or_else(|v| panic!("the sandbox refused the plugin's own plan: {v}"));
-    assert!(plan.steps.iter().any(|s| s.sql.contains("SET DEFAULT 'low_stock'::alert_type")), "the default is not restored");
+    wasmig::sandbox::check_plan(&plan.steps, &allowed)
+        .unwrap_or_else(|v| panic!("the sandbox refused the plugin's own plan: {v}"));
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| s.sql.contains("SET DEFAULT 'low_stock'::alert_type")),
+        "the default is not restored"
+    );
 
     // A default that is the value being removed cannot come back: refused at plan time.
     let live = enum_model_at_v1(|c| {
-        let t = c.tables.iter_mut().find(|t| t.name == "inventory_alerts").unwrap();
-        let col = t.columns.iter_mut().find(|c| c.name == "alert_type").unwrap();
+        let t = c
+            .tables
+            .iter_mut()
+            .find(|t| t.name == "inventory_alerts")
+            .unwrap();
+        let col = t
+            .columns
+            .iter_mut()
+            .find(|c| c.name == "alert_type")
+            .unwrap();
         col.default = Some("'shortage_for_mo'::alert_type".into());
     });
-    let e = plugin().plan(Some(&v1()), Some(&chain()[0]), &live, options).unwrap().unwrap_err();
-    assert!(e.message.contains("it is the default of inventory_alerts.alert_type"), "{}", e.message);
+    let e = plugin()
+        .plan(Some(&v1()), Some(&chain()[0]), &live, options)
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        e.message
+            .contains("it is the default of inventory_alerts.alert_type"),
+        "{}",
+        e.message
+    );
 }
 
 #[tokio::test]
@@ -266,20 +408,29 @@ async fn an_enum_downgrade_blocked_by_a_view_refuses_before_dropping_anything() 
     assert!(out.status.success(), "{}", text(&out));
     exec(&url, "CREATE VIEW open_alerts AS SELECT id, alert_type FROM inventory_alerts WHERE status = 'active'").await;
     let before = snapshot(&url).await;
-    let indexes_before: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'idx_mo_%'")
-        .fetch_one(&mut conn(&url).await)
-        .await
-        .unwrap();
+    let indexes_before: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'idx_mo_%'")
+            .fetch_one(&mut conn(&url).await)
+            .await
+            .unwrap();
     let out = wasmig(Some(&url), &["down"]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(6), "{t}");
     assert!(t.contains("open_alerts"), "{t}");
-    assert_eq!(snapshot(&url).await, before, "the refused downgrade changed the database");
-    let indexes_after: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'idx_mo_%'")
-        .fetch_one(&mut conn(&url).await)
-        .await
-        .unwrap();
-    assert_eq!(indexes_after, indexes_before, "indexes were dropped before the refusal");
+    assert_eq!(
+        snapshot(&url).await,
+        before,
+        "the refused downgrade changed the database"
+    );
+    let indexes_after: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'idx_mo_%'")
+            .fetch_one(&mut conn(&url).await)
+            .await
+            .unwrap();
+    assert_eq!(
+        indexes_after, indexes_before,
+        "indexes were dropped before the refusal"
+    );
 }
 
 #[tokio::test]
@@ -290,16 +441,32 @@ async fn a_revision_stranded_by_a_failed_concurrent_build_can_be_reverted_with_d
     // An old snapshot makes CREATE INDEX CONCURRENTLY wait; the statement timeout then fails it,
     // after the revision's transaction committed: the revision is stranded `applying`.
     let mut blocker = conn(&url).await;
-    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1").execute(&mut blocker).await.unwrap();
+    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
     let out = wasmig(Some(&url), &["up", "--statement-timeout", "1500"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    sqlx::raw_sql("ROLLBACK").execute(&mut blocker).await.unwrap();
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
     let status = String::from_utf8_lossy(&wasmig(Some(&url), &["current"]).stdout).into_owned();
-    assert!(status.contains("applying"), "the failed build did not strand the revision: {status}");
+    assert!(
+        status.contains("applying"),
+        "the failed build did not strand the revision: {status}"
+    );
 
     let out = wasmig(Some(&url), &["down"]);
-    assert!(out.status.success(), "a stranded revision could not be reverted: {}", text(&out));
-    assert_eq!(stdout_of(&wasmig(Some(&url), &["current"])).trim(), chain()[0]);
+    assert!(
+        out.status.success(),
+        "a stranded revision could not be reverted: {}",
+        text(&out)
+    );
+    assert_eq!(
+        stdout_of(&wasmig(Some(&url), &["current"])).trim(),
+        chain()[0]
+    );
     let out = wasmig(Some(&url), &["verify"]);
     assert!(out.status.success(), "{}", text(&out));
     let invalid: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_index WHERE NOT indisvalid")

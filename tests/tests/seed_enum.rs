@@ -31,12 +31,29 @@ async fn the_seeds_transaction_type_enum_is_followed_up_verify_down_and_offline(
     let snapshot = ok(&wasmig(Some(&url), &["catalog"]));
     let file = std::env::temp_dir().join(format!("wasmig-seed-enum-{}.json", std::process::id()));
     std::fs::write(&file, snapshot).unwrap();
-    let script = ok(&wasmig(None, &["sql", "--from", &chain()[0], "--catalog", file.to_str().unwrap()]));
+    let script = ok(&wasmig(
+        None,
+        &[
+            "sql",
+            "--from",
+            &chain()[0],
+            "--catalog",
+            file.to_str().unwrap(),
+        ],
+    ));
     let _ = std::fs::remove_file(&file);
-    assert!(script.contains("ALTER TYPE transaction_type ADD VALUE IF NOT EXISTS 'manufacturing_order'"), "{script}");
+    assert!(
+        script
+            .contains("ALTER TYPE transaction_type ADD VALUE IF NOT EXISTS 'manufacturing_order'"),
+        "{script}"
+    );
 
     ok(&wasmig(Some(&url), &["up"]));
-    assert!(labels(&url).await.contains(&"manufacturing_order".to_string()));
+    assert!(
+        labels(&url)
+            .await
+            .contains(&"manufacturing_order".to_string())
+    );
     ok(&wasmig(Some(&url), &["verify"]));
 
     // A row uses the value: the downgrade refuses before any change.
@@ -46,12 +63,19 @@ async fn the_seeds_transaction_type_enum_is_followed_up_verify_down_and_offline(
     let before = snapshot_of(&url).await;
     let out = wasmig(Some(&url), &["down"]);
     assert_eq!(out.status.code(), Some(6), "{}", text(&out));
-    assert!(text(&out).contains("inventory_transactions.transaction_type"), "{}", text(&out));
+    assert!(
+        text(&out).contains("inventory_transactions.transaction_type"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(snapshot_of(&url).await, before);
 
     exec(&url, "DELETE FROM inventory_transactions").await;
     ok(&wasmig(Some(&url), &["down"]));
-    assert_eq!(labels(&url).await, ["purchase", "sale", "adjustment", "transfer"]);
+    assert_eq!(
+        labels(&url).await,
+        ["purchase", "sale", "adjustment", "transfer"]
+    );
     ok(&wasmig(Some(&url), &["verify"]));
 }
 

@@ -230,14 +230,20 @@ impl Server {
     pub async fn start_local(bindir: &std::path::Path) -> Result<Server, Error> {
         Self::start_inner_with(ProviderKind::Local, Some(bindir.to_path_buf()))
             .await
-            .map_err(|reason| Error::Unavailable { kind: ProviderKind::Local, reason })
+            .map_err(|reason| Error::Unavailable {
+                kind: ProviderKind::Local,
+                reason,
+            })
     }
 
     async fn start_inner(kind: ProviderKind) -> Result<Server, String> {
         Self::start_inner_with(kind, None).await
     }
 
-    async fn start_inner_with(kind: ProviderKind, bindir: Option<std::path::PathBuf>) -> Result<Server, String> {
+    async fn start_inner_with(
+        kind: ProviderKind,
+        bindir: Option<std::path::PathBuf>,
+    ) -> Result<Server, String> {
         let started = Instant::now();
         let (base, backend) = match kind {
             ProviderKind::Url => (url_from_env()?, Backend::Url),

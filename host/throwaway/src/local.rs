@@ -135,7 +135,12 @@ impl LocalCluster {
         let started = Instant::now();
         let bindir = match bindir {
             Some(d) if is_executable(&d.join("initdb")) && is_executable(&d.join("pg_ctl")) => d,
-            Some(d) => return Err(format!("{} has no initdb and pg_ctl: {INSTALL_HINT}", d.display())),
+            Some(d) => {
+                return Err(format!(
+                    "{} has no initdb and pg_ctl: {INSTALL_HINT}",
+                    d.display()
+                ));
+            }
             None => find_bindir()?,
         };
         let run_as = RunAs::detect()?;

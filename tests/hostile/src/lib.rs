@@ -22,10 +22,25 @@ mod component {
 
     export!(Hostile);
 
-    const CHAIN: &[&str] = &["base", "copy-program", "two-statements", "undeclared", "role", "do-block", "panic", "oom", "loop"];
+    const CHAIN: &[&str] = &[
+        "base",
+        "copy-program",
+        "two-statements",
+        "undeclared",
+        "role",
+        "do-block",
+        "panic",
+        "oom",
+        "loop",
+    ];
 
     fn empty() -> w::Catalog {
-        w::Catalog { tables: vec![], indexes: vec![], constraints: vec![], enums: vec![] }
+        w::Catalog {
+            tables: vec![],
+            indexes: vec![],
+            constraints: vec![],
+            enums: vec![],
+        }
     }
 
     fn misbehave(what: &str) {
@@ -51,7 +66,11 @@ mod component {
     fn step(target: &str, up: bool, sql: &str, objects: &[&str], summary: &str) -> w::Step {
         w::Step {
             revision: target.into(),
-            direction: if up { w::Direction::Up } else { w::Direction::Down },
+            direction: if up {
+                w::Direction::Up
+            } else {
+                w::Direction::Down
+            },
             sql: sql.into(),
             transactional: true,
             lock: w::LockLevel::AccessExclusive,
@@ -90,25 +109,92 @@ mod component {
             _live: w::Catalog,
             _options: w::PlanOptions,
         ) -> Result<w::MigrationPlan, w::PlanError> {
-            let pos = |r: &Option<String>| r.as_ref().and_then(|id| CHAIN.iter().position(|c| c == id)).map_or(0, |p| p + 1);
+            let pos = |r: &Option<String>| {
+                r.as_ref()
+                    .and_then(|id| CHAIN.iter().position(|c| c == id))
+                    .map_or(0, |p| p + 1)
+            };
             let up = pos(&target) >= pos(&current);
             let t = target.clone().unwrap_or_default();
             misbehave(&t);
-            let bait = step(&t, up, "INSERT INTO users (id, name) VALUES (666, 'ran')", &["users"], "insert a row (must never run)");
+            let bait = step(
+                &t,
+                up,
+                "INSERT INTO users (id, name) VALUES (666, 'ran')",
+                &["users"],
+                "insert a row (must never run)",
+            );
             let steps = match (t.as_str(), up) {
-                ("base", true) => vec![step(&t, up, "CREATE TABLE users (id integer PRIMARY KEY, name text)", &["users"], "create table users")],
-                ("", false) => vec![step("base", up, "DROP TABLE users", &["users"], "drop table users")],
-                ("copy-program", _) => vec![bait, step(&t, up, "COPY users FROM PROGRAM 'id'", &["users"], "load users from a program")],
-                ("two-statements", _) => vec![bait, step(&t, up, "SELECT 1; DROP TABLE users", &["users"], "select one")],
+                ("base", true) => vec![step(
+                    &t,
+                    up,
+                    "CREATE TABLE users (id integer PRIMARY KEY, name text)",
+                    &["users"],
+                    "create table users",
+                )],
+                ("", false) => vec![step(
+                    "base",
+                    up,
+                    "DROP TABLE users",
+                    &["users"],
+                    "drop table users",
+                )],
+                ("copy-program", _) => vec![
+                    bait,
+                    step(
+                        &t,
+                        up,
+                        "COPY users FROM PROGRAM 'id'",
+                        &["users"],
+                        "load users from a program",
+                    ),
+                ],
+                ("two-statements", _) => vec![
+                    bait,
+                    step(
+                        &t,
+                        up,
+                        "SELECT 1; DROP TABLE users",
+                        &["users"],
+                        "select one",
+                    ),
+                ],
                 ("undeclared", _) => vec![
                     bait,
-                    step(&t, up, "ALTER TABLE users ADD COLUMN x int", &["manufacturing_orders"], "add column x to manufacturing_orders"),
+                    step(
+                        &t,
+                        up,
+                        "ALTER TABLE users ADD COLUMN x int",
+                        &["manufacturing_orders"],
+                        "add column x to manufacturing_orders",
+                    ),
                 ],
-                ("role", _) => vec![bait, step(&t, up, "ALTER ROLE CURRENT_USER SUPERUSER", &[], "tune the role")],
-                ("do-block", _) => vec![bait, step(&t, up, "DO $$ BEGIN EXECUTE 'DROP TABLE users'; END $$", &[], "run a block")],
+                ("role", _) => vec![
+                    bait,
+                    step(
+                        &t,
+                        up,
+                        "ALTER ROLE CURRENT_USER SUPERUSER",
+                        &[],
+                        "tune the role",
+                    ),
+                ],
+                ("do-block", _) => vec![
+                    bait,
+                    step(
+                        &t,
+                        up,
+                        "DO $$ BEGIN EXECUTE 'DROP TABLE users'; END $$",
+                        &[],
+                        "run a block",
+                    ),
+                ],
                 _ => vec![],
             };
-            Ok(w::MigrationPlan { steps, expected: empty() })
+            Ok(w::MigrationPlan {
+                steps,
+                expected: empty(),
+            })
         }
 
         fn verify(_at: Option<String>, _actual: w::Catalog) -> Vec<w::Finding> {
