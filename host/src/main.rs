@@ -312,6 +312,13 @@ impl RunArgs {
 }
 
 fn main() -> ExitCode {
+    // Rust starts with SIGPIPE ignored, which turns `wasmig verify | head` into a
+    // panic at the next print; a command-line tool should just stop, as cat does.
+    #[cfg(unix)]
+    // SAFETY: called first thing, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // A panic message could quote a connection string: scrub the passwords seen so far.
     std::panic::set_hook(Box::new(|info| {
         eprintln!("{}", secrets::scrub(&info.to_string()));

@@ -976,7 +976,7 @@ async fn blockers(conn: &mut PgConnection, objects: &[String]) -> String {
     type Row = (i32, String, String, String, f64, String);
     let rows: Result<Vec<Row>, _> = sqlx::query_as(
         "SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), coalesce(a.state, ''), \
-                extract(epoch FROM now() - coalesce(a.xact_start, a.query_start, a.backend_start))::float8, \
+                coalesce(extract(epoch FROM now() - coalesce(a.xact_start, a.query_start, a.backend_start))::float8, 0), \
                 left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 80) \
          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid JOIN pg_class c ON c.oid = l.relation \
          WHERE l.granted AND l.pid <> pg_backend_pid() AND c.relname = ANY($1) \

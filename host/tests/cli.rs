@@ -209,3 +209,29 @@ fn lint_ignores_a_byte_order_mark() {
     assert_eq!(out.status.code(), Some(4));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `wasmig sql | head -1`: the reader goes away early. The tool stops as
+/// cat does (SIGPIPE), never with a panic or an abort.
+#[test]
+fn a_reader_that_stops_early_does_not_make_it_panic() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmig"))
+        .args(["sql", "--json"])
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The read end is closed here, with most of the script unread.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(13),
+        "expected exit 0 or SIGPIPE, got {:?}: {err}",
+        out.status
+    );
+}
