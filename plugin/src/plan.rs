@@ -498,8 +498,10 @@ fn drop_table(t: &TableDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), Pl
     {
         return Err(PlanError::drift(format!(
             "table {} is referenced by foreign key {} on {}, which revision {} did not create: \
-             drop that foreign key first",
-            t.name, r.name, r.table, ctx.revision.id
+             the table belongs to more than this chain (an adopted application schema), so reverting {} \
+             would break what depends on it. Stop at {} instead; drop that foreign key only if table {} \
+             is yours to remove",
+            t.name, r.name, r.table, ctx.revision.id, ctx.revision.id, ctx.revision.id, r.table
         )));
     }
     if !ctx.options.allow_data_loss {
