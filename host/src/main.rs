@@ -527,11 +527,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let chain = plugin.revisions()?;
             let head = chain.last().map(|r| r.id.clone());
+            // `head` names the last revision here as it does for `up --to`.
+            let named = |r: &Option<String>| match r.as_deref() {
+                Some("head") => head.clone(),
+                _ => r.clone(),
+            };
+            let (from, to) = (named(from), named(to));
             let (from, to) = if *down {
-                let from = from.clone().or(head);
+                let from = from.or(head);
                 let to = match to {
                     Some(t) if t == "base" => None,
-                    Some(t) => Some(t.clone()),
+                    Some(t) => Some(t),
                     None => from
                         .as_ref()
                         .and_then(|f| chain.iter().find(|r| &r.id == f))
@@ -539,8 +545,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 (from, to)
             } else {
-                (from.clone(), to.clone().or(head))
+                (from, to.or(head))
             };
+            // Without --down the direction follows --from and --to; with it, an
+            // upgrade is a mistake, not a request.
+            let at = |r: &Option<String>| {
+                r.as_ref()
+                    .and_then(|id| chain.iter().position(|c| &c.id == id))
+                    .map_or(0, |p| p + 1)
+            };
+            if *down && at(&to) > at(&from) {
+                eprintln!(
+                    "error: --down --from {} --to {} would be an upgrade: swap --from and --to, or drop --down",
+                    from.as_deref().unwrap_or("(empty)"),
+                    to.as_deref().unwrap_or("(empty)")
+                );
+                return Ok(ExitCode::from(2));
+            }
             let live = match catalog {
                 Some(path) => {
                     let text = std::fs::read_to_string(path).with_context(|| {

@@ -235,3 +235,36 @@ fn a_reader_that_stops_early_does_not_make_it_panic() {
         out.status
     );
 }
+
+/// `head` is a revision name everywhere `up --to` takes it, and `sql --down`
+/// never prints an upgrade.
+#[test]
+fn sql_takes_head_and_refuses_an_upgrade_asked_for_with_down() {
+    let by_name = wasmig(&["sql", "--to", "head"]);
+    assert!(
+        by_name.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_name.stderr)
+    );
+    assert_eq!(by_name.stdout, wasmig(&["sql"]).stdout);
+    let list = String::from_utf8_lossy(&wasmig(&["list"]).stdout).into_owned();
+    let ids: Vec<&str> = list
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let out = wasmig(&[
+        "sql",
+        "--down",
+        "--from",
+        ids[0],
+        "--to",
+        ids[ids.len() - 1],
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("would be an upgrade"));
+}
