@@ -617,8 +617,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Up { to, run } => {
             let mut r = Runner::connect_info(&plugin, &conninfo(g)?, run.options()).await?;
+            let drift = accepted_drift(&mut r, run).await?;
             let moves = r.up(to.as_deref()).await?;
             let (current, findings) = r.verify().await?;
+            let findings = without_accepted(&drift, findings);
             report_moves(g, &moves, current.as_deref(), &findings);
             if !findings.is_empty() {
                 return Err(MigrateError::Verify(findings.len()).into());
@@ -626,12 +628,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Down { to, steps, run } => {
             let mut r = Runner::connect_info(&plugin, &conninfo(g)?, run.options()).await?;
+            let drift = accepted_drift(&mut r, run).await?;
             let moves = match (to.as_deref(), steps) {
                 (Some("base"), _) => r.down(None).await?,
                 (Some(t), _) => r.down(Some(t)).await?,
                 (None, n) => r.down_steps(n.unwrap_or(1)).await?,
             };
             let (current, findings) = r.verify().await?;
+            let findings = without_accepted(&drift, findings);
             report_moves(g, &moves, current.as_deref(), &findings);
             if !findings.is_empty() {
                 return Err(MigrateError::Verify(findings.len()).into());
@@ -779,6 +783,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Under `--accept-drift`, the mismatches the schema had before the move: the
+/// operator accepted them, so the verify after the move reports them as
+/// warnings rather than failing on them (exit 3 after a move that was asked
+/// for would read as "failed" to a script, which might then run it again).
+async fn accepted_drift(r: &mut Runner<'_>, run: &RunArgs) -> Result<Vec<Finding>, MigrateError> {
+    if !run.accept_drift {
+        return Ok(Vec::new());
+    }
+    Ok(r.verify().await?.1)
+}
+
+/// `after` without the findings `accepted` already had (same rule, same place);
+/// those are logged as accepted drift.
+fn without_accepted(accepted: &[Finding], after: Vec<Finding>) -> Vec<Finding> {
+    let (known, new): (Vec<Finding>, Vec<Finding>) = after.into_iter().partition(|f| {
+        accepted
+            .iter()
+            .any(|a| a.rule == f.rule && a.location == f.location)
+    });
+    for f in &known {
+        tracing::warn!(
+            "drift accepted (--accept-drift), still there: {}",
+            f.message
+        );
+    }
+    new
 }
 
 fn report_moves(

@@ -479,3 +479,19 @@ async fn a_revision_stranded_by_a_failed_concurrent_build_can_be_reverted_with_d
     let out = wasmig(Some(&url), &["up"]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[tokio::test]
+async fn accepted_drift_the_move_does_not_touch_is_a_warning_not_a_failure() {
+    let url = db_at_base(wasmig::forms::Form::Plain).await;
+    exec(&url, "ALTER TABLE organizations ADD COLUMN zz text").await;
+    let out = wasmig(Some(&url), &["up", "--accept-drift"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("drift accepted") && t.contains("organizations.zz"),
+        "{t}"
+    );
+    assert_eq!(stdout_of(&wasmig(Some(&url), &["current"])).trim(), v1());
+    // Without the flag, verify still says the schema is not what the revision promises.
+    assert_eq!(wasmig(Some(&url), &["verify"]).status.code(), Some(3));
+}
