@@ -365,13 +365,19 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let json = cli.global.json;
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             let code = e
                 .downcast_ref::<MigrateError>()
                 .map_or(1, MigrateError::exit_code);
-            eprintln!("error: {}", secrets::scrub(&format!("{e:#}")));
+            let message = secrets::scrub(&format!("{e:#}"));
+            // A script that asked for JSON gets its failure as JSON on stdout too.
+            if json {
+                print_json(&json!({ "error": message, "exit_code": code }));
+            }
+            eprintln!("error: {message}");
             ExitCode::from(code)
         }
     }

@@ -268,3 +268,22 @@ fn sql_takes_head_and_refuses_an_upgrade_asked_for_with_down() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("would be an upgrade"));
 }
+
+/// With `--json`, a failure is a JSON object on stdout as well as a line on stderr.
+#[test]
+fn a_failure_under_json_is_json_on_stdout() {
+    let out = wasmig(&[
+        "--json",
+        "up",
+        "--database-url",
+        "postgresql://app:S3cret@127.0.0.1:1/db",
+    ]);
+    assert_eq!(out.status.code(), Some(5));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["exit_code"], 5);
+    assert!(
+        v["error"].as_str().unwrap().contains("cannot connect"),
+        "{v}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("S3cret"));
+}
