@@ -2,44 +2,28 @@
 //! revision chain, up/down plans replayed on the model, the seed's objects in
 //! the head SQL, parts 4–5 in all three forms, and clear errors for bad plugins.
 
-use wasmig::component::{Catalog, ErrorKind, LockLevel, PlanOptions, Step};
+use wasmig::component::{Catalog, ErrorKind, LockLevel, MigrationPlan, PlanOptions, Step};
 use wasmig::{Limits, Plugin, PluginError};
 use wasmig_tests::{chain, check_form, empty, enum_form, model_at, plugin};
 
 const HEAD: &str = "manufacturing_module_v1";
 
+/// The plan from `from` to `to` on `live`, with the default options.
+fn full_plan(from: Option<&str>, to: Option<&str>, live: &Catalog) -> MigrationPlan {
+    let options = PlanOptions {
+        resume: false,
+        online: None,
+        allow_data_loss: false,
+    };
+    plugin().plan(from, to, live, options).unwrap().unwrap()
+}
+
 fn plan(from: Option<&str>, to: Option<&str>, live: &Catalog) -> Vec<Step> {
-    plugin()
-        .plan(
-            from,
-            to,
-            live,
-            PlanOptions {
-                resume: false,
-                online: None,
-                allow_data_loss: false,
-            },
-        )
-        .unwrap()
-        .unwrap()
-        .steps
+    full_plan(from, to, live).steps
 }
 
 fn expected(from: Option<&str>, to: Option<&str>, live: &Catalog) -> Catalog {
-    plugin()
-        .plan(
-            from,
-            to,
-            live,
-            PlanOptions {
-                resume: false,
-                online: None,
-                allow_data_loss: false,
-            },
-        )
-        .unwrap()
-        .unwrap()
-        .expected
+    full_plan(from, to, live).expected
 }
 
 #[test]

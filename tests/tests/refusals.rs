@@ -322,10 +322,9 @@ async fn two_relative_downgrades_started_together_revert_one_revision() {
     );
 }
 
-/// The enum form at the chain's second revision, with `extra` applied to the model.
-fn enum_model_at_v1(
-    extra: impl FnOnce(&mut wasmig::component::Catalog),
-) -> wasmig::component::Catalog {
+/// The enum form at the chain's second revision, with `inventory_alerts.alert_type`
+/// defaulting to `default` (an expression as `pg_get_expr` prints it).
+fn enum_model_at_v1_with_alert_default(default: &str) -> wasmig::component::Catalog {
     let options = wasmig::component::PlanOptions {
         resume: false,
         online: None,
@@ -336,25 +335,23 @@ fn enum_model_at_v1(
         .unwrap()
         .unwrap()
         .expected;
-    extra(&mut at);
+    let t = at
+        .tables
+        .iter_mut()
+        .find(|t| t.name == "inventory_alerts")
+        .unwrap();
+    let col = t
+        .columns
+        .iter_mut()
+        .find(|c| c.name == "alert_type")
+        .unwrap();
+    col.default = Some(default.into());
     at
 }
 
 #[tokio::test]
 async fn an_enum_downgrade_with_a_column_default_passes_the_hosts_own_sandbox() {
-    let live = enum_model_at_v1(|c| {
-        let t = c
-            .tables
-            .iter_mut()
-            .find(|t| t.name == "inventory_alerts")
-            .unwrap();
-        let col = t
-            .columns
-            .iter_mut()
-            .find(|c| c.name == "alert_type")
-            .unwrap();
-        col.default = Some("'low_stock'::alert_type".into());
-    });
+    let live = enum_model_at_v1_with_alert_default("'low_stock'::alert_type");
     let options = wasmig::component::PlanOptions {
         resume: false,
         online: None,
@@ -375,19 +372,7 @@ async fn an_enum_downgrade_with_a_column_default_passes_the_hosts_own_sandbox() 
     );
 
     // A default that is the value being removed cannot come back: refused at plan time.
-    let live = enum_model_at_v1(|c| {
-        let t = c
-            .tables
-            .iter_mut()
-            .find(|t| t.name == "inventory_alerts")
-            .unwrap();
-        let col = t
-            .columns
-            .iter_mut()
-            .find(|c| c.name == "alert_type")
-            .unwrap();
-        col.default = Some("'shortage_for_mo'::alert_type".into());
-    });
+    let live = enum_model_at_v1_with_alert_default("'shortage_for_mo'::alert_type");
     let e = plugin()
         .plan(Some(&v1()), Some(&chain()[0]), &live, options)
         .unwrap()
