@@ -133,6 +133,28 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "plain,enum,check")]
         forms: Vec<Form>,
     },
+    /// Property-test the plugin: random walks over its chain from nothing applied, rows generated
+    /// from the live catalog at every revision, and after every move: verify is clean, the catalog
+    /// is the one the plan predicted, kept rows are unchanged, new columns hold their defaults,
+    /// data-losing moves are refused while the data exists, steps lock only what they declare,
+    /// and a round trip comes back to the same catalog and rows. Each case runs in its own
+    /// database on the DATABASE_URL server, or on a throwaway PostgreSQL without one. Exit 3
+    /// with the shrunk failing case (the walk, the rows, the check) when a property fails.
+    Test {
+        /// How many cases to run.
+        #[arg(long, default_value_t = 64)]
+        cases: u32,
+        /// The first case's seed (default: random, printed); case i uses SEED + i, so
+        /// `--seed S --cases 1` runs case S again.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The longest walk, in moves.
+        #[arg(long, default_value_t = 8)]
+        max_moves: usize,
+        /// Stop shrinking a failing case after this many seconds.
+        #[arg(long, default_value_t = 180, value_name = "SECS")]
+        shrink_time: u64,
+    },
     /// Lint SQL files with the plugin's linter, read as `psql -f` runs them (autocommit outside
     /// BEGIN ... COMMIT); exit 4 when a finding at or above --fail-on is reported.
     Lint {
@@ -336,7 +358,7 @@ fn main() -> ExitCode {
     // The round trip prints its own report; per-revision lines would interleave with it.
     let quiet = matches!(
         cli.command,
-        Command::Roundtrip { .. } | Command::Sql { .. } | Command::List
+        Command::Roundtrip { .. } | Command::Test { .. } | Command::Sql { .. } | Command::List
     );
     let level = match cli.global.verbose {
         0 if quiet => "warn",
@@ -733,6 +755,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_json(&value);
         }
         Command::Roundtrip { forms } => return roundtrip_cmd(g, &plugin, forms).await,
+        Command::Test {
+            cases,
+            seed,
+            max_moves,
+            shrink_time,
+        } => {
+            let config = wasmig::harness::Config {
+                cases: *cases,
+                seed: seed.unwrap_or_else(|| rand::random::<u32>() as u64),
+                max_moves: (*max_moves).max(1),
+                max_shrink_time: Duration::from_secs(*shrink_time),
+                ..Default::default()
+            };
+            return test_cmd(g, &plugin, config).await;
+        }
         Command::Lint {
             files,
             single_transaction,
@@ -912,6 +949,95 @@ async fn roundtrip_cmd(g: &Global, plugin: &Plugin, forms: &[Form]) -> anyhow::R
         );
     }
     Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+/// A throwaway server for commands that make their own databases, when no URL is given.
+async fn scratch_server(
+    g: &Global,
+) -> anyhow::Result<(ConnInfo, Option<wasmig_throwaway::Server>)> {
+    Ok(match given_conninfo(g)? {
+        Some(info) => (info, None),
+        None => {
+            eprintln!(
+                "no DATABASE_URL: starting a throwaway PostgreSQL (WASMIG_PG_PROVIDER=docker|local to choose)"
+            );
+            let s = wasmig_throwaway::Server::start()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!(
+                "started a {} PostgreSQL in {:.1} s",
+                s.kind(),
+                s.started_in().as_secs_f64()
+            );
+            let info =
+                ConnInfo::parse(&s.url(s.admin_database())).map_err(|e| anyhow::anyhow!("{e}"))?;
+            (info, Some(s))
+        }
+    })
+}
+
+async fn test_cmd(
+    g: &Global,
+    plugin: &Plugin,
+    config: wasmig::harness::Config,
+) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    let (info, server) = scratch_server(g).await?;
+    let cases = config.cases;
+    let seed = config.seed;
+    let bar = if std::io::stderr().is_terminal() && !g.json {
+        indicatif::ProgressBar::new(cases as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} cases {msg} [{elapsed}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let harness = wasmig::harness::Harness::new(plugin, info).config(config);
+    let report = tokio::select! {
+        r = harness.run(|p| match p {
+            wasmig::harness::Progress::Passed { n, .. } => bar.set_position(n as u64),
+            wasmig::harness::Progress::Shrinking { runs } => bar.set_message(format!("failed; shrinking ({runs} re-runs)")),
+        }) => r,
+        signal = wasmig::roundtrip::interrupted() => {
+            wasmig::harness::drop_leftovers(harness.server()).await;
+            Err(MigrateError::Io(format!("wasmig test interrupted by {signal}")))
+        }
+    };
+    bar.finish_and_clear();
+    drop(server);
+    let report = report?;
+    if g.json {
+        print_json(&json!(report));
+    } else {
+        match &report.failure {
+            None => println!(
+                "wasmig test: {} case(s) passed on {} ({} revision(s)): {} moves, {} rows loaded, {:.1} s, seed {seed}",
+                report.cases,
+                report.plugin,
+                report.revisions,
+                report.moves,
+                report.rows_loaded,
+                report.seconds
+            ),
+            Some(f) => println!(
+                "wasmig test: FAILED at case {} of {} on {}\n{f}",
+                report.cases, cases, report.plugin
+            ),
+        }
+        if !report.left_out.is_empty() {
+            println!("left out by the generator (reason: count):");
+            for (why, n) in &report.left_out {
+                println!("  {why}: {n}");
+            }
+        }
+    }
+    Ok(if report.passed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(3)

@@ -74,7 +74,7 @@ pub async fn run(
 }
 
 /// Resolves when the process gets SIGINT or SIGTERM (never, if the handlers cannot be set).
-async fn interrupted() -> &'static str {
+pub async fn interrupted() -> &'static str {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

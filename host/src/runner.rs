@@ -89,6 +89,9 @@ pub struct Move {
     pub resumed: bool,
     pub retries: u32,
     pub ms: u128,
+    /// The table locks each step took, when [`Runner::observe_locks`] is on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locks: Vec<crate::locks::StepLocks>,
 }
 
 /// Runs one plugin's chain against one database connection.
@@ -105,6 +108,9 @@ pub struct Runner<'p> {
     /// server connection, or gave ours to another wasmig run, is caught even
     /// when the check at connect was lucky.
     session: Option<(i32, String)>,
+    /// Lock observation (see [`Runner::observe_locks`]): this connection's
+    /// backend pid and a second connection that polls non-transactional steps.
+    observer: Option<(i32, Option<PgConnection>)>,
 }
 
 const LOCK_KEY: &str = "2063385703, hashtext(current_database())";
@@ -231,7 +237,31 @@ impl<'p> Runner<'p> {
             options,
             watch: None,
             session: None,
+            observer: None,
         })
+    }
+
+    /// Records the table locks every step takes, in [`Move::locks`] (see
+    /// [`crate::locks`]): for test harnesses; it costs a `pg_locks` query per
+    /// step. `second` is another connection to the same database, which polls
+    /// while a non-transactional step runs; without it those steps are
+    /// recorded as not observed.
+    pub async fn observe_locks(
+        &mut self,
+        second: Option<PgConnection>,
+    ) -> Result<(), MigrateError> {
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| MigrateError::Db(describe(&e)))?;
+        self.observer = Some((pid, second));
+        Ok(())
+    }
+
+    /// The options this runner moves with, to change between moves (a test
+    /// harness retries a refused downgrade with `allow_data_loss`).
+    pub fn options_mut(&mut self) -> &mut RunOptions {
+        &mut self.options
     }
 
     /// The plugin's chain.
@@ -684,6 +714,8 @@ impl<'p> Runner<'p> {
                 _ => segments.push((s.transactional, vec![s])),
             }
         }
+        let existing: Vec<String> = catalog.tables.iter().map(|t| t.name.clone()).collect();
+        let mut observed: Vec<crate::locks::StepLocks> = Vec::new();
         let last_tx = segments.iter().rposition(|(tx, _)| *tx);
         let record_in_last_tx = last_tx.is_some_and(|i| i + 1 == segments.len());
         let ms = || started.elapsed().as_millis() as i64;
@@ -708,10 +740,21 @@ impl<'p> Runner<'p> {
                         history::mark(&mut t, &rev.id, &rev.checksum, marker).await.map_err(|e| (e, steps[0]))?;
                         marked = true;
                     }
+                    let pid = self.observer.as_ref().map(|(pid, _)| *pid);
+                    let mut before = match pid {
+                        Some(pid) => crate::locks::held(&mut *t, pid, &existing).await.map_err(|e| (MigrateError::Db(describe(&e)), steps[0]))?,
+                        None => Vec::new(),
+                    };
                     for step in steps {
                         crate::progress::watch(self.watch.as_ref(), &step.sql, &step.summary, run_step(&mut t, rev, step))
                             .await
                             .map_err(|e| (e, *step))?;
+                        if let Some(pid) = pid {
+                            let now = crate::locks::held(&mut *t, pid, &existing).await.map_err(|e| (MigrateError::Db(describe(&e)), *step))?;
+                            let new: Vec<_> = now.iter().filter(|p| !before.contains(p)).cloned().collect();
+                            observed.push(crate::locks::StepLocks::new(step, crate::locks::strongest(&new), true));
+                            before = now;
+                        }
                     }
                     if Some(i) == last_tx && record_in_last_tx {
                         record(&mut t, rev, up, ms(), &alembic).await.map_err(|e| (e, steps[0]))?;
@@ -752,13 +795,25 @@ impl<'p> Runner<'p> {
                         .execute(&mut self.conn)
                         .await
                         .map_err(|e| MigrateError::Db(describe(&e)))?;
-                    let r = crate::progress::watch(
+                    let work = crate::progress::watch(
                         self.watch.as_ref(),
                         &step.sql,
                         &step.summary,
                         run_step(&mut self.conn, rev, step),
-                    )
-                    .await;
+                    );
+                    let r = match &mut self.observer {
+                        Some((pid, Some(second))) => {
+                            let (r, seen) =
+                                crate::locks::poll_while(second, *pid, &existing, work).await;
+                            observed.push(crate::locks::StepLocks::new(step, seen, true));
+                            r
+                        }
+                        Some((_, None)) => {
+                            observed.push(crate::locks::StepLocks::new(step, Vec::new(), false));
+                            work.await
+                        }
+                        None => work.await,
+                    };
                     let _ = sqlx::raw_sql("RESET lock_timeout; RESET statement_timeout")
                         .execute(&mut self.conn)
                         .await;
@@ -786,6 +841,7 @@ impl<'p> Runner<'p> {
             resumed: resume,
             retries: 0,
             ms: started.elapsed().as_millis(),
+            locks: observed,
         })
     }
 

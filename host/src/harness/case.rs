@@ -1,0 +1,905 @@
+//! One case: a database from the template, the walk, the rows, the checks.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+use crate::component::{Catalog, PlanOptions, Plugin, Revision, Step};
+use crate::conninfo::ConnInfo;
+use crate::error::MigrateError;
+use crate::runner::{RunOptions, Runner};
+
+use super::rows::{Model, Row};
+use super::sql::{is_constant, writes};
+use super::{Case, Move, RowStrategy, connect, dberr};
+
+/// Where a case's time went.
+#[derive(Clone, Debug, Default)]
+pub struct Timings {
+    /// `CREATE DATABASE … TEMPLATE` (and dropping it afterwards).
+    pub create_db: Duration,
+    /// Loading fixtures and generated rows.
+    pub load: Duration,
+    /// Each move the runner made: its label (`up 2`, `down 1`) and its time,
+    /// retries with `allow-data-loss` included.
+    pub moves: Vec<(String, Duration)>,
+    /// Reading the catalog and the history after each move, and the plugin's verify.
+    pub verify: Duration,
+    /// Everything else the properties cost: predictions, digests, queries.
+    pub checks: Duration,
+    /// The whole case.
+    pub total: Duration,
+}
+
+/// A failed property, with the trace of the case up to it.
+#[derive(Clone, Debug)]
+pub struct Failed {
+    pub property: String,
+    pub message: String,
+    pub trace: Vec<String>,
+}
+
+/// What one case did.
+pub struct Run {
+    pub outcome: Result<(), Failed>,
+    pub timings: Timings,
+    pub moves: u64,
+    pub rows_loaded: u64,
+    pub left_out: BTreeMap<String, u64>,
+}
+
+/// The server side of a run: an admin connection, the template database, and
+/// a counter for case database names.
+pub struct Bed {
+    server: ConnInfo,
+    admin: PgConnection,
+    template: String,
+    prefix: String,
+    next: u64,
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+impl Bed {
+    /// Creates the template database (empty, with wasmig's history tables).
+    pub async fn create(server: &ConnInfo) -> Result<Bed, MigrateError> {
+        let mut admin = connect(server).await?;
+        let prefix = format!(
+            "wasmig_test_{}_{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let template = format!("{prefix}_template");
+        sqlx::raw_sql(&format!("CREATE DATABASE {}", quote_ident(&template)))
+            .execute(&mut admin)
+            .await
+            .map_err(|e| {
+                let hint = if crate::db::sqlstate(&e).as_deref() == Some("42501") {
+                    ": the harness creates a database per case; use a role with CREATEDB"
+                } else {
+                    ""
+                };
+                MigrateError::Db(format!(
+                    "cannot create the template database {template}: {}{hint}",
+                    crate::db::describe(&e)
+                ))
+            })?;
+        let mut t = connect(&server.with_database(&template)).await?;
+        crate::history::ensure(&mut t).await?;
+        let _ = t.close().await;
+        Ok(Bed {
+            server: server.clone(),
+            admin,
+            template,
+            prefix,
+            next: 0,
+        })
+    }
+
+    async fn new_database(&mut self) -> Result<String, MigrateError> {
+        self.next += 1;
+        let name = format!("{}_{}", self.prefix, self.next);
+        sqlx::raw_sql(&format!(
+            "CREATE DATABASE {} TEMPLATE {}",
+            quote_ident(&name),
+            quote_ident(&self.template)
+        ))
+        .execute(&mut self.admin)
+        .await
+        .map_err(dberr)?;
+        Ok(name)
+    }
+
+    async fn drop_database(&mut self, name: &str) {
+        if let Err(e) = sqlx::raw_sql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(name)
+        ))
+        .execute(&mut self.admin)
+        .await
+        {
+            tracing::warn!(
+                "cannot drop the test database {name}: {}",
+                crate::db::describe(&e)
+            );
+        }
+    }
+
+    /// Drops the template (case databases are dropped as each case ends).
+    pub async fn drop_all(&mut self) {
+        let t = self.template.clone();
+        self.drop_database(&t).await;
+    }
+}
+
+/// The catalog without `has_rows`, which follows the data, not the schema.
+fn schema_only(c: &Catalog) -> Catalog {
+    let mut c = c.clone();
+    for t in &mut c.tables {
+        t.has_rows = false;
+    }
+    c
+}
+
+fn id(chain: &[Revision], pos: usize) -> Option<&str> {
+    (pos > 0).then(|| chain[pos - 1].id.as_str())
+}
+
+fn name(chain: &[Revision], pos: usize) -> &str {
+    id(chain, pos).unwrap_or("(nothing)")
+}
+
+/// Per table: the sorted md5s of its rows over some columns.
+type Digest = BTreeMap<String, Vec<String>>;
+
+async fn digest(
+    conn: &mut PgConnection,
+    columns: &[(String, Vec<String>)],
+) -> Result<Digest, MigrateError> {
+    let mut out: Digest = columns
+        .iter()
+        .map(|(t, _)| (t.clone(), Vec::new()))
+        .collect();
+    if columns.is_empty() {
+        return Ok(out);
+    }
+    let parts: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (t, cols))| {
+            let cols: Vec<String> = cols.iter().map(|c| quote_ident(c)).collect();
+            format!(
+                "SELECT {i} AS t, md5(ROW({})::text) AS d FROM {}",
+                cols.join(", "),
+                quote_ident(t)
+            )
+        })
+        .collect();
+    let rows: Vec<(i32, String)> = sqlx::query_as(&parts.join(" UNION ALL "))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(dberr)?;
+    for (i, d) in rows {
+        out.get_mut(&columns[i as usize].0).unwrap().push(d);
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    Ok(out)
+}
+
+fn all_columns(c: &Catalog) -> Vec<(String, Vec<String>)> {
+    c.tables
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.columns.iter().map(|c| c.name.clone()).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Rows of `a` missing from `b` (multiset difference), per table.
+fn missing(a: &Digest, b: &Digest) -> Vec<String> {
+    let mut out = Vec::new();
+    for (t, rows) in a {
+        let other = b.get(t).cloned().unwrap_or_default();
+        let mut other: HashMap<&str, usize> = other.iter().fold(HashMap::new(), |mut m, d| {
+            *m.entry(d.as_str()).or_default() += 1;
+            m
+        });
+        let mut n = 0;
+        for r in rows {
+            match other.get_mut(r.as_str()) {
+                Some(k) if *k > 0 => *k -= 1,
+                _ => n += 1,
+            }
+        }
+        if n > 0 {
+            out.push(format!("{t}: {n} of {} row(s)", rows.len()));
+        }
+    }
+    out
+}
+
+/// What a move would drop: per dropped table or column, (any value, data lost).
+struct Loss {
+    items: Vec<(String, i64, i64)>,
+}
+
+impl Loss {
+    fn lost(&self) -> Vec<String> {
+        self.items
+            .iter()
+            .filter(|(_, _, lost)| *lost > 0)
+            .map(|(what, _, lost)| format!("{what} ({lost} row(s))"))
+            .collect()
+    }
+    fn anything(&self) -> bool {
+        self.items.iter().any(|(_, any, _)| *any > 0)
+    }
+}
+
+async fn loss(
+    conn: &mut PgConnection,
+    before: &Catalog,
+    after: &Catalog,
+) -> Result<Loss, MigrateError> {
+    let mut parts = Vec::new();
+    for t in &before.tables {
+        let q = quote_ident(&t.name);
+        match after.tables.iter().find(|a| a.name == t.name) {
+            None => parts.push(format!(
+                "SELECT {} AS what, count(*) AS any, count(*) AS lost FROM {q}",
+                literal(&format!("table {}", t.name))
+            )),
+            Some(a) => {
+                for c in &t.columns {
+                    if a.columns.iter().any(|x| x.name == c.name) {
+                        continue;
+                    }
+                    let n = quote_ident(&c.name);
+                    let lost = match &c.default {
+                        Some(d) if !d.starts_with("nextval(") => {
+                            format!("{n} IS NOT NULL AND {n} IS DISTINCT FROM ({d})")
+                        }
+                        _ => format!("{n} IS NOT NULL"),
+                    };
+                    parts.push(format!(
+                        "SELECT {} AS what, count(*) FILTER (WHERE {n} IS NOT NULL) AS any, count(*) FILTER (WHERE {lost}) AS lost FROM {q}",
+                        literal(&format!("column {}.{}", t.name, c.name))
+                    ));
+                }
+            }
+        }
+    }
+    if parts.is_empty() {
+        return Ok(Loss { items: Vec::new() });
+    }
+    let items: Vec<(String, i64, i64)> = sqlx::query_as(&parts.join(" UNION ALL "))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(dberr)?;
+    Ok(Loss { items })
+}
+
+/// The columns a move keeps: same table, same name, same type, not written by a step.
+fn kept(before: &Catalog, after: &Catalog, steps: &[Step]) -> Vec<(String, Vec<String>)> {
+    let mut whole: BTreeSet<String> = BTreeSet::new();
+    let mut cols: BTreeSet<(String, String)> = BTreeSet::new();
+    for s in steps {
+        let w = writes(&s.sql, &s.objects);
+        whole.extend(w.tables);
+        cols.extend(w.columns);
+    }
+    let mut out = Vec::new();
+    for t in &before.tables {
+        if whole.contains(&t.name) {
+            continue;
+        }
+        let Some(a) = after.tables.iter().find(|a| a.name == t.name) else {
+            continue;
+        };
+        let keep: Vec<String> = t
+            .columns
+            .iter()
+            .filter(|c| {
+                a.columns
+                    .iter()
+                    .any(|x| x.name == c.name && x.data_type == c.data_type)
+                    && !cols.contains(&(t.name.clone(), c.name.clone()))
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        if !keep.is_empty() {
+            out.push((t.name.clone(), keep));
+        }
+    }
+    out
+}
+
+/// Columns the move adds to tables that existed before, not written by a step,
+/// with the condition old rows must meet (None: a volatile default, not checked).
+fn new_columns(before: &Catalog, after: &Catalog, steps: &[Step]) -> Vec<(String, String, String)> {
+    let mut whole: BTreeSet<String> = BTreeSet::new();
+    let mut cols: BTreeSet<(String, String)> = BTreeSet::new();
+    for s in steps {
+        let w = writes(&s.sql, &s.objects);
+        whole.extend(w.tables);
+        cols.extend(w.columns);
+    }
+    let mut out = Vec::new();
+    for a in &after.tables {
+        let Some(b) = before.tables.iter().find(|b| b.name == a.name) else {
+            continue;
+        };
+        if whole.contains(&a.name) {
+            continue;
+        }
+        for c in &a.columns {
+            if b.columns.iter().any(|x| x.name == c.name)
+                || cols.contains(&(a.name.clone(), c.name.clone()))
+            {
+                continue;
+            }
+            let n = quote_ident(&c.name);
+            let bad = match &c.default {
+                None => format!("{n} IS NOT NULL"),
+                Some(d) if is_constant(d) => format!("{n} IS DISTINCT FROM ({d})"),
+                Some(_) => continue,
+            };
+            let expected = match &c.default {
+                None => "NULL".to_string(),
+                Some(d) => format!("its default {d}"),
+            };
+            out.push((
+                a.name.clone(),
+                format!("{}.{} ({expected})", a.name, c.name),
+                bad,
+            ));
+        }
+    }
+    out
+}
+
+struct Ctx<'a, 'p> {
+    plugin: &'p Plugin,
+    chain: &'a [Revision],
+    strategies: &'a [Box<dyn RowStrategy>],
+    case: &'a Case,
+    observe_locks: bool,
+    trace: Vec<String>,
+    timings: Timings,
+    moves: u64,
+    rows_loaded: u64,
+    left_out: BTreeMap<String, u64>,
+}
+
+impl Ctx<'_, '_> {
+    fn fail(&self, property: &str, message: String) -> Failed {
+        Failed {
+            property: property.into(),
+            message,
+            trace: self.trace.clone(),
+        }
+    }
+}
+
+/// Runs one case in a fresh database; `Err` only when the harness itself fails.
+pub async fn run(
+    plugin: &Plugin,
+    chain: &[Revision],
+    strategies: &[Box<dyn RowStrategy>],
+    bed: &mut Bed,
+    case: &Case,
+    observe_locks: bool,
+) -> Result<Run, MigrateError> {
+    let started = Instant::now();
+    let clock = Instant::now();
+    let db = bed.new_database().await?;
+    let create = clock.elapsed();
+    let mut ctx = Ctx {
+        plugin,
+        chain,
+        strategies,
+        case,
+        observe_locks,
+        trace: Vec::new(),
+        timings: Timings::default(),
+        moves: 0,
+        rows_loaded: 0,
+        left_out: BTreeMap::new(),
+    };
+    let info = bed.server.with_database(&db);
+    let outcome = walk(&mut ctx, &info).await;
+    let clock = Instant::now();
+    bed.drop_database(&db).await;
+    ctx.timings.create_db = create + clock.elapsed();
+    ctx.timings.total = started.elapsed();
+    Ok(Run {
+        outcome: outcome?,
+        timings: ctx.timings,
+        moves: ctx.moves,
+        rows_loaded: ctx.rows_loaded,
+        left_out: ctx.left_out,
+    })
+}
+
+/// What the walk knows about a revision it has been at.
+struct Visit {
+    catalog: Catalog,
+    rows: Digest,
+}
+
+async fn walk(ctx: &mut Ctx<'_, '_>, info: &ConnInfo) -> Result<Result<(), Failed>, MigrateError> {
+    let conn = connect(info).await?;
+    let options = RunOptions {
+        lock_wait: Duration::from_secs(10),
+        lock_timeout: Duration::from_secs(5),
+        lock_retries: 0,
+        ..RunOptions::default()
+    };
+    let mut r = Runner::with_connection(ctx.plugin, conn, options)?;
+    let observing = ctx.observe_locks;
+    if observing {
+        r.observe_locks(None).await?;
+    }
+    let mut second: bool = false;
+    let chain = ctx.chain;
+    let mut pos = 0usize;
+    let clock = Instant::now();
+    let mut live = r.catalog().await?;
+    ctx.timings.verify += clock.elapsed();
+    let mut visits: HashMap<usize, Visit> = HashMap::new();
+    let mut current_rows: Digest = BTreeMap::new();
+    let mut fixtures_done: Vec<bool> = vec![false; ctx.strategies.len()];
+    let fixture_at: Vec<Option<usize>> = ctx
+        .strategies
+        .iter()
+        .map(|s| {
+            let rev = s.revision();
+            chain.iter().position(|c| c.id == rev).map(|p| p + 1)
+        })
+        .collect();
+    let mut arrival = 0usize;
+    let walk = ctx.case.walk.clone();
+    for (i, m) in walk.iter().enumerate() {
+        let mut target = match *m {
+            Move::Up(n) => (pos + n).min(chain.len()),
+            Move::Down(n) => pos.saturating_sub(n),
+        };
+        if target == pos {
+            ctx.trace
+                .push(format!("{}. {m:?}: stays at {}", i + 1, name(chain, pos)));
+            continue;
+        }
+        // A fixture's revision is a stop the first time a walk passes it.
+        if let Some(stop) = fixture_at
+            .iter()
+            .zip(&fixtures_done)
+            .filter_map(|(at, done)| at.filter(|_| !done))
+            .filter(|&q| pos < q && q < target)
+            .min()
+        {
+            target = stop;
+        }
+        let label = format!(
+            "{}. {m:?}: {} → {}",
+            i + 1,
+            name(chain, pos),
+            name(chain, target)
+        );
+        let clock = Instant::now();
+        let plan = |allow_data_loss: bool| {
+            ctx.plugin.plan(
+                id(chain, pos),
+                id(chain, target),
+                &live,
+                PlanOptions {
+                    resume: false,
+                    online: None,
+                    allow_data_loss,
+                },
+            )
+        };
+        let predicted = match plan(false)? {
+            Ok(p) => p,
+            Err(e) => {
+                ctx.trace.push(label);
+                return Ok(Err(ctx.fail(
+                    "move",
+                    format!("the plugin refuses to plan the move: {}", e.message),
+                )));
+            }
+        };
+        if observing && !second && predicted.steps.iter().any(|s| !s.transactional) {
+            r.observe_locks(Some(connect(info).await?)).await?;
+            second = true;
+        }
+        let keep = kept(&live, &predicted.expected, &predicted.steps);
+        let before_kept = digest(r.connection(), &keep).await?;
+        let loss = loss(r.connection(), &live, &predicted.expected).await?;
+        ctx.timings.checks += clock.elapsed();
+
+        let clock = Instant::now();
+        let moved = go(&mut r, chain, target, pos).await;
+        let mut took = clock.elapsed();
+        let mut note = String::new();
+        let mut forced = false;
+        let moves = match moved {
+            Ok(moves) => {
+                let lost = loss.lost();
+                if !lost.is_empty() {
+                    ctx.trace.push(label);
+                    return Ok(Err(ctx.fail(
+                        "data loss",
+                        format!(
+                            "the move dropped data without being refused: {}",
+                            lost.join(", ")
+                        ),
+                    )));
+                }
+                Some(moves)
+            }
+            Err(MigrateError::DataInUse(why)) => {
+                ctx.trace.push(format!("{label}: refused ({why})"));
+                let clock = Instant::now();
+                if let Err(f) = unchanged(ctx, &mut r, pos, &live, &current_rows).await? {
+                    return Ok(Err(f));
+                }
+                if why.contains("would lose data") && !loss.anything() {
+                    return Ok(Err(ctx.fail(
+                        "data loss",
+                        "the move was refused for data loss, but every table and column it drops is empty".into(),
+                    )));
+                }
+                ctx.timings.checks += clock.elapsed();
+                ctx.trace.pop();
+                // Again, allowing the loss: the walk goes on.
+                let clock = Instant::now();
+                r.options_mut().allow_data_loss = true;
+                let again = go(&mut r, chain, target, pos).await;
+                r.options_mut().allow_data_loss = false;
+                took += clock.elapsed();
+                match again {
+                    Ok(moves) => {
+                        note = format!(" (refused: {why}; then moved with allow-data-loss)");
+                        forced = loss.anything();
+                        Some(moves)
+                    }
+                    Err(MigrateError::DataInUse(still)) => {
+                        ctx.trace.push(format!(
+                            "{label}: refused, with allow-data-loss too ({still}); stays"
+                        ));
+                        if let Err(f) = unchanged(ctx, &mut r, pos, &live, &current_rows).await? {
+                            return Ok(Err(f));
+                        }
+                        None
+                    }
+                    Err(e) => {
+                        ctx.trace.push(format!(
+                            "{label}: refused ({why}), then with allow-data-loss"
+                        ));
+                        return Ok(Err(ctx.fail("move", e.to_string())));
+                    }
+                }
+            }
+            Err(e) => {
+                ctx.trace.push(label);
+                return Ok(Err(ctx.fail("move", e.to_string())));
+            }
+        };
+        ctx.timings.moves.push((format!("{m:?}"), took));
+        ctx.moves += 1;
+        let Some(moves) = moves else {
+            continue;
+        };
+        ctx.trace.push(format!("{label}{note}"));
+
+        // Verify: one introspection, shared with the checks and the next prediction.
+        let clock = Instant::now();
+        let after = r.catalog().await?;
+        let status = r.status().await?;
+        let findings = ctx.plugin.verify(id(chain, target), &after)?;
+        ctx.timings.verify += clock.elapsed();
+        if status.current.as_deref() != id(chain, target) || status.in_progress.is_some() {
+            return Ok(Err(ctx.fail(
+                "verify",
+                format!(
+                    "the history records {} (in progress: {:?}), not {}",
+                    status.current.as_deref().unwrap_or("(nothing)"),
+                    status.in_progress,
+                    name(chain, target)
+                ),
+            )));
+        }
+        if !findings.is_empty() {
+            let list: Vec<String> = findings.iter().map(|f| f.message.clone()).collect();
+            return Ok(Err(ctx.fail(
+                "verify",
+                format!("verify at {}: {}", name(chain, target), list.join("; ")),
+            )));
+        }
+        let clock = Instant::now();
+        let expected = if forced {
+            match plan(true)? {
+                Ok(p) => p.expected,
+                Err(e) => return Ok(Err(ctx.fail("move", e.message))),
+            }
+        } else {
+            predicted.expected.clone()
+        };
+        if let Err(d) = crate::roundtrip::same(&schema_only(&expected), &schema_only(&after)) {
+            return Ok(Err(ctx.fail(
+                "catalog",
+                format!("the live catalog is not the one the plan predicted: {d}"),
+            )));
+        }
+        // Rows kept.
+        let after_kept = digest(r.connection(), &keep).await?;
+        if after_kept != before_kept {
+            let changed: Vec<String> = keep
+                .iter()
+                .filter(|(t, _)| before_kept.get(t) != after_kept.get(t))
+                .map(|(t, cols)| format!("{t} ({})", cols.join(", ")))
+                .collect();
+            return Ok(Err(ctx.fail(
+                "rows kept",
+                format!("rows the move keeps changed, in: {}", changed.join("; ")),
+            )));
+        }
+        // New columns hold their defaults on old rows.
+        let added = new_columns(&live, &after, &predicted.steps);
+        if !added.is_empty() {
+            let parts: Vec<String> = added
+                .iter()
+                .map(|(t, what, bad)| {
+                    format!(
+                        "SELECT {} AS what, count(*) FILTER (WHERE {bad}) AS n FROM {}",
+                        literal(what),
+                        quote_ident(t)
+                    )
+                })
+                .collect();
+            let bad: Vec<(String, i64)> = sqlx::query_as(&parts.join(" UNION ALL "))
+                .fetch_all(r.connection())
+                .await
+                .map_err(dberr)?;
+            let bad: Vec<String> = bad
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(w, n)| format!("{w}: {n} old row(s) hold something else"))
+                .collect();
+            if !bad.is_empty() {
+                return Ok(Err(ctx.fail("new columns", bad.join("; "))));
+            }
+        }
+        // Locks.
+        let mut broken = Vec::new();
+        for mv in &moves {
+            for s in &mv.locks {
+                if !s.observed {
+                    broken.push(format!("step `{}` could not be observed", s.summary));
+                }
+                broken.extend(s.violations());
+            }
+        }
+        if !broken.is_empty() {
+            return Ok(Err(ctx.fail("locks", broken.join("; "))));
+        }
+        if forced {
+            // Data was dropped on purpose: what the walk saw before no longer holds.
+            visits.clear();
+        }
+        pos = target;
+        live = after;
+        // Back at a revision it visited: same catalog, every row still there.
+        let now_rows = digest(r.connection(), &all_columns(&live)).await?;
+        if let Some(v) = visits.get(&pos) {
+            if let Err(d) = crate::roundtrip::same(&schema_only(&v.catalog), &schema_only(&live)) {
+                return Ok(Err(ctx.fail(
+                    "round trip",
+                    format!(
+                        "back at {}, the catalog is not the one it had there before: {d}",
+                        name(chain, pos)
+                    ),
+                )));
+            }
+            let gone = missing(&v.rows, &now_rows);
+            if !gone.is_empty() {
+                return Ok(Err(ctx.fail(
+                    "round trip",
+                    format!(
+                        "back at {}, rows it had there are gone or changed: {}",
+                        name(chain, pos),
+                        gone.join("; ")
+                    ),
+                )));
+            }
+        }
+        for s in ctx.strategies {
+            if let Err(e) = s.check(id(chain, pos), r.connection()).await {
+                return Ok(Err(ctx.fail(&s.name(), e)));
+            }
+        }
+        ctx.timings.checks += clock.elapsed();
+
+        // Rows where the walk arrived.
+        let clock = Instant::now();
+        let mut loaded_any = false;
+        for (k, s) in ctx.strategies.iter().enumerate() {
+            if fixtures_done[k] || fixture_at[k] != Some(pos) {
+                continue;
+            }
+            fixtures_done[k] = true;
+            let f = &ctx.case.fixtures[k];
+            if let Err(e) = sqlx::raw_sql(&f.sql).execute(r.connection()).await {
+                return Ok(Err(ctx.fail(
+                    &s.name(),
+                    format!("loading the fixture failed: {}", crate::db::describe(&e)),
+                )));
+            }
+            ctx.trace.push(format!("   fixture {}: {f:?}", s.name()));
+            loaded_any = true;
+            live = r.catalog().await?;
+        }
+        let seeds = ctx.case.rows.get(arrival).cloned().unwrap_or_default();
+        arrival += 1;
+        let filled: Vec<String> = live
+            .tables
+            .iter()
+            .filter(|t| t.has_rows)
+            .map(|t| t.name.clone())
+            .collect();
+        let batch = Model::new(&live).rows(&seeds, &filled);
+        for (k, v) in batch.left_out {
+            *ctx.left_out.entry(k).or_default() += v;
+        }
+        let loaded = load(r.connection(), &batch.rows, &mut ctx.left_out).await?;
+        if !loaded.is_empty() {
+            loaded_any = true;
+            ctx.rows_loaded += loaded.len() as u64;
+            let shown: Vec<String> = loaded.iter().map(|r| r.to_string()).collect();
+            ctx.trace.push(format!("   rows: {}", shown.join("; ")));
+            for row in &loaded {
+                if let Some(t) = live.tables.iter_mut().find(|t| t.name == row.table) {
+                    t.has_rows = true;
+                }
+            }
+        }
+        ctx.timings.load += clock.elapsed();
+        let clock = Instant::now();
+        current_rows = if loaded_any {
+            digest(r.connection(), &all_columns(&live)).await?
+        } else {
+            now_rows
+        };
+        visits.insert(
+            pos,
+            Visit {
+                catalog: live.clone(),
+                rows: current_rows.clone(),
+            },
+        );
+        ctx.timings.checks += clock.elapsed();
+    }
+    Ok(Ok(()))
+}
+
+async fn go(
+    r: &mut Runner<'_>,
+    chain: &[Revision],
+    target: usize,
+    pos: usize,
+) -> Result<Vec<crate::runner::Move>, MigrateError> {
+    if target > pos {
+        r.up(id(chain, target)).await
+    } else {
+        r.down(id(chain, target)).await
+    }
+}
+
+/// After a refusal: the history, the catalog and every row are as before.
+async fn unchanged(
+    ctx: &Ctx<'_, '_>,
+    r: &mut Runner<'_>,
+    pos: usize,
+    live: &Catalog,
+    rows: &Digest,
+) -> Result<Result<(), Failed>, MigrateError> {
+    let status = r.status().await?;
+    if status.current.as_deref() != id(ctx.chain, pos) || status.in_progress.is_some() {
+        return Ok(Err(ctx.fail(
+            "data loss",
+            format!(
+                "a refused move changed the history: it records {} (in progress: {:?})",
+                status.current.as_deref().unwrap_or("(nothing)"),
+                status.in_progress
+            ),
+        )));
+    }
+    let now = r.catalog().await?;
+    if let Err(d) = crate::roundtrip::same(&schema_only(live), &schema_only(&now)) {
+        return Ok(Err(ctx.fail(
+            "data loss",
+            format!("a refused move changed the schema: {d}"),
+        )));
+    }
+    let now_rows = digest(r.connection(), &all_columns(&now)).await?;
+    let gone = missing(rows, &now_rows);
+    if !gone.is_empty()
+        || now_rows.values().map(Vec::len).sum::<usize>()
+            != rows.values().map(Vec::len).sum::<usize>()
+    {
+        return Ok(Err(ctx.fail(
+            "data loss",
+            format!("a refused move changed rows: {}", gone.join("; ")),
+        )));
+    }
+    Ok(Ok(()))
+}
+
+/// Loads rows, one INSERT each, in one round trip when none fails (else one
+/// by one, counting each failure as left out); returns the rows that went in.
+async fn load(
+    conn: &mut PgConnection,
+    rows: &[Row],
+    left_out: &mut BTreeMap<String, u64>,
+) -> Result<Vec<Row>, MigrateError> {
+    use futures_util::TryStreamExt;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let script: Vec<&str> = rows.iter().map(|r| r.sql.as_str()).collect();
+    let script = script.join(";\n");
+    let together: Result<Vec<u64>, sqlx::Error> = sqlx::raw_sql(&script)
+        .execute_many(&mut *conn)
+        .map_ok(|r| r.rows_affected())
+        .try_collect()
+        .await;
+    let counts: Vec<Result<u64, String>> = match together {
+        Ok(c) if c.len() == rows.len() => c.into_iter().map(Ok).collect(),
+        _ => {
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(
+                    sqlx::raw_sql(&r.sql)
+                        .execute(&mut *conn)
+                        .await
+                        .map(|x| x.rows_affected())
+                        .map_err(|e| crate::db::describe(&e)),
+                );
+            }
+            out
+        }
+    };
+    let mut loaded = Vec::new();
+    for (row, n) in rows.iter().zip(counts) {
+        match n {
+            Ok(n) if n > 0 => loaded.push(row.clone()),
+            Ok(_) => {
+                *left_out
+                    .entry(format!(
+                        "{}: rows turned away by a UNIQUE key, a CHECK or a missing parent row",
+                        row.table
+                    ))
+                    .or_default() += 1
+            }
+            Err(e) => {
+                *left_out
+                    .entry(format!("{}: rows the server refused: {e}", row.table))
+                    .or_default() += 1
+            }
+        }
+    }
+    Ok(loaded)
+}
