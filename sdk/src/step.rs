@@ -118,6 +118,14 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// A table, index, sequence or type name as rendered in SQL: quoted where
+    /// PostgreSQL needs it (mixed case, reserved words) and qualified with the
+    /// target schema once the host names one. Every operation renders relation
+    /// names through this, and column names through [`crate::sql::ident`].
+    pub fn rel(&self, name: &str) -> String {
+        crate::sql::ident(name)
+    }
+
     /// Records a step.
     pub fn push(
         &mut self,
