@@ -59,8 +59,10 @@ fn main() {
     for path in [
         "plugin/src",
         "plugin/Cargo.toml",
-        "plugin/lint/src",
-        "plugin/lint/Cargo.toml",
+        "sdk/src",
+        "sdk/Cargo.toml",
+        "lint/src",
+        "lint/Cargo.toml",
         "wit",
         "Cargo.lock",
     ] {

@@ -6,7 +6,7 @@
 //!   wit-component: the real world, misbehaving on request;
 //! - `hostile.core.wasm`: the same core module, unwrapped (not a component);
 //! - `wrong-world.wasm`: a component for another package's world;
-//! - `wrong-types.wasm`: exports `wasmig:migration/migrations@0.2.0` with other signatures;
+//! - `wrong-types.wasm`: exports `wasmig:migration/migrations@0.3.0` with other signatures;
 //! - `imports.wasm`: the real world plus an import.
 //!
 //! The last three are wit-component dummy modules (every export traps), which
@@ -85,9 +85,9 @@ fn main() {
         "wrong-types.wasm",
         &dummy(
             &[],
-            "package wasmig:migration@0.2.0;\ninterface migrations { revisions: func() -> string; plan: func(target: u32) -> u32; }\n\
+            "package wasmig:migration@0.3.0;\ninterface migrations { revisions: func() -> string; plan: func(target: u32) -> u32; }\n\
              world migration-plugin { export migrations; }\n",
-            "wasmig:migration/migration-plugin@0.2.0",
+            "wasmig:migration/migration-plugin@0.3.0",
         ),
     );
     // The contract plus an import.
@@ -97,7 +97,7 @@ fn main() {
         &dummy(
             &[root.join("wit")],
             "package evil:importer;\ninterface env { get: func(name: string) -> string; }\n\
-             world plugin-with-imports { import env; include wasmig:migration/migration-plugin@0.2.0; }\n",
+             world plugin-with-imports { import env; include wasmig:migration/migration-plugin@0.3.0; }\n",
             "evil:importer/plugin-with-imports",
         ),
     );

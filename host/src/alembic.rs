@@ -231,6 +231,7 @@ mod test {
             down_revision: None,
             description: "d".into(),
             checksum: "c".into(),
+            previous_checksums: vec![],
         };
         let spec = |down| ScriptSpec {
             revision: &rev,

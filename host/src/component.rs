@@ -43,8 +43,8 @@ pub enum PluginError {
     /// The bytes are not a WebAssembly component (e.g. a core module or garbage).
     #[error("{origin} is not a WebAssembly component: {reason}")]
     NotAComponent { origin: String, reason: String },
-    /// The component does not export `wasmig:migration/migrations@0.2.0`, or imports something.
-    #[error("{origin} does not fit the wasmig:migration@0.2.0 plugin world: {reason}")]
+    /// The component does not export `wasmig:migration/migrations@0.3.0`, or imports something.
+    #[error("{origin} does not fit the wasmig:migration@0.3.0 plugin world: {reason}")]
     WrongWorld { origin: String, reason: String },
     /// The plugin trapped: a panic, an out-of-memory, or a deadline hit.
     #[error("plugin trapped in `{call}`: {reason}")]

@@ -327,6 +327,25 @@ pub async fn stamp(
     Ok(())
 }
 
+/// Replaces a checksum an earlier wasmig recorded for `revision` (listed in
+/// the plugin's `previous-checksums`) with the current one; only while the
+/// row still holds `old`, so two runners cannot overwrite each other.
+pub async fn rechecksum(
+    conn: &mut PgConnection,
+    revision: &str,
+    old: &str,
+    new: &str,
+) -> Result<(), MigrateError> {
+    sqlx::query("UPDATE wasmig.revisions SET checksum = $3 WHERE revision = $1 AND checksum = $2")
+        .bind(revision)
+        .bind(old)
+        .bind(new)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("recording the current checksum"))?;
+    Ok(())
+}
+
 async fn log_action(
     conn: &mut PgConnection,
     revision: &str,

@@ -532,6 +532,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if g.json {
                 print_json(&json!(revisions.iter().map(|r| json!({
                     "id": r.id, "down_revision": r.down_revision, "description": r.description, "checksum": r.checksum,
+                    "previous_checksums": r.previous_checksums,
                 })).collect::<Vec<_>>()));
             } else {
                 for r in &revisions {

@@ -334,7 +334,17 @@ impl<'p> Runner<'p> {
                     ),
                 });
             };
-            if rev.checksum != r.checksum {
+            if rev.checksum != r.checksum && rev.previous_checksums.contains(&r.checksum) {
+                // Recorded by an earlier wasmig that computed checksums another way.
+                history::rechecksum(&mut self.conn, &r.revision, &r.checksum, &rev.checksum)
+                    .await?;
+                tracing::info!(
+                    revision = %r.revision,
+                    "recorded checksum {} is this revision's earlier form; recorded {} instead",
+                    &r.checksum[..12.min(r.checksum.len())],
+                    &rev.checksum[..12]
+                );
+            } else if rev.checksum != r.checksum {
                 return Err(MigrateError::ChecksumMismatch {
                     revision: r.revision,
                     recorded: r.checksum,

@@ -32,7 +32,7 @@
 //! Each rule can be lifted. The design is two keys: the plugin's manifest
 //! declares the capabilities it needs ("this plugin runs `COPY … PROGRAM`"),
 //! and the operator allows them on the command line. The WIT contract
-//! (`wasmig:migration@0.2.0`) has no manifest function yet and is not being
+//! (`wasmig:migration@0.3.0`) has no manifest function yet and is not being
 //! changed for this, so today the operator's flag alone enables a rule:
 //! `wasmig up|down --allow-sql copy-program,roles,multi-statement,…`. When a
 //! `manifest: func() -> list<string>` export arrives, a rule will be lifted

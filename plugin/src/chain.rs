@@ -3,45 +3,7 @@
 //! them just before it) and `manufacturing_module_v1` (the seed guide's five
 //! parts).
 
-use serde::Serialize;
-use sha2::{Digest, Sha256};
-
-use crate::ops::{
-    AllowValueDef, ColumnDef, DefaultExpr, FkAction, ForeignKeyDef, IndexDef, Op, SqlType,
-    TableDef, UniqueDef,
-};
-
-/// One revision: an id, its parent, and its operations in order.
-#[derive(Clone, Debug, Serialize)]
-pub struct Revision {
-    pub id: &'static str,
-    pub down: Option<&'static str>,
-    pub description: &'static str,
-    pub ops: Vec<Op>,
-}
-
-impl Revision {
-    /// SHA-256 over the revision's id and typed operations: any change to
-    /// what the revision does changes it.
-    pub fn checksum(&self) -> String {
-        let bytes = serde_json::to_vec(self).expect("revisions serialize");
-        Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
-
-    /// The tables this revision creates.
-    pub fn created_tables(&self) -> Vec<&'static str> {
-        self.ops
-            .iter()
-            .filter_map(|op| match op {
-                Op::CreateTable(t) => Some(t.name),
-                _ => None,
-            })
-            .collect()
-    }
-}
+use wasmig_sdk::prelude::*;
 
 use DefaultExpr as D;
 use SqlType as T;
@@ -125,15 +87,15 @@ fn uq(name: &'static str, columns: &[&'static str]) -> UniqueDef {
 const S: SqlType = T::Varchar(None);
 const TZ: SqlType = T::Timestamptz;
 
-/// The chain, oldest first.
-pub fn revisions() -> Vec<Revision> {
-    vec![erp_base(), manufacturing_module_v1()]
-}
+/// The checksums wasmig 0.1 and 0.2 recorded (SHA-256 of the operations'
+/// serde JSON): databases migrated then keep validating.
+const ERP_BASE_0_2: &str = "be7e5becdc0ae3e2c64c01e0478d60c0db71b1ba1e61f3c355dd6d272b62976e";
+const MANUFACTURING_MODULE_V1_0_2: &str =
+    "9e6fa9546f9ced74f740be24cccc966f899b2e0c643b81e03a3625ee15b2efda";
 
-/// The revisions' checksums, computed once per instance (hosts reuse instances).
-pub fn checksums() -> &'static [String] {
-    static SUMS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    SUMS.get_or_init(|| revisions().iter().map(Revision::checksum).collect())
+/// The chain, oldest first.
+pub fn chain() -> Vec<Revision> {
+    vec![erp_base(), manufacturing_module_v1()]
 }
 
 /// The FastApiv1.6 tables just before the manufacturing change (see
@@ -655,6 +617,7 @@ fn erp_base() -> Revision {
         down: None,
         description: "FastApiv1.6 tables touched by the manufacturing module, as before it",
         ops,
+        previous_checksums: &[ERP_BASE_0_2],
     }
 }
 
@@ -811,19 +774,6 @@ fn manufacturing_module_v1() -> Revision {
         down: Some("erp_base"),
         description: "Manufacturing module: MO resource and capacity columns, BOM alternates and revisions, new alert and reference types",
         ops,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn checksums_are_stable_and_distinct() {
-        let a = revisions();
-        let b = revisions();
-        assert_eq!(a[0].checksum(), b[0].checksum());
-        assert_ne!(a[0].checksum(), a[1].checksum());
-        assert_eq!(a[1].checksum().len(), 64);
+        previous_checksums: &[MANUFACTURING_MODULE_V1_0_2],
     }
 }

@@ -73,10 +73,11 @@ def _runner(op, script_file, plugin_file, revision, checksum) -> Runner:
     allow_data_loss = os.environ.get("WASMIG_ALLOW_DATA_LOSS", "") not in ("", "0", "false", "no")
     runner = Runner(plugin, AlembicSession(op), allow_data_loss=allow_data_loss)
     revs = {field(r, "id"): field(r, "checksum") for r in runner.revisions}
+    previous = {field(r, "id"): list(field(r, "previous-checksums")) for r in runner.revisions}
     if revision not in revs:
         raise Refused(f"the plugin {plugin.path} has no revision {revision} (it has {', '.join(revs)}): "
                       f"write the plugin this script was generated with, `wasmig plugin --out {plugin.path}`")
-    if revs[revision] != checksum:
+    if revs[revision] != checksum and checksum not in previous[revision]:
         raise ChecksumMismatch(
             f"the plugin {plugin.path} has revision {revision} with checksum {revs[revision]}, but this script was generated "
             f"for checksum {checksum}: the migration changed. Write the matching plugin with `wasmig plugin --out {plugin.path}`, "

@@ -25,7 +25,7 @@ from wasmtime.component import Component, Linker, Record, Variant
 
 from .errors import PlanError, PluginFault
 
-INTERFACE = "wasmig:migration/migrations@0.2.0"
+INTERFACE = "wasmig:migration/migrations@0.3.0"
 CANONICAL_KEYS = ("revision", "direction", "sql", "transactional", "lock", "objects", "summary")
 #: Memory cap for the instance, bytes (the CLI's default `--plugin-memory 64`).
 MEMORY_LIMIT = 64 << 20

@@ -191,11 +191,18 @@ class Runner:
     def check_checksums(self):
         """Refuses a history that records a revision this plugin lacks or changed."""
         by_id = {field(r, "id"): field(r, "checksum") for r in self.revisions}
+        previous = {field(r, "id"): list(field(r, "previous-checksums")) for r in self.revisions}
         for revision, checksum, _state, _before in self.recorded():
             if revision not in by_id:
                 raise Refused(
                     f"the database records revision {revision} which this plugin does not have: use the plugin that applied it")
-            if by_id[revision] != checksum:
+            if by_id[revision] != checksum and checksum in previous[revision]:
+                # Recorded by an earlier wasmig that computed checksums another way.
+                self.session.rows(
+                    "UPDATE wasmig.revisions SET checksum = %s WHERE revision = %s AND checksum = %s RETURNING revision",
+                    (by_id[revision], revision, checksum))
+                log.info("wasmig: %s's recorded checksum is its earlier form; recorded the current one", revision)
+            elif by_id[revision] != checksum:
                 raise ChecksumMismatch(
                     f"revision {revision} was applied with checksum {checksum} but the plugin's {revision} has checksum "
                     f"{by_id[revision]}: the migration was modified after it was applied. Use the plugin that applied it, "

@@ -33,7 +33,7 @@ fn the_component_imports_nothing_and_exports_the_contract() {
         plugin()
             .exports()
             .iter()
-            .any(|e| e == "wasmig:migration/migrations@0.2.0"),
+            .any(|e| e == "wasmig:migration/migrations@0.3.0"),
         "{:?}",
         plugin().exports()
     );

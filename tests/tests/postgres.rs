@@ -750,3 +750,38 @@ async fn verify_reports_a_check_whose_expression_was_changed_by_hand() {
     let url = db_at_base(Form::Check).await;
     assert_eq!(runner(&url).await.verify().await.unwrap().1, vec![]);
 }
+
+#[tokio::test]
+async fn a_history_recorded_with_0_2_checksums_is_accepted_and_rewritten_once() {
+    // wasmig 0.2 hashed the serialised operations; 0.3 hashes the canonical text
+    // the contract defines. A database migrated by 0.2 must keep working.
+    let url = fresh_db().await;
+    stdout(&wasmig(Some(&url), &["up", "--to", "erp_base"]));
+    let old = "be7e5becdc0ae3e2c64c01e0478d60c0db71b1ba1e61f3c355dd6d272b62976e";
+    exec(
+        &url,
+        &format!("UPDATE wasmig.revisions SET checksum = '{old}' WHERE revision = 'erp_base'"),
+    )
+    .await;
+    stdout(&wasmig(Some(&url), &["up"]));
+    let mut c = conn(&url).await;
+    let (recorded,): (String,) =
+        sqlx::query_as("SELECT checksum FROM wasmig.revisions WHERE revision = 'erp_base'")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    let list: serde_json::Value =
+        serde_json::from_str(&stdout(&wasmig(None, &["--json", "list"]))).unwrap();
+    assert_eq!(recorded, list[0]["checksum"].as_str().unwrap());
+    assert_ne!(recorded, old);
+
+    // Any other checksum is still a mismatch (exit 4), and nothing moves.
+    exec(
+        &url,
+        "UPDATE wasmig.revisions SET checksum = repeat('0', 64) WHERE revision = 'erp_base'",
+    )
+    .await;
+    let out = wasmig(Some(&url), &["down", "--to", "erp_base"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("checksum"), "{}", text(&out));
+}

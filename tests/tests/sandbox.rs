@@ -420,7 +420,7 @@ fn a_component_of_the_wrong_world_is_refused_at_load() {
         let text = e.to_string();
         assert!(
             text.contains(file)
-                && text.contains("does not fit the wasmig:migration@0.2.0 plugin world"),
+                && text.contains("does not fit the wasmig:migration@0.3.0 plugin world"),
             "{text}"
         );
     }

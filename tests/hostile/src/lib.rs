@@ -90,6 +90,7 @@ mod component {
                     down_revision: (i > 0).then(|| CHAIN[i - 1].to_string()),
                     description: format!("hostile: {id}"),
                     checksum: format!("{:064x}", i + 1),
+                    previous_checksums: Vec::new(),
                 })
                 .collect()
         }

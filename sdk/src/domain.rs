@@ -9,11 +9,11 @@
 //! - a plain VARCHAR (the real FastApiv1.6 schema): nothing to change, and the
 //!   step says so.
 
-use crate::catalog::{
-    Catalog, Column, Constraint, EnumType, check_in_definition, check_values, literal,
-};
+use crate::catalog::{Catalog, Column, Constraint, EnumType, check_in_definition, check_values};
 use crate::ops::AllowValueDef;
-use crate::plan::{Ctx, Lock, Phase, PlanError, guard_sql};
+use crate::plan::guard_sql;
+use crate::sql::{ident, literal};
+use crate::step::{Ctx, Lock, Phase, PlanError, PlanErrorKind};
 
 /// The form a value domain takes in a catalog.
 pub enum Form {
@@ -59,22 +59,6 @@ pub fn seed_enum<'a>(model: &'a Catalog, v: &AllowValueDef) -> Option<&'a EnumTy
         .iter()
         .any(|c| c.data_type.trim_matches('"') == name);
     used.then_some(e)
-}
-
-/// Quotes an identifier when PostgreSQL needs it quoted.
-pub fn ident(name: &str) -> String {
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
 }
 
 fn in_list(values: &[String]) -> String {
@@ -317,7 +301,7 @@ fn refuse_defaults_using(
         .find(|(_, c)| c.default.as_deref().is_some_and(|d| d.starts_with(&needle)))
     {
         return Err(PlanError {
-            kind: crate::plan::PlanErrorKind::DataInUse,
+            kind: PlanErrorKind::DataInUse,
             message: format!(
                 "cannot remove '{value}' from enum type {}: it is the default of {t}.{} (revision {rev}); \
                  change that default first (ALTER TABLE {t} ALTER COLUMN {} SET DEFAULT …), then run the downgrade again",

@@ -1,25 +1,68 @@
 //! The component boundary: converts between the WIT types and the model.
+//! [`crate::export!`] instantiates [`Plugin`] with the author's chain.
 
-wit_bindgen::generate!({ path: "../wit", world: "migration-plugin" });
+use std::marker::PhantomData;
+use std::sync::OnceLock;
 
-use exports::wasmig::migration::migrations as w;
+/// The WIT bindings; the export macro is public so [`crate::export!`] can
+/// invoke it in the plugin crate, where the component's type section lands.
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "migration-plugin",
+        pub_export_macro: true,
+        default_bindings_module: "wasmig_sdk::component::bindings",
+    });
+}
 
-use crate::{catalog as m, chain, introspect, plan, verify};
+use bindings::exports::wasmig::migration::migrations as w;
 
-struct Plugin;
+use crate::finding::{Finding, Severity};
+use crate::revision::{Revision, checksums};
+use crate::{catalog as m, introspect, plan, verify};
 
-export!(Plugin);
+/// Where a plugin's chain comes from; implemented by [`crate::export!`].
+pub trait Chain: 'static {
+    /// The revisions, oldest first.
+    fn revisions() -> Vec<Revision>;
+}
 
-impl w::Guest for Plugin {
+/// The component: the contract's functions over chain `C`.
+pub struct Plugin<C>(PhantomData<C>);
+
+/// The chain and its checksums, built once per instance (hosts keep instances warm).
+struct Loaded {
+    revisions: Vec<Revision>,
+    checksums: Vec<String>,
+}
+
+fn loaded<C: Chain>() -> &'static Loaded {
+    // One component exports one chain, so one slot serves every `C`.
+    static LOADED: OnceLock<Loaded> = OnceLock::new();
+    LOADED.get_or_init(|| {
+        let revisions = C::revisions();
+        let checksums = checksums(&revisions);
+        Loaded {
+            revisions,
+            checksums,
+        }
+    })
+}
+
+impl<C: Chain> w::Guest for Plugin<C> {
     fn revisions() -> Vec<w::Revision> {
-        chain::revisions()
+        let loaded = loaded::<C>();
+        loaded
+            .revisions
             .iter()
-            .zip(chain::checksums())
+            .zip(&loaded.checksums)
             .map(|(r, sum)| w::Revision {
                 id: r.id.into(),
                 down_revision: r.down.map(String::from),
                 description: r.description.into(),
                 checksum: sum.clone(),
+                previous_checksums: r.previous_checksums.iter().map(|s| s.to_string()).collect(),
             })
             .collect()
     }
@@ -49,6 +92,7 @@ impl w::Guest for Plugin {
             allow_data_loss: options.allow_data_loss,
         };
         let p = plan::plan(
+            &loaded::<C>().revisions,
             current.as_deref(),
             target.as_deref(),
             &from_wit(live),
@@ -70,7 +114,7 @@ impl w::Guest for Plugin {
     }
 
     fn verify(at: Option<String>, actual: w::Catalog) -> Vec<w::Finding> {
-        verify::verify(at.as_deref(), &from_wit(actual))
+        verify::verify(&loaded::<C>().revisions, at.as_deref(), &from_wit(actual))
             .into_iter()
             .map(finding)
             .collect()
@@ -84,12 +128,12 @@ impl w::Guest for Plugin {
     }
 }
 
-fn finding(f: verify::Finding) -> w::Finding {
+fn finding(f: Finding) -> w::Finding {
     w::Finding {
         severity: match f.severity {
-            verify::Severity::Info => w::Severity::Info,
-            verify::Severity::Warning => w::Severity::Warning,
-            verify::Severity::Error => w::Severity::Error,
+            Severity::Info => w::Severity::Info,
+            Severity::Warning => w::Severity::Warning,
+            Severity::Error => w::Severity::Error,
         },
         rule: f.rule,
         message: f.message,

@@ -4,205 +4,27 @@
 //! current revision promises is refused as drift, unless the host says a
 //! previous run of this revision stopped part-way (`resume`).
 
-use crate::catalog::{Catalog, literal};
-use crate::chain::{Revision, revisions};
+use crate::catalog::Catalog;
 use crate::domain;
+use crate::finding::Severity;
 use crate::ops::{ColumnDef, DefaultExpr, Op, TableDef};
+use crate::revision::Revision;
+use crate::sql::literal;
+use crate::step::missing_table;
+pub use crate::step::{Ctx, Direction, Lock, Options, Phase, Plan, PlanError, PlanErrorKind, Step};
 
-/// PostgreSQL table lock modes, weakest first (mirrors the WIT enum).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Lock {
-    None,
-    AccessShare,
-    RowShare,
-    RowExclusive,
-    ShareUpdateExclusive,
-    Share,
-    ShareRowExclusive,
-    Exclusive,
-    AccessExclusive,
-}
-
-/// Which way a plan moves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    Up,
-    Down,
-}
-
-/// When a step runs relative to its revision's one transaction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Phase {
-    /// Alone, before the transaction (e.g. `DROP INDEX CONCURRENTLY`).
-    Before,
-    /// Inside the revision's transaction.
-    Transaction,
-    /// Alone, after the transaction (e.g. `CREATE INDEX CONCURRENTLY`).
-    After,
-}
-
-/// One planned statement.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Step {
-    pub revision: String,
-    pub direction: Direction,
-    pub sql: String,
-    pub phase: Phase,
-    pub lock: Lock,
-    pub objects: Vec<String>,
-    pub summary: String,
-    /// Lint findings for this step in the plan's context.
-    pub lint: Vec<crate::verify::Finding>,
-    /// A lint rule this step breaks knowingly, and why (reported as a warning).
-    pub allowed: Option<(&'static str, &'static str)>,
-    /// A read-only refusal check (a data-loss guard): it runs before every
-    /// change of its revision, so a refusal leaves the database untouched.
-    pub guard: bool,
-}
-
-impl Step {
-    /// Whether the step runs inside the revision's transaction.
-    pub fn transactional(&self) -> bool {
-        self.phase == Phase::Transaction
-    }
-}
-
-/// Why planning refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PlanErrorKind {
-    UnknownRevision,
-    InvalidCatalog,
-    Drift,
-    DataInUse,
-}
-
-/// A refusal with a message naming the problem and what to do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlanError {
-    pub kind: PlanErrorKind,
-    pub message: String,
-}
-
-impl PlanError {
-    /// The live catalog is not what it should be at this point of the chain.
-    pub fn drift(message: String) -> PlanError {
-        PlanError {
-            kind: PlanErrorKind::Drift,
-            message,
-        }
-    }
-}
-
-/// How to plan.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Options {
-    /// A previous run of the revision stopped part-way: skip what is done.
-    pub resume: bool,
-    /// Force online (CONCURRENTLY) index builds on or off; none = when the table has rows.
-    pub online: Option<bool>,
-    /// Leave out the data-loss guards of downgrades (`--allow-data-loss`).
-    pub allow_data_loss: bool,
-}
-
-/// A plan: the steps and the catalog they leave.
-#[derive(Clone, Debug)]
-pub struct Plan {
-    pub steps: Vec<Step>,
-    pub expected: Catalog,
-}
-
-/// What an operation sees while it plans itself.
-pub struct Ctx<'a> {
-    pub revision: &'a Revision,
-    pub direction: Direction,
-    pub options: Options,
-    steps: Vec<Step>,
-}
-
-impl Ctx<'_> {
-    /// Records a step.
-    pub fn push(
-        &mut self,
-        phase: Phase,
-        lock: Lock,
-        objects: &[&str],
-        sql: String,
-        summary: String,
-    ) {
-        self.steps.push(Step {
-            revision: self.revision.id.into(),
-            direction: self.direction,
-            sql,
-            phase,
-            lock,
-            objects: objects.iter().map(|o| o.to_string()).collect(),
-            summary,
-            lint: Vec::new(),
-            allowed: None,
-            guard: false,
-        });
-    }
-
-    /// Records a read-only guard that runs before every other step of the revision.
-    fn push_guard(&mut self, objects: &[&str], sql: String, summary: String) {
-        self.push(Phase::Before, Lock::AccessShare, objects, sql, summary);
-        if let Some(s) = self.steps.last_mut() {
-            s.guard = true;
-        }
-    }
-
-    /// Marks the last pushed step as breaking `rule` on purpose, for `reason`.
-    pub fn allow(&mut self, rule: &'static str, reason: &'static str) {
-        if let Some(s) = self.steps.last_mut() {
-            s.allowed = Some((rule, reason));
-        }
-    }
-
-    /// Whether an index on `table` should be built or dropped online.
-    pub fn online(&self, model: &Catalog, table: &str) -> bool {
-        if self.revision.created_tables().contains(&table) {
-            return false;
-        }
-        self.options
-            .online
-            .unwrap_or_else(|| model.table(table).is_some_and(|t| t.has_rows))
-    }
-
-    /// Refuses, or under `resume` skips, an operation whose effect is already there.
-    pub fn already(&self, what: String) -> Result<bool, PlanError> {
-        if self.options.resume {
-            Ok(true)
-        } else {
-            Err(PlanError::drift(format!(
-                "{what}, but revision {} is not recorded as {}: the database was changed outside wasmig. \
-                 Undo the manual change, or record the revision with `wasmig stamp` if it is complete",
-                self.revision.id,
-                match self.direction {
-                    Direction::Up => "applied",
-                    Direction::Down => "reverted",
-                }
-            )))
-        }
-    }
-}
-
-fn missing_table(table: &str, rev: &Revision) -> PlanError {
-    PlanError::drift(format!(
-        "table {table} does not exist, but revision {} needs it: apply the earlier revisions first \
-         (`wasmig up --to {}`), or point wasmig at the right database",
-        rev.id,
-        rev.down.unwrap_or("<first revision>")
-    ))
-}
-
-/// Plans `current` → `target` against `live`.
+/// Plans `current` → `target` (none = before the first revision) over `chain`
+/// against `live`: the steps, in order, and the catalog they leave.
+///
+/// Errors: an unknown revision id, or whatever an operation refuses (drift,
+/// data in use).
 pub fn plan(
+    chain: &[Revision],
     current: Option<&str>,
     target: Option<&str>,
     live: &Catalog,
     options: Options,
 ) -> Result<Plan, PlanError> {
-    let chain = revisions();
     let position = |id: Option<&str>| -> Result<usize, PlanError> {
         match id {
             None => Ok(0),
@@ -222,62 +44,68 @@ pub fn plan(
     let (from, to) = (position(current)?, position(target)?);
     let mut model = live.clone().normalized();
     let mut steps = Vec::new();
-    let mut walk =
-        |rev: &Revision, direction: Direction, model: &mut Catalog| -> Result<(), PlanError> {
-            let mut ctx = Ctx {
-                revision: rev,
-                direction,
-                options,
-                steps: Vec::new(),
-            };
-            match direction {
-                Direction::Up => rev.ops.iter().try_for_each(|op| up(op, model, &mut ctx))?,
-                Direction::Down => rev
-                    .ops
-                    .iter()
-                    .rev()
-                    .try_for_each(|op| down(op, model, &mut ctx))?,
-            }
-            // One transaction per revision: stable-sort the steps into before / in / after it.
-            // Inside it, work on the revision's own (new, empty) tables goes first and
-            // statements on existing tables last, so the locks that stall writers of a
-            // busy table are held for the shortest time before COMMIT.
-            let own = rev.created_tables();
-            ctx.steps.sort_by_key(|s| {
-                let on_existing = !s.objects.first().is_some_and(|o| own.contains(&o.as_str()));
-                (
-                    s.phase,
-                    !s.guard,
-                    s.phase == Phase::Transaction && on_existing,
-                )
-            });
-            let new_tables: Vec<String> =
-                rev.created_tables().iter().map(|t| t.to_string()).collect();
-            for s in &mut ctx.steps {
-                s.lint = crate::lint_step(&s.sql, s.transactional(), &new_tables);
-                if let Some((rule, reason)) = s.allowed {
-                    for f in s.lint.iter_mut().filter(|f| f.rule == rule) {
-                        f.severity = f.severity.min(crate::verify::Severity::Warning);
-                        f.message = format!("allowed by the plan ({reason}): {}", f.message);
-                    }
-                }
-            }
-            steps.extend(ctx.steps);
-            Ok(())
-        };
     if to >= from {
         for rev in &chain[from..to] {
-            walk(rev, Direction::Up, &mut model)?;
+            steps.extend(plan_revision(rev, Direction::Up, &mut model, options)?);
         }
     } else {
         for rev in chain[to..from].iter().rev() {
-            walk(rev, Direction::Down, &mut model)?;
+            steps.extend(plan_revision(rev, Direction::Down, &mut model, options)?);
         }
     }
     Ok(Plan {
         steps,
         expected: model.normalized(),
     })
+}
+
+/// Plans one revision in one direction against `model`, and applies it to
+/// `model`: the steps in the order they run (guards, then before, in and after
+/// the revision's one transaction), each linted in the plan's context.
+pub fn plan_revision(
+    rev: &Revision,
+    direction: Direction,
+    model: &mut Catalog,
+    options: Options,
+) -> Result<Vec<Step>, PlanError> {
+    let mut ctx = Ctx {
+        revision: rev,
+        direction,
+        options,
+        steps: Vec::new(),
+    };
+    match direction {
+        Direction::Up => rev.ops.iter().try_for_each(|op| up(op, model, &mut ctx))?,
+        Direction::Down => rev
+            .ops
+            .iter()
+            .rev()
+            .try_for_each(|op| down(op, model, &mut ctx))?,
+    }
+    // One transaction per revision: stable-sort the steps into before / in / after it.
+    // Inside it, work on the revision's own (new, empty) tables goes first and
+    // statements on existing tables last, so the locks that stall writers of a
+    // busy table are held for the shortest time before COMMIT.
+    let own = rev.created_tables();
+    ctx.steps.sort_by_key(|s| {
+        let on_existing = !s.objects.first().is_some_and(|o| own.contains(&o.as_str()));
+        (
+            s.phase,
+            !s.guard,
+            s.phase == Phase::Transaction && on_existing,
+        )
+    });
+    let new_tables: Vec<String> = own.iter().map(|t| t.to_string()).collect();
+    for s in &mut ctx.steps {
+        s.lint = crate::lint_step(&s.sql, s.transactional(), &new_tables);
+        if let Some((rule, reason)) = s.allowed {
+            for f in s.lint.iter_mut().filter(|f| f.rule == rule) {
+                f.severity = f.severity.min(Severity::Warning);
+                f.message = format!("allowed by the plan ({reason}): {}", f.message);
+            }
+        }
+    }
+    Ok(ctx.steps)
 }
 
 fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {

@@ -7,27 +7,11 @@
 use crate::catalog::{
     Catalog, ConstraintKind, check_in_definition, check_values, without_not_valid,
 };
-use crate::chain::revisions;
 use crate::domain::{Form, form};
+use crate::finding::{Finding, Severity};
 use crate::ops::Op;
 use crate::plan::{Options, plan};
-
-/// How serious a finding is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    Info,
-    Warning,
-    Error,
-}
-
-/// One mismatch, or one lint finding.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Finding {
-    pub severity: Severity,
-    pub rule: String,
-    pub message: String,
-    pub location: Option<String>,
-}
+use crate::revision::Revision;
 
 fn error(rule: &str, location: String, message: String) -> Finding {
     Finding {
@@ -39,9 +23,9 @@ fn error(rule: &str, location: String, message: String) -> Finding {
 }
 
 /// Every way `actual` differs from what revision `at` promises.
-pub fn verify(at: Option<&str>, actual: &Catalog) -> Vec<Finding> {
-    let chain = revisions();
+pub fn verify(chain: &[Revision], at: Option<&str>, actual: &Catalog) -> Vec<Finding> {
     let expected = match plan(
+        chain,
         None,
         at,
         &Catalog::default(),
@@ -314,7 +298,7 @@ pub fn verify(at: Option<&str>, actual: &Catalog) -> Vec<Finding> {
             if let (Some(def), Some(column)) = (got.definition.as_deref(), column) {
                 let def = without_not_valid(def);
                 let canonical = check_in_definition(
-                    &crate::domain::ident(&column.name),
+                    &crate::sql::ident(&column.name),
                     &column.data_type,
                     &check_values(def),
                 );

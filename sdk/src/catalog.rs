@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::sql::{ident, literal};
+
 /// A schema: tables, indexes, constraints and enum types of one namespace.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
@@ -214,11 +216,6 @@ pub fn check_values(definition: &str) -> Vec<String> {
     values
 }
 
-/// Quotes a string as a SQL literal.
-pub fn literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
 /// Strips the ` NOT VALID` that `pg_get_constraintdef` appends to an unvalidated
 /// constraint: validation is reported on its own, the expression is compared here.
 pub fn without_not_valid(definition: &str) -> &str {
@@ -230,12 +227,12 @@ pub fn without_not_valid(definition: &str) -> &str {
 /// creates. Pinned against a real server by the tests that compare a plan's
 /// predicted catalog with the live one.
 pub fn btree_index_definition(name: &str, table: &str, columns: &[String], unique: bool) -> String {
-    let cols: Vec<String> = columns.iter().map(|c| crate::domain::ident(c)).collect();
+    let cols: Vec<String> = columns.iter().map(|c| ident(c)).collect();
     format!(
         "CREATE {}INDEX {} ON {} USING btree ({})",
         if unique { "UNIQUE " } else { "" },
-        crate::domain::ident(name),
-        crate::domain::ident(table),
+        ident(name),
+        ident(table),
         cols.join(", ")
     )
 }
@@ -246,12 +243,7 @@ pub fn key_definition(
     columns: &[String],
     refs: Option<(&str, &[String], &str)>,
 ) -> String {
-    let list = |v: &[String]| {
-        v.iter()
-            .map(|c| crate::domain::ident(c))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let list = |v: &[String]| v.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
     match (kind, refs) {
         (ConstraintKind::ForeignKey, Some((table, ref_columns, on_delete))) => {
             let action = if on_delete == "NO ACTION" {
@@ -262,7 +254,7 @@ pub fn key_definition(
             format!(
                 "FOREIGN KEY ({}) REFERENCES {}({}){action}",
                 list(columns),
-                crate::domain::ident(table),
+                ident(table),
                 list(ref_columns)
             )
         }

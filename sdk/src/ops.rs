@@ -2,15 +2,14 @@
 //! inverse, and applies itself to the schema model, so the up SQL, the down SQL
 //! and the expected catalog come from one definition and cannot drift apart.
 
-use serde::Serialize;
-
 use crate::catalog::{
     Catalog, Column, Constraint, ConstraintKind, Index, Table, btree_index_definition,
-    key_definition, literal,
+    key_definition,
 };
+use crate::sql::literal;
 
 /// Column types used by the chain: the SQL we write and what `format_type` prints back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SqlType {
     Integer,
     /// `SERIAL`: an integer with an owned sequence and a `nextval` default.
@@ -55,7 +54,7 @@ impl SqlType {
 }
 
 /// Server-side column defaults used by the chain.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum DefaultExpr {
     Now,
     CurrentTimestamp,
@@ -93,7 +92,7 @@ impl DefaultExpr {
 }
 
 /// A column definition.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct ColumnDef {
     pub name: &'static str,
     pub ty: SqlType,
@@ -132,14 +131,14 @@ impl ColumnDef {
 }
 
 /// ON DELETE behaviour of a foreign key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FkAction {
     NoAction,
     Cascade,
 }
 
 /// A foreign key; unnamed ones get PostgreSQL's default name `<table>_<cols>_fkey`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct ForeignKeyDef {
     pub name: Option<&'static str>,
     pub columns: Vec<&'static str>,
@@ -157,14 +156,14 @@ impl ForeignKeyDef {
 }
 
 /// A named UNIQUE constraint.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct UniqueDef {
     pub name: &'static str,
     pub columns: Vec<&'static str>,
 }
 
 /// A whole table.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct TableDef {
     pub name: &'static str,
     pub columns: Vec<ColumnDef>,
@@ -176,7 +175,7 @@ pub struct TableDef {
 }
 
 /// A plain btree index.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct IndexDef {
     pub name: &'static str,
     pub table: &'static str,
@@ -186,21 +185,20 @@ pub struct IndexDef {
 
 /// A new value allowed in a text-like column that meets three forms in the
 /// wild: a native enum, a VARCHAR with a CHECK ... IN list, or a plain VARCHAR.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct AllowValueDef {
     pub table: &'static str,
     pub column: &'static str,
     pub value: &'static str,
     /// The native enum type the value belongs to where a database has one,
     /// by its name in the seed (`ALTER TYPE transaction_type ADD VALUE …`):
-    /// the type is followed to whichever column of `table` uses it. Not part
-    /// of the checksum: it says where to look, not what the revision does.
-    #[serde(skip)]
+    /// the type is followed to whichever column of `table` uses it. It says
+    /// where to look, not what the revision does.
     pub enum_type: Option<&'static str>,
 }
 
 /// One typed operation of a revision.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub enum Op {
     CreateTable(TableDef),
     AddColumns {
