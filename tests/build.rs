@@ -11,6 +11,11 @@
 //!
 //! The last three are wit-component dummy modules (every export traps), which
 //! is all a load-time check needs. `WASMIG_HOSTILE_DIR` tells the tests where.
+//!
+//! It also builds the SDK plugins the harness tests load, in `target/plugin`
+//! with exactly the settings of host/build.rs (so the SDK and its SQL parser
+//! are compiled for wasm once, for all of them): `wasmig_wrong_inverse.component.wasm`
+//! (`harness/fixtures/wrong-inverse`), named by `WASMIG_WRONG_INVERSE`.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -24,7 +29,16 @@ const TARGET: &str = "wasm32-unknown-unknown";
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest.parent().unwrap().to_path_buf();
-    for path in ["tests/hostile/src", "tests/hostile/Cargo.toml", "wit"] {
+    for path in [
+        "tests/hostile/src",
+        "tests/hostile/Cargo.toml",
+        "wit",
+        "harness/fixtures",
+        "sdk/src",
+        "sdk/Cargo.toml",
+        "lint/src",
+        "lint/Cargo.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
     let out = root.join("target").join("hostile");
@@ -102,6 +116,68 @@ fn main() {
         ),
     );
     println!("cargo:rustc-env=WASMIG_HOSTILE_DIR={}", out.display());
+
+    let wrong = sdk_plugin(&root, "wasmig-wrong-inverse", "wasmig_wrong_inverse");
+    println!("cargo:rustc-env=WASMIG_WRONG_INVERSE={}", wrong.display());
+}
+
+/// Builds an SDK plugin crate of the workspace as host/build.rs builds the
+/// reference plugin (same target dir, same profile), wraps it, and returns the
+/// component's path.
+fn sdk_plugin(root: &Path, package: &str, lib: &str) -> PathBuf {
+    let target_dir = root.join("target").join("plugin");
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root)
+        .args([
+            "build",
+            "--quiet",
+            "--locked",
+            "-p",
+            package,
+            "--lib",
+            "--release",
+            "--target",
+            TARGET,
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .args([
+            "--config",
+            "profile.release.package.sqlparser.opt-level=\"z\"",
+        ])
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "z")
+        .env("CARGO_PROFILE_RELEASE_LTO", "true")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
+        .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "true");
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("run cargo to build {package}: {e}"));
+    if !status.success() {
+        panic!("building {package} for {TARGET} failed (see above)");
+    }
+    let core = std::fs::read(
+        target_dir
+            .join(TARGET)
+            .join("release")
+            .join(format!("{lib}.wasm")),
+    )
+    .unwrap_or_else(|e| panic!("read the {package} module: {e}"));
+    let component = encode(&core, package);
+    let name = format!("{lib}.component.wasm");
+    write(&target_dir, &name, &component);
+    target_dir.join(name)
 }
 
 fn encode(module: &[u8], what: &str) -> Vec<u8> {

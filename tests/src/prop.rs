@@ -1,26 +1,18 @@
-//! Generative testing of migrations on a real database: strategies for
-//! realistic ERP rows at `erp_base` and for walks over the revision chain, and
-//! one case runner shared by the property test and the benchmark.
-//!
-//! Each case gets a fresh database copied from a per-form template at
-//! `erp_base` (`CREATE DATABASE … TEMPLATE`, milliseconds), loads its rows,
-//! walks, and checks after every move: verify is clean, the live catalog is
-//! the one the plugin's model predicts, every pre-existing row is unchanged,
-//! new columns hold their defaults on old rows, and the seed's cascades work.
+//! The reference plugin's row strategy for the property harness
+//! (`wasmig-test`, engine in `wasmig::harness`): realistic ERP rows at
+//! `erp_base` in one of the three forms of parts 4–5, and the seed's cascades
+//! checked at `manufacturing_module_v1`. The harness walks the chain, loads
+//! its own rows generated from the catalog at every revision besides these,
+//! and checks every property after every move.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
-use tokio::sync::Mutex;
 
-use wasmig::component::{Catalog, PlanOptions};
 use wasmig::forms::Form;
-
-use crate::{chain, conn, plugin, runner};
+use wasmig_test::{BoxFuture, Fixture, RowStrategy};
 
 /// A text value: printable unicode, sometimes empty, sometimes long.
 fn text() -> impl Strategy<Value = String> {
@@ -175,45 +167,6 @@ pub fn erp_data() -> impl Strategy<Value = ErpData> {
         )
 }
 
-/// One move along the chain: up or down by 1–2 revisions (clamped to the chain).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Move {
-    Up(usize),
-    Down(usize),
-}
-
-impl fmt::Debug for Move {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Move::Up(n) => write!(f, "up {n}"),
-            Move::Down(n) => write!(f, "down {n}"),
-        }
-    }
-}
-
-/// A walk over the chain, starting at `erp_base`; printed on one line.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Walk(pub Vec<Move>);
-
-impl fmt::Debug for Walk {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let moves: Vec<String> = self.0.iter().map(|m| format!("{m:?}")).collect();
-        write!(f, "[erp_base, {}]", moves.join(", "))
-    }
-}
-
-/// Walks of up to six moves, repeated round trips included.
-pub fn walk() -> impl Strategy<Value = Walk> {
-    prop::collection::vec(
-        prop_oneof![
-            (1usize..=2).prop_map(Move::Up),
-            (1usize..=2).prop_map(Move::Down)
-        ],
-        1..=6,
-    )
-    .prop_map(Walk)
-}
-
 /// The three forms of parts 4–5.
 pub fn form() -> impl Strategy<Value = Form> {
     prop::sample::select(&Form::ALL[..])
@@ -323,177 +276,56 @@ pub fn insert_sql(data: &ErpData) -> String {
     s
 }
 
-/// Time spent in each phase of one case.
-#[derive(Clone, Debug, Default)]
-pub struct Timings {
-    pub create_db: Duration,
-    pub load: Duration,
-    pub up: Duration,
-    pub down: Duration,
-    pub verify: Duration,
-    pub checks: Duration,
-    pub total: Duration,
+/// The reference plugin's own rows for the property harness: at `erp_base`,
+/// one of the three forms of parts 4–5 and realistic ERP rows; after every
+/// move at `manufacturing_module_v1`, the seed's cascades (the generic
+/// harness checks the rest: verify, the model's catalog, kept rows, defaults,
+/// data-loss refusals, locks, round trips).
+pub struct ErpRows;
+
+impl RowStrategy for ErpRows {
+    fn name(&self) -> String {
+        "erp rows".into()
+    }
+
+    fn revision(&self) -> String {
+        "erp_base".into()
+    }
+
+    fn fixtures(&self) -> BoxedStrategy<Fixture> {
+        (form(), erp_data())
+            .prop_map(|(form, data)| {
+                let setup = if form == Form::Plain {
+                    ""
+                } else {
+                    form.setup_sql()
+                };
+                Fixture {
+                    description: format!("{form} form of parts 4–5, {data:?}"),
+                    sql: format!("{setup}\n{}", insert_sql(&data)),
+                }
+            })
+            .boxed()
+    }
+
+    fn check<'a>(
+        &'a self,
+        at: Option<&'a str>,
+        conn: &'a mut PgConnection,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            if at == Some("manufacturing_module_v1") {
+                cascades(conn).await
+            } else {
+                Ok(())
+            }
+        })
+    }
 }
 
-async fn template(form: Form) -> String {
-    static TEMPLATES: Mutex<Option<HashMap<String, String>>> = Mutex::const_new(None);
-    let mut guard = TEMPLATES.lock().await;
-    let map = guard.get_or_insert_with(HashMap::new);
-    if let Some(name) = map.get(&form.to_string()) {
-        return name.clone();
-    }
-    let server = wasmig_throwaway::shared();
-    let name = server.create_database(None).await.expect("create template");
-    let url = server.url(&name);
-    {
-        let mut r = runner(&url).await;
-        r.up(Some("erp_base")).await.expect("template up");
-        if form != Form::Plain {
-            sqlx::raw_sql(form.setup_sql())
-                .execute(r.connection())
-                .await
-                .expect("form setup");
-        }
-    }
-    map.insert(form.to_string(), name.clone());
-    name
-}
-
-/// The catalog without `has_rows`, which follows the data (a rolled-back insert
-/// leaves pages behind), not the schema.
-fn schema_only(mut c: Catalog) -> Catalog {
-    for t in &mut c.tables {
-        t.has_rows = false;
-    }
-    c
-}
-
-/// Runs one case; `Err` describes the first property that failed.
-pub async fn run_case(form: Form, data: &ErpData, walk: &Walk) -> Result<Timings, String> {
-    let started = Instant::now();
-    let mut t = Timings::default();
-    let server = wasmig_throwaway::shared();
-    let tmpl = template(form).await;
-    let clock = Instant::now();
-    let name = server
-        .create_database(Some(&tmpl))
-        .await
-        .map_err(|e| e.to_string())?;
-    t.create_db = clock.elapsed();
-    let url = server.url(&name);
-    let result = walk_case(&url, data, &walk.0, &mut t).await;
-    let _ = server.drop_database(&name).await;
-    t.total = started.elapsed();
-    result.map(|_| t)
-}
-
-async fn walk_case(
-    url: &str,
-    data: &ErpData,
-    walk: &[Move],
-    t: &mut Timings,
-) -> Result<(), String> {
-    let ids = chain();
-    let clock = Instant::now();
-    let mut c = conn(url).await;
-    sqlx::raw_sql(&insert_sql(data))
-        .execute(&mut c)
-        .await
-        .map_err(|e| format!("loading rows: {e}"))?;
-    t.load = clock.elapsed();
-    let start = wasmig::db::catalog(&mut c, plugin())
-        .await
-        .map_err(|e| e.to_string())?;
-    let rows_before = crate::base_rows(&mut c).await;
-    let mut r = runner(url).await;
-    let mut pos = 1; // erp_base
-    for (i, m) in walk.iter().enumerate() {
-        let target = match *m {
-            Move::Up(n) => (pos + n).min(ids.len()),
-            Move::Down(n) => pos.saturating_sub(n).max(1),
-        };
-        let clock = Instant::now();
-        let moved = if target >= pos {
-            r.up(Some(&ids[target - 1])).await
-        } else {
-            r.down(Some(&ids[target - 1])).await
-        };
-        moved.map_err(|e| format!("move {i} ({m:?}) to {}: {e}", ids[target - 1]))?;
-        if target >= pos {
-            t.up += clock.elapsed()
-        } else {
-            t.down += clock.elapsed()
-        }
-        pos = target;
-        let at = &ids[pos - 1];
-
-        let clock = Instant::now();
-        let (recorded, findings) = r.verify().await.map_err(|e| e.to_string())?;
-        t.verify += clock.elapsed();
-        if recorded.as_deref() != Some(at.as_str()) || !findings.is_empty() {
-            return Err(format!(
-                "after move {i} ({m:?}) the database is at {recorded:?}, expected {at}; verify: {findings:#?}"
-            ));
-        }
-        let clock = Instant::now();
-        let live = wasmig::db::catalog(&mut c, plugin())
-            .await
-            .map_err(|e| e.to_string())?;
-        let predicted = plugin()
-            .plan(
-                Some("erp_base"),
-                Some(at),
-                &start,
-                PlanOptions {
-                    resume: false,
-                    online: None,
-                    allow_data_loss: false,
-                },
-            )
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.message)?
-            .expected;
-        wasmig::roundtrip::same(&schema_only(predicted), &schema_only(live)).map_err(|d| {
-            format!("after move {i} ({m:?}) at {at}: the live catalog is not the model's: {d}")
-        })?;
-        let rows = crate::base_rows(&mut c).await;
-        if rows != rows_before {
-            let changed: Vec<&str> = rows
-                .iter()
-                .zip(&rows_before)
-                .filter(|(a, b)| a != b)
-                .map(|(a, _)| a.0.as_str())
-                .collect();
-            return Err(format!(
-                "after move {i} ({m:?}) at {at}: rows changed in {changed:?}"
-            ));
-        }
-        if at == "manufacturing_module_v1" {
-            head_properties(&mut c)
-                .await
-                .map_err(|e| format!("after move {i} ({m:?}): {e}"))?;
-        }
-        t.checks += clock.elapsed();
-    }
-    Ok(())
-}
-
-/// At head: new columns default on old rows, and the seed's cascades work
-/// (checked in a transaction that is rolled back, so the rows stay as they were).
-async fn head_properties(c: &mut PgConnection) -> Result<(), String> {
-    let bad: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM manufacturing_orders WHERE NOT (estimated_labor_hours = 0 AND actual_labor_hours = 0 \
-         AND estimated_setup_time = 0 AND estimated_run_time = 0 AND actual_setup_time = 0 AND actual_run_time = 0 \
-         AND completion_percentage = 0 AND assigned_operator IS NULL AND machine_id IS NULL AND last_updated_at IS NULL)",
-    )
-    .fetch_one(&mut *c)
-    .await
-    .map_err(|e| e.to_string())?;
-    if bad > 0 {
-        return Err(format!(
-            "{bad} old manufacturing_orders row(s) lack the new columns' defaults"
-        ));
-    }
+/// At head: the seed's cascades work (checked in a transaction that is rolled
+/// back, so the rows stay as they were).
+async fn cascades(c: &mut PgConnection) -> Result<(), String> {
     let mut tx = c.begin().await.map_err(|e| e.to_string())?;
     let script = "
         INSERT INTO organizations (id, name, subdomain, status, primary_email, primary_phone, address1, city, state, pin_code, country,

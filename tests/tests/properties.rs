@@ -1,43 +1,14 @@
-//! Property tests on a real database: random ERP data, random walks over the
-//! chain, all three forms of parts 4–5. `PROPTEST_CASES` sets the number of
-//! cases (CI runs 256).
+//! Property tests of the reference plugin on a real database, through the
+//! generic harness (`wasmig-test`): random walks over the chain from nothing
+//! applied, rows generated from the live catalog at every revision, plus the
+//! plugin's own realistic ERP rows in all three forms of parts 4–5 (see
+//! `wasmig_tests::prop::ErpRows`). `WASMIG_TEST_CASES` (or `PROPTEST_CASES`)
+//! sets the number of cases (default 64; CI runs 256), `WASMIG_TEST_SEED` the
+//! seed a failure prints.
 
-use std::sync::OnceLock;
+use wasmig_tests::prop::ErpRows;
 
-use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence};
-use wasmig_tests::prop::{erp_data, form, run_case, walk};
-
-fn rt() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    })
-}
-
-fn config() -> Config {
-    Config {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(64),
-        // Failures are reported with the shrunk case; don't write regressions files into the tree.
-        failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
-        max_shrink_iters: 1024,
-        ..Config::default()
-    }
-}
-
-proptest! {
-    #![proptest_config(config())]
-
-    #[test]
-    fn every_walk_verifies_matches_the_model_and_keeps_the_rows(form in form(), data in erp_data(), walk in walk()) {
-        let outcome = rt().block_on(run_case(form, &data, &walk));
-        prop_assert!(outcome.is_ok(), "{}", outcome.unwrap_err());
-    }
+#[test]
+fn every_walk_verifies_matches_the_model_keeps_the_rows_and_refuses_data_loss() {
+    wasmig_test::Check::bundled().strategy(ErpRows).run();
 }

@@ -57,7 +57,7 @@ pub use case::Timings;
 pub use rows::Row;
 
 /// A boxed future, for the async hook of [`RowStrategy`].
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
 /// A plugin's own rows for its domain, loaded on top of the generated ones
 /// (through the Rust API only: the `wasmig test` command runs the generic
@@ -277,8 +277,13 @@ impl<'p> Harness<'p> {
     }
 
     /// Adds a plugin's own row strategy.
-    pub fn strategy(mut self, s: impl RowStrategy + 'static) -> Self {
-        self.strategies.push(Box::new(s));
+    pub fn strategy(self, s: impl RowStrategy + 'static) -> Self {
+        self.boxed_strategy(Box::new(s))
+    }
+
+    /// Adds a plugin's own row strategy, boxed.
+    pub fn boxed_strategy(mut self, s: Box<dyn RowStrategy>) -> Self {
+        self.strategies.push(s);
         self
     }
 
