@@ -13,9 +13,13 @@
 //! the chart of the writer's latency over time goes to docs/bench-bigtable.svg.
 //!
 //! cargo run --release -p wasmig-bench -- bigtable [--rows 1000000]
+//!
+//! `wasmig-bench harness` times the property harness instead (see `harness.rs`):
+//! cargo run --release -p wasmig-bench -- harness [--cases 64]
 
 mod chart;
 mod data;
+mod harness;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +48,9 @@ struct Cli {
 enum Cmd {
     /// The seed's SQL vs `wasmig up` on a big manufacturing_orders table under a steady writer.
     Bigtable(Bigtable),
+    /// The property harness (`wasmig test`): cases per second, the median case by phase, and
+    /// a server per case measured alongside.
+    Harness(harness::HarnessArgs),
 }
 
 #[derive(Args, Clone)]
@@ -169,6 +176,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Bigtable(args) => bigtable(args).await,
+        Cmd::Harness(args) => harness::run(args).await,
     }
 }
 

@@ -50,7 +50,7 @@ use std::path::{Path, PathBuf};
 
 pub use proptest;
 pub use wasmig::harness::{
-    BoxFuture, Config, Failure, Fixture, Move, Progress, Report, RowStrategy, Timings,
+    BoxFuture, Config, Counts, Failure, Fixture, Move, Progress, Report, RowStrategy, Timings,
 };
 pub use wasmig::{Limits, Plugin};
 
@@ -172,12 +172,16 @@ impl Check {
 
 fn summarize(report: &Report) {
     eprintln!(
-        "wasmig-test: {} case(s) on {} ({} revisions): {} moves, {} rows loaded, {:.1} s, seed {}",
+        "wasmig-test: {} case(s) on {} ({} revisions): {} moves, {} rows loaded, {} data refusals, \
+         {} round trips, {} steps' locks observed; {:.1} s, seed {}",
         report.cases,
         report.plugin,
         report.revisions,
         report.moves,
         report.rows_loaded,
+        report.counts.refusals,
+        report.counts.round_trips,
+        report.counts.steps_observed,
         report.seconds,
         report.seed
     );

@@ -155,6 +155,9 @@ pub(crate) fn strongest(pairs: &[(String, LockLevel)]) -> Vec<(String, LockLevel
     out
 }
 
+/// The pause between two polls of a non-transactional step's locks.
+pub const POLL_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Runs `work` while `observer` polls backend `pid`'s locks on `tables`;
 /// returns its output and the strongest mode seen per table. A failing poll
 /// ends the polling, never the work.
@@ -180,6 +183,12 @@ pub(crate) async fn poll_while<T>(
                     polling = false;
                 }
             },
+        }
+        // A pause between polls: polling flat out took most of a small
+        // server's CPU away from the very statement being watched.
+        tokio::select! {
+            out = &mut work => return (out, strongest(&seen)),
+            () = tokio::time::sleep(POLL_PAUSE) => {}
         }
     }
 }

@@ -1018,12 +1018,16 @@ async fn test_cmd(
     } else {
         match &report.failure {
             None => println!(
-                "wasmig test: {} case(s) passed on {} ({} revision(s)): {} moves, {} rows loaded, {:.1} s, seed {seed}",
+                "wasmig test: {} case(s) passed on {} ({} revision(s)): {} moves, {} rows loaded, \
+                 {} data refusals, {} round trips, {} steps' locks observed; {:.1} s, seed {seed}",
                 report.cases,
                 report.plugin,
                 report.revisions,
                 report.moves,
                 report.rows_loaded,
+                report.counts.refusals,
+                report.counts.round_trips,
+                report.counts.steps_observed,
                 report.seconds
             ),
             Some(f) => println!(

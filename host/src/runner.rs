@@ -258,6 +258,12 @@ impl<'p> Runner<'p> {
         Ok(())
     }
 
+    /// Stops recording locks; returns the second connection given to
+    /// [`Runner::observe_locks`], if any.
+    pub fn stop_observing_locks(&mut self) -> Option<PgConnection> {
+        self.observer.take().and_then(|(_, second)| second)
+    }
+
     /// The options this runner moves with, to change between moves (a test
     /// harness retries a refused downgrade with `allow_data_loss`).
     pub fn options_mut(&mut self) -> &mut RunOptions {

@@ -18,7 +18,8 @@ use super::{Case, Move, RowStrategy, connect, dberr};
 /// Where a case's time went.
 #[derive(Clone, Debug, Default)]
 pub struct Timings {
-    /// `CREATE DATABASE … TEMPLATE` (and dropping it afterwards).
+    /// Getting a clean database: resetting the reused one, or `CREATE
+    /// DATABASE … TEMPLATE` and its drop (see [`Bed`]).
     pub create_db: Duration,
     /// Loading fixtures and generated rows.
     pub load: Duration,
@@ -48,17 +49,49 @@ pub struct Run {
     pub moves: u64,
     pub rows_loaded: u64,
     pub left_out: BTreeMap<String, u64>,
+    pub counts: Counts,
 }
 
-/// The server side of a run: an admin connection, the template database, and
-/// a counter for case database names.
+/// How often the interesting paths ran.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct Counts {
+    /// Moves refused because of data (then repeated with allow-data-loss, or not).
+    pub refusals: u64,
+    /// Returns to a revision the walk had visited, checked.
+    pub round_trips: u64,
+    /// Steps whose table locks were observed.
+    pub steps_observed: u64,
+}
+
+/// The server side of a run: an admin connection, the template database, a
+/// counter for case database names, and the database cases reuse.
+///
+/// A case gets a database in one of two ways. By default one database is
+/// made from the template once and reset between cases (`DROP SCHEMA public
+/// CASCADE`, the history emptied), through a connection kept open to it:
+/// cheaper than `CREATE DATABASE … TEMPLATE` and its drop, and later
+/// connections find the database's relation cache ready. When a reset fails
+/// (PostgreSQL before 15 gives `public` to the bootstrap superuser, so
+/// another role cannot drop it), every case gets a fresh copy of the template.
 pub struct Bed {
     server: ConnInfo,
     admin: PgConnection,
     template: String,
     prefix: String,
     next: u64,
+    reuse: Option<(String, PgConnection)>,
+    reusable: bool,
+    /// Templates at each revision a walk starts from, built on first use.
+    at: HashMap<usize, String>,
+    /// Steps whose locks were observed in this run, with the tables there were:
+    /// a step's locks depend on its SQL and on those, so once is enough.
+    pub observed: BTreeSet<String>,
+    plugin_origin: String,
 }
+
+// language=SQL
+const RESET: &str = "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public; \
+     TRUNCATE wasmig.revisions, wasmig.log RESTART IDENTITY";
 
 fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
@@ -70,7 +103,7 @@ fn literal(s: &str) -> String {
 
 impl Bed {
     /// Creates the template database (empty, with wasmig's history tables).
-    pub async fn create(server: &ConnInfo) -> Result<Bed, MigrateError> {
+    pub async fn create(plugin: &Plugin, server: &ConnInfo) -> Result<Bed, MigrateError> {
         let mut admin = connect(server).await?;
         let prefix = format!(
             "wasmig_test_{}_{:08x}",
@@ -101,16 +134,95 @@ impl Bed {
             template,
             prefix,
             next: 0,
+            reuse: None,
+            reusable: true,
+            at: HashMap::new(),
+            observed: BTreeSet::new(),
+            plugin_origin: plugin.origin().to_string(),
         })
     }
 
-    async fn new_database(&mut self) -> Result<String, MigrateError> {
+    /// A database at revision `start` (position in `chain`; 0 = nothing
+    /// applied) for the next case, and whether it is the reused one (then
+    /// [`Bed::done`] keeps it).
+    async fn database_at(
+        &mut self,
+        plugin: &Plugin,
+        chain: &[Revision],
+        start: usize,
+    ) -> Result<(String, bool), MigrateError> {
+        if start == 0 {
+            return self.database().await;
+        }
+        let template = match self.at.get(&start) {
+            Some(t) => t.clone(),
+            None => {
+                let name = self.new_database(&self.template.clone()).await?;
+                let conn = connect(&self.server.with_database(&name)).await?;
+                let mut r = Runner::with_connection(plugin, conn, RunOptions::default())?;
+                if let Err(e) = r.up(id(chain, start)).await {
+                    drop(r);
+                    self.drop_database(&name).await;
+                    return Err(MigrateError::Io(format!(
+                        "{}: moving a template database up to {} failed (walks from nothing applied show \
+                         the same failure as a property): {e}",
+                        self.plugin_origin,
+                        name_of(chain, start)
+                    )));
+                }
+                drop(r);
+                self.at.insert(start, name.clone());
+                name
+            }
+        };
+        Ok((self.new_database(&template).await?, false))
+    }
+
+    /// A clean database for the next case, and whether it is the reused one
+    /// (then [`Bed::done`] keeps it).
+    async fn database(&mut self) -> Result<(String, bool), MigrateError> {
+        if let Some((name, keeper)) = &mut self.reuse {
+            match sqlx::raw_sql(RESET).execute(&mut *keeper).await {
+                Ok(_) => return Ok((name.clone(), true)),
+                Err(e) => {
+                    tracing::info!(
+                        "resetting the test database failed ({}): a fresh copy of the template per case from now on",
+                        crate::db::describe(&e)
+                    );
+                    let (name, keeper) = self.reuse.take().unwrap();
+                    let _ = keeper.close().await;
+                    self.drop_database(&name).await;
+                    self.reusable = false;
+                }
+            }
+        }
+        let name = self.new_database(&self.template.clone()).await?;
+        if self.reusable {
+            match connect(&self.server.with_database(&name)).await {
+                Ok(keeper) => {
+                    self.reuse = Some((name.clone(), keeper));
+                    return Ok((name, true));
+                }
+                Err(_) => self.reusable = false,
+            }
+        }
+        Ok((name, false))
+    }
+
+    /// After a case: a database that is not reused is dropped.
+    async fn done(&mut self, name: &str, reused: bool) {
+        if !reused {
+            self.drop_database(name).await;
+        }
+    }
+
+    async fn new_database(&mut self, template: &str) -> Result<String, MigrateError> {
         self.next += 1;
         let name = format!("{}_{}", self.prefix, self.next);
         sqlx::raw_sql(&format!(
             "CREATE DATABASE {} TEMPLATE {}",
             quote_ident(&name),
-            quote_ident(&self.template)
+            quote_ident(template)
         ))
         .execute(&mut self.admin)
         .await
@@ -133,8 +245,16 @@ impl Bed {
         }
     }
 
-    /// Drops the template (case databases are dropped as each case ends).
+    /// Drops the reused database and the templates (the others are dropped as each case ends).
     pub async fn drop_all(&mut self) {
+        if let Some((name, keeper)) = self.reuse.take() {
+            let _ = keeper.close().await;
+            self.drop_database(&name).await;
+        }
+        let at: Vec<String> = self.at.drain().map(|(_, n)| n).collect();
+        for n in at {
+            self.drop_database(&n).await;
+        }
         let t = self.template.clone();
         self.drop_database(&t).await;
     }
@@ -151,6 +271,10 @@ fn schema_only(c: &Catalog) -> Catalog {
 
 fn id(chain: &[Revision], pos: usize) -> Option<&str> {
     (pos > 0).then(|| chain[pos - 1].id.as_str())
+}
+
+fn name_of(chain: &[Revision], pos: usize) -> &str {
+    name(chain, pos)
 }
 
 fn name(chain: &[Revision], pos: usize) -> &str {
@@ -382,6 +506,7 @@ struct Ctx<'a, 'p> {
     moves: u64,
     rows_loaded: u64,
     left_out: BTreeMap<String, u64>,
+    counts: Counts,
 }
 
 impl Ctx<'_, '_> {
@@ -405,7 +530,7 @@ pub async fn run(
 ) -> Result<Run, MigrateError> {
     let started = Instant::now();
     let clock = Instant::now();
-    let db = bed.new_database().await?;
+    let (db, reused) = bed.database_at(plugin, chain, case.start).await?;
     let create = clock.elapsed();
     let mut ctx = Ctx {
         plugin,
@@ -418,11 +543,12 @@ pub async fn run(
         moves: 0,
         rows_loaded: 0,
         left_out: BTreeMap::new(),
+        counts: Counts::default(),
     };
     let info = bed.server.with_database(&db);
-    let outcome = walk(&mut ctx, &info).await;
+    let outcome = walk(&mut ctx, &info, &mut bed.observed).await;
     let clock = Instant::now();
-    bed.drop_database(&db).await;
+    bed.done(&db, reused).await;
     ctx.timings.create_db = create + clock.elapsed();
     ctx.timings.total = started.elapsed();
     Ok(Run {
@@ -431,6 +557,7 @@ pub async fn run(
         moves: ctx.moves,
         rows_loaded: ctx.rows_loaded,
         left_out: ctx.left_out,
+        counts: ctx.counts,
     })
 }
 
@@ -440,7 +567,11 @@ struct Visit {
     rows: Digest,
 }
 
-async fn walk(ctx: &mut Ctx<'_, '_>, info: &ConnInfo) -> Result<Result<(), Failed>, MigrateError> {
+async fn walk(
+    ctx: &mut Ctx<'_, '_>,
+    info: &ConnInfo,
+    observed: &mut BTreeSet<String>,
+) -> Result<Result<(), Failed>, MigrateError> {
     let conn = connect(info).await?;
     let options = RunOptions {
         lock_wait: Duration::from_secs(10),
@@ -450,12 +581,13 @@ async fn walk(ctx: &mut Ctx<'_, '_>, info: &ConnInfo) -> Result<Result<(), Faile
     };
     let mut r = Runner::with_connection(ctx.plugin, conn, options)?;
     let observing = ctx.observe_locks;
-    if observing {
-        r.observe_locks(None).await?;
-    }
-    let mut second: bool = false;
+    // Lock observation is on for a move with a step not observed yet; the
+    // second connection (for non-transactional steps) is made when needed.
+    let mut watching = false;
+    let mut spare: Option<PgConnection> = None;
+    let mut has_second = false;
     let chain = ctx.chain;
-    let mut pos = 0usize;
+    let mut pos = ctx.case.start;
     let clock = Instant::now();
     let mut live = r.catalog().await?;
     ctx.timings.verify += clock.elapsed();
@@ -472,268 +604,312 @@ async fn walk(ctx: &mut Ctx<'_, '_>, info: &ConnInfo) -> Result<Result<(), Faile
         .collect();
     let mut arrival = 0usize;
     let walk = ctx.case.walk.clone();
-    for (i, m) in walk.iter().enumerate() {
-        let mut target = match *m {
-            Move::Up(n) => (pos + n).min(chain.len()),
-            Move::Down(n) => pos.saturating_sub(n),
-        };
-        if target == pos {
-            ctx.trace
-                .push(format!("{}. {m:?}: stays at {}", i + 1, name(chain, pos)));
-            continue;
-        }
-        // A fixture's revision is a stop the first time a walk passes it.
-        if let Some(stop) = fixture_at
-            .iter()
-            .zip(&fixtures_done)
-            .filter_map(|(at, done)| at.filter(|_| !done))
-            .filter(|&q| pos < q && q < target)
-            .min()
-        {
-            target = stop;
-        }
-        let label = format!(
-            "{}. {m:?}: {} → {}",
-            i + 1,
-            name(chain, pos),
-            name(chain, target)
-        );
-        let clock = Instant::now();
-        let plan = |allow_data_loss: bool| {
-            ctx.plugin.plan(
-                id(chain, pos),
-                id(chain, target),
-                &live,
-                PlanOptions {
-                    resume: false,
-                    online: None,
-                    allow_data_loss,
-                },
-            )
-        };
-        let predicted = match plan(false)? {
-            Ok(p) => p,
-            Err(e) => {
-                ctx.trace.push(label);
-                return Ok(Err(ctx.fail(
-                    "move",
-                    format!("the plugin refuses to plan the move: {}", e.message),
-                )));
+    ctx.trace.push(if pos == 0 {
+        "start with nothing applied".to_string()
+    } else {
+        format!(
+            "start at {} (a copy of a template the runner moved there)",
+            name(chain, pos)
+        )
+    });
+    for arrived in 0..=walk.len() {
+        let mut now_rows: Option<Digest> = None;
+        if arrived > 0 {
+            let i = arrived - 1;
+            let m = &walk[i];
+            let mut target = match *m {
+                Move::Up(n) => (pos + n).min(chain.len()),
+                Move::Down(n) => pos.saturating_sub(n),
+            };
+            if target == pos {
+                ctx.trace
+                    .push(format!("{}. {m:?}: stays at {}", i + 1, name(chain, pos)));
+                continue;
             }
-        };
-        if observing && !second && predicted.steps.iter().any(|s| !s.transactional) {
-            r.observe_locks(Some(connect(info).await?)).await?;
-            second = true;
-        }
-        let keep = kept(&live, &predicted.expected, &predicted.steps);
-        let before_kept = digest(r.connection(), &keep).await?;
-        let loss = loss(r.connection(), &live, &predicted.expected).await?;
-        ctx.timings.checks += clock.elapsed();
-
-        let clock = Instant::now();
-        let moved = go(&mut r, chain, target, pos).await;
-        let mut took = clock.elapsed();
-        let mut note = String::new();
-        let mut forced = false;
-        let moves = match moved {
-            Ok(moves) => {
-                let lost = loss.lost();
-                if !lost.is_empty() {
+            // A fixture's revision is a stop the first time a walk passes it.
+            if let Some(stop) = fixture_at
+                .iter()
+                .zip(&fixtures_done)
+                .filter_map(|(at, done)| at.filter(|_| !done))
+                .filter(|&q| pos < q && q < target)
+                .min()
+            {
+                target = stop;
+            }
+            let label = format!(
+                "{}. {m:?}: {} → {}",
+                i + 1,
+                name(chain, pos),
+                name(chain, target)
+            );
+            let clock = Instant::now();
+            let plan = |allow_data_loss: bool| {
+                ctx.plugin.plan(
+                    id(chain, pos),
+                    id(chain, target),
+                    &live,
+                    PlanOptions {
+                        resume: false,
+                        online: None,
+                        allow_data_loss,
+                    },
+                )
+            };
+            let predicted = match plan(false)? {
+                Ok(p) => p,
+                Err(e) => {
                     ctx.trace.push(label);
                     return Ok(Err(ctx.fail(
-                        "data loss",
-                        format!(
-                            "the move dropped data without being refused: {}",
-                            lost.join(", ")
-                        ),
+                        "move",
+                        format!("the plugin refuses to plan the move: {}", e.message),
                     )));
                 }
-                Some(moves)
-            }
-            Err(MigrateError::DataInUse(why)) => {
-                ctx.trace.push(format!("{label}: refused ({why})"));
-                let clock = Instant::now();
-                if let Err(f) = unchanged(ctx, &mut r, pos, &live, &current_rows).await? {
-                    return Ok(Err(f));
+            };
+            let tables: Vec<&str> = live.tables.iter().map(|t| t.name.as_str()).collect();
+            let keys: Vec<String> = predicted
+                .steps
+                .iter()
+                .map(|s| format!("{}\n{}", tables.join(","), s.sql))
+                .collect();
+            if observing && keys.iter().any(|k| !observed.contains(k)) {
+                if !has_second && predicted.steps.iter().any(|s| !s.transactional) {
+                    spare = Some(connect(info).await?);
+                    has_second = true;
                 }
-                if why.contains("would lose data") && !loss.anything() {
-                    return Ok(Err(ctx.fail(
+                if !watching || spare.is_some() {
+                    r.observe_locks(spare.take()).await?;
+                    watching = true;
+                }
+            } else if watching {
+                spare = r.stop_observing_locks();
+                watching = false;
+            }
+            let keep = kept(&live, &predicted.expected, &predicted.steps);
+            // Nothing changed since the walk arrived: when the move keeps every
+            // column, the digest taken then serves.
+            let before_kept = if keep == all_columns(&live) {
+                current_rows.clone()
+            } else {
+                digest(r.connection(), &keep).await?
+            };
+            let loss = loss(r.connection(), &live, &predicted.expected).await?;
+            ctx.timings.checks += clock.elapsed();
+
+            let clock = Instant::now();
+            let moved = go(&mut r, chain, target, pos).await;
+            let mut took = clock.elapsed();
+            let mut note = String::new();
+            let mut forced = false;
+            let moves = match moved {
+                Ok(moves) => {
+                    let lost = loss.lost();
+                    if !lost.is_empty() {
+                        ctx.trace.push(label);
+                        return Ok(Err(ctx.fail(
+                            "data loss",
+                            format!(
+                                "the move dropped data without being refused: {}",
+                                lost.join(", ")
+                            ),
+                        )));
+                    }
+                    Some(moves)
+                }
+                Err(MigrateError::DataInUse(why)) => {
+                    ctx.counts.refusals += 1;
+                    ctx.trace.push(format!("{label}: refused ({why})"));
+                    let clock = Instant::now();
+                    if let Err(f) = unchanged(ctx, &mut r, pos, &live, &current_rows).await? {
+                        return Ok(Err(f));
+                    }
+                    if why.contains("would lose data") && !loss.anything() {
+                        return Ok(Err(ctx.fail(
                         "data loss",
                         "the move was refused for data loss, but every table and column it drops is empty".into(),
                     )));
-                }
-                ctx.timings.checks += clock.elapsed();
-                ctx.trace.pop();
-                // Again, allowing the loss: the walk goes on.
-                let clock = Instant::now();
-                r.options_mut().allow_data_loss = true;
-                let again = go(&mut r, chain, target, pos).await;
-                r.options_mut().allow_data_loss = false;
-                took += clock.elapsed();
-                match again {
-                    Ok(moves) => {
-                        note = format!(" (refused: {why}; then moved with allow-data-loss)");
-                        forced = loss.anything();
-                        Some(moves)
                     }
-                    Err(MigrateError::DataInUse(still)) => {
-                        ctx.trace.push(format!(
-                            "{label}: refused, with allow-data-loss too ({still}); stays"
-                        ));
-                        if let Err(f) = unchanged(ctx, &mut r, pos, &live, &current_rows).await? {
-                            return Ok(Err(f));
+                    ctx.timings.checks += clock.elapsed();
+                    ctx.trace.pop();
+                    // Again, allowing the loss: the walk goes on.
+                    let clock = Instant::now();
+                    r.options_mut().allow_data_loss = true;
+                    let again = go(&mut r, chain, target, pos).await;
+                    r.options_mut().allow_data_loss = false;
+                    took += clock.elapsed();
+                    match again {
+                        Ok(moves) => {
+                            note = format!(" (refused: {why}; then moved with allow-data-loss)");
+                            forced = loss.anything();
+                            Some(moves)
                         }
-                        None
-                    }
-                    Err(e) => {
-                        ctx.trace.push(format!(
-                            "{label}: refused ({why}), then with allow-data-loss"
-                        ));
-                        return Ok(Err(ctx.fail("move", e.to_string())));
+                        Err(MigrateError::DataInUse(still)) => {
+                            ctx.trace.push(format!(
+                                "{label}: refused, with allow-data-loss too ({still}); stays"
+                            ));
+                            if let Err(f) =
+                                unchanged(ctx, &mut r, pos, &live, &current_rows).await?
+                            {
+                                return Ok(Err(f));
+                            }
+                            None
+                        }
+                        Err(e) => {
+                            ctx.trace.push(format!(
+                                "{label}: refused ({why}), then with allow-data-loss"
+                            ));
+                            return Ok(Err(ctx.fail("move", e.to_string())));
+                        }
                     }
                 }
-            }
-            Err(e) => {
-                ctx.trace.push(label);
-                return Ok(Err(ctx.fail("move", e.to_string())));
-            }
-        };
-        ctx.timings.moves.push((format!("{m:?}"), took));
-        ctx.moves += 1;
-        let Some(moves) = moves else {
-            continue;
-        };
-        ctx.trace.push(format!("{label}{note}"));
+                Err(e) => {
+                    ctx.trace.push(label);
+                    return Ok(Err(ctx.fail("move", e.to_string())));
+                }
+            };
+            ctx.timings.moves.push((format!("{m:?}"), took));
+            ctx.moves += 1;
+            let Some(moves) = moves else {
+                continue;
+            };
+            ctx.trace.push(format!("{label}{note}"));
 
-        // Verify: one introspection, shared with the checks and the next prediction.
-        let clock = Instant::now();
-        let after = r.catalog().await?;
-        let status = r.status().await?;
-        let findings = ctx.plugin.verify(id(chain, target), &after)?;
-        ctx.timings.verify += clock.elapsed();
-        if status.current.as_deref() != id(chain, target) || status.in_progress.is_some() {
-            return Ok(Err(ctx.fail(
-                "verify",
-                format!(
-                    "the history records {} (in progress: {:?}), not {}",
-                    status.current.as_deref().unwrap_or("(nothing)"),
-                    status.in_progress,
-                    name(chain, target)
-                ),
-            )));
-        }
-        if !findings.is_empty() {
-            let list: Vec<String> = findings.iter().map(|f| f.message.clone()).collect();
-            return Ok(Err(ctx.fail(
-                "verify",
-                format!("verify at {}: {}", name(chain, target), list.join("; ")),
-            )));
-        }
-        let clock = Instant::now();
-        let expected = if forced {
-            match plan(true)? {
-                Ok(p) => p.expected,
-                Err(e) => return Ok(Err(ctx.fail("move", e.message))),
-            }
-        } else {
-            predicted.expected.clone()
-        };
-        if let Err(d) = crate::roundtrip::same(&schema_only(&expected), &schema_only(&after)) {
-            return Ok(Err(ctx.fail(
-                "catalog",
-                format!("the live catalog is not the one the plan predicted: {d}"),
-            )));
-        }
-        // Rows kept.
-        let after_kept = digest(r.connection(), &keep).await?;
-        if after_kept != before_kept {
-            let changed: Vec<String> = keep
-                .iter()
-                .filter(|(t, _)| before_kept.get(t) != after_kept.get(t))
-                .map(|(t, cols)| format!("{t} ({})", cols.join(", ")))
-                .collect();
-            return Ok(Err(ctx.fail(
-                "rows kept",
-                format!("rows the move keeps changed, in: {}", changed.join("; ")),
-            )));
-        }
-        // New columns hold their defaults on old rows.
-        let added = new_columns(&live, &after, &predicted.steps);
-        if !added.is_empty() {
-            let parts: Vec<String> = added
-                .iter()
-                .map(|(t, what, bad)| {
-                    format!(
-                        "SELECT {} AS what, count(*) FILTER (WHERE {bad}) AS n FROM {}",
-                        literal(what),
-                        quote_ident(t)
-                    )
-                })
-                .collect();
-            let bad: Vec<(String, i64)> = sqlx::query_as(&parts.join(" UNION ALL "))
-                .fetch_all(r.connection())
-                .await
-                .map_err(dberr)?;
-            let bad: Vec<String> = bad
-                .into_iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|(w, n)| format!("{w}: {n} old row(s) hold something else"))
-                .collect();
-            if !bad.is_empty() {
-                return Ok(Err(ctx.fail("new columns", bad.join("; "))));
-            }
-        }
-        // Locks.
-        let mut broken = Vec::new();
-        for mv in &moves {
-            for s in &mv.locks {
-                if !s.observed {
-                    broken.push(format!("step `{}` could not be observed", s.summary));
-                }
-                broken.extend(s.violations());
-            }
-        }
-        if !broken.is_empty() {
-            return Ok(Err(ctx.fail("locks", broken.join("; "))));
-        }
-        if forced {
-            // Data was dropped on purpose: what the walk saw before no longer holds.
-            visits.clear();
-        }
-        pos = target;
-        live = after;
-        // Back at a revision it visited: same catalog, every row still there.
-        let now_rows = digest(r.connection(), &all_columns(&live)).await?;
-        if let Some(v) = visits.get(&pos) {
-            if let Err(d) = crate::roundtrip::same(&schema_only(&v.catalog), &schema_only(&live)) {
+            // Verify: one introspection, shared with the checks and the next prediction.
+            let clock = Instant::now();
+            let after = r.catalog().await?;
+            let status = r.status().await?;
+            let findings = ctx.plugin.verify(id(chain, target), &after)?;
+            ctx.timings.verify += clock.elapsed();
+            if status.current.as_deref() != id(chain, target) || status.in_progress.is_some() {
                 return Ok(Err(ctx.fail(
-                    "round trip",
+                    "verify",
                     format!(
-                        "back at {}, the catalog is not the one it had there before: {d}",
-                        name(chain, pos)
+                        "the history records {} (in progress: {:?}), not {}",
+                        status.current.as_deref().unwrap_or("(nothing)"),
+                        status.in_progress,
+                        name(chain, target)
                     ),
                 )));
             }
-            let gone = missing(&v.rows, &now_rows);
-            if !gone.is_empty() {
+            if !findings.is_empty() {
+                let list: Vec<String> = findings.iter().map(|f| f.message.clone()).collect();
                 return Ok(Err(ctx.fail(
-                    "round trip",
-                    format!(
-                        "back at {}, rows it had there are gone or changed: {}",
-                        name(chain, pos),
-                        gone.join("; ")
-                    ),
+                    "verify",
+                    format!("verify at {}: {}", name(chain, target), list.join("; ")),
                 )));
             }
-        }
-        for s in ctx.strategies {
-            if let Err(e) = s.check(id(chain, pos), r.connection()).await {
-                return Ok(Err(ctx.fail(&s.name(), e)));
+            let clock = Instant::now();
+            let expected = if forced {
+                match plan(true)? {
+                    Ok(p) => p.expected,
+                    Err(e) => return Ok(Err(ctx.fail("move", e.message))),
+                }
+            } else {
+                predicted.expected.clone()
+            };
+            if let Err(d) = crate::roundtrip::same(&schema_only(&expected), &schema_only(&after)) {
+                return Ok(Err(ctx.fail(
+                    "catalog",
+                    format!("the live catalog is not the one the plan predicted: {d}"),
+                )));
             }
+            // Rows kept.
+            let after_kept = digest(r.connection(), &keep).await?;
+            if after_kept != before_kept {
+                let changed: Vec<String> = keep
+                    .iter()
+                    .filter(|(t, _)| before_kept.get(t) != after_kept.get(t))
+                    .map(|(t, cols)| format!("{t} ({})", cols.join(", ")))
+                    .collect();
+                return Ok(Err(ctx.fail(
+                    "rows kept",
+                    format!("rows the move keeps changed, in: {}", changed.join("; ")),
+                )));
+            }
+            // New columns hold their defaults on old rows.
+            let added = new_columns(&live, &after, &predicted.steps);
+            if !added.is_empty() {
+                let parts: Vec<String> = added
+                    .iter()
+                    .map(|(t, what, bad)| {
+                        format!(
+                            "SELECT {} AS what, count(*) FILTER (WHERE {bad}) AS n FROM {}",
+                            literal(what),
+                            quote_ident(t)
+                        )
+                    })
+                    .collect();
+                let bad: Vec<(String, i64)> = sqlx::query_as(&parts.join(" UNION ALL "))
+                    .fetch_all(r.connection())
+                    .await
+                    .map_err(dberr)?;
+                let bad: Vec<String> = bad
+                    .into_iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(w, n)| format!("{w}: {n} old row(s) hold something else"))
+                    .collect();
+                if !bad.is_empty() {
+                    return Ok(Err(ctx.fail("new columns", bad.join("; "))));
+                }
+            }
+            // Locks.
+            let mut broken = Vec::new();
+            for mv in &moves {
+                for s in &mv.locks {
+                    ctx.counts.steps_observed += 1;
+                    if !s.observed {
+                        broken.push(format!("step `{}` could not be observed", s.summary));
+                    }
+                    broken.extend(s.violations());
+                }
+            }
+            if !broken.is_empty() {
+                return Ok(Err(ctx.fail("locks", broken.join("; "))));
+            }
+            if watching {
+                observed.extend(keys);
+            }
+            if forced {
+                // Data was dropped on purpose: what the walk saw before no longer holds.
+                visits.clear();
+            }
+            pos = target;
+            live = after;
+            // Back at a revision it visited: same catalog, every row still there.
+            if let Some(v) = visits.get(&pos) {
+                ctx.counts.round_trips += 1;
+                let now_rows = now_rows.insert(digest(r.connection(), &all_columns(&live)).await?);
+                if let Err(d) =
+                    crate::roundtrip::same(&schema_only(&v.catalog), &schema_only(&live))
+                {
+                    return Ok(Err(ctx.fail(
+                        "round trip",
+                        format!(
+                            "back at {}, the catalog is not the one it had there before: {d}",
+                            name(chain, pos)
+                        ),
+                    )));
+                }
+                let gone = missing(&v.rows, now_rows);
+                if !gone.is_empty() {
+                    return Ok(Err(ctx.fail(
+                        "round trip",
+                        format!(
+                            "back at {}, rows it had there are gone or changed: {}",
+                            name(chain, pos),
+                            gone.join("; ")
+                        ),
+                    )));
+                }
+            }
+            for s in ctx.strategies {
+                if let Err(e) = s.check(id(chain, pos), r.connection()).await {
+                    return Ok(Err(ctx.fail(&s.name(), e)));
+                }
+            }
+            ctx.timings.checks += clock.elapsed();
         }
-        ctx.timings.checks += clock.elapsed();
 
-        // Rows where the walk arrived.
+        // Rows where the walk arrived (or starts).
         let clock = Instant::now();
         let mut loaded_any = false;
         for (k, s) in ctx.strategies.iter().enumerate() {
@@ -778,10 +954,9 @@ async fn walk(ctx: &mut Ctx<'_, '_>, info: &ConnInfo) -> Result<Result<(), Faile
         }
         ctx.timings.load += clock.elapsed();
         let clock = Instant::now();
-        current_rows = if loaded_any {
-            digest(r.connection(), &all_columns(&live)).await?
-        } else {
-            now_rows
+        current_rows = match now_rows {
+            Some(rows) if !loaded_any => rows,
+            _ => digest(r.connection(), &all_columns(&live)).await?,
         };
         visits.insert(
             pos,

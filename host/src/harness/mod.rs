@@ -29,9 +29,12 @@
 //! shorter moves, fewer and simpler rows) while it keeps failing the same
 //! property, and reported as a [`Failure`]: the walk, the rows, the check.
 //!
-//! Each case runs in its own database, copied from a template that already
-//! holds wasmig's history tables (`CREATE DATABASE … TEMPLATE`), on the
-//! server the harness is given, and dropped afterwards.
+//! A walk starts from nothing applied or at any revision: the harness moves a
+//! template database to each revision once (with the runner) and copies it
+//! for the cases that start there (`CREATE DATABASE … TEMPLATE`), so a case
+//! does not pay for the chain's first revisions again and again. Cases that
+//! start from nothing share one database, reset between them. Everything
+//! lives on the server the harness is given and is dropped at the end.
 
 mod case;
 pub mod rows;
@@ -53,7 +56,7 @@ use crate::conninfo::ConnInfo;
 use crate::db::{self, describe};
 use crate::error::MigrateError;
 
-pub use case::Timings;
+pub use case::{Counts, Timings};
 pub use rows::Row;
 
 /// A boxed future, for the async hook of [`RowStrategy`].
@@ -119,8 +122,13 @@ pub struct Config {
     pub max_shrink_runs: u32,
     /// ...or after this long.
     pub max_shrink_time: Duration,
-    /// Observe each step's table locks (a `pg_locks` query per step).
+    /// Observe each step's table locks (a `pg_locks` query per step, for
+    /// each distinct step once per run).
     pub observe_locks: bool,
+    /// Start walks at any revision (up to the first fixture's), from a
+    /// template database the runner moved there once; false: always from
+    /// nothing applied.
+    pub start_anywhere: bool,
 }
 
 impl Default for Config {
@@ -133,6 +141,7 @@ impl Default for Config {
             max_shrink_runs: 400,
             max_shrink_time: Duration::from_secs(180),
             observe_locks: true,
+            start_anywhere: true,
         }
     }
 }
@@ -160,6 +169,8 @@ pub struct Report {
     /// Moves made and rows loaded over all cases (the shrinking runs aside).
     pub moves: u64,
     pub rows_loaded: u64,
+    /// How often data refusals, round trips and lock observations happened.
+    pub counts: Counts,
     /// What the generator could not load, and how often: a table it cannot
     /// fill, rows a CHECK it does not understand or a UNIQUE key turned away.
     pub left_out: BTreeMap<String, u64>,
@@ -206,7 +217,7 @@ impl fmt::Display for Failure {
             self.property, self.seed, self.shrink_runs
         )?;
         writeln!(f, "  {}", self.message.replace('\n', "\n  "))?;
-        writeln!(f, "the walk, from nothing applied:")?;
+        writeln!(f, "the case:")?;
         for line in &self.trace {
             writeln!(f, "  {line}")?;
         }
@@ -243,10 +254,12 @@ impl fmt::Debug for Move {
     }
 }
 
-/// A generated case: the walk, the row seeds for each arrival, and one fixture
+/// A generated case: where the walk starts (0 = nothing applied), the walk,
+/// the row seeds for each arrival (the start is the first), and one fixture
 /// per [`RowStrategy`].
 #[derive(Clone, Debug)]
 pub struct Case {
+    pub start: usize,
     pub walk: Vec<Move>,
     pub rows: Vec<Vec<rows::RowSeed>>,
     pub fixtures: Vec<Fixture>,
@@ -287,23 +300,42 @@ impl<'p> Harness<'p> {
         self
     }
 
-    fn case_strategy(&self, revisions: usize) -> impl Strategy<Value = Case> + use<> {
-        let n = revisions.max(1);
+    fn case_strategy(
+        &self,
+        chain: &[crate::component::Revision],
+    ) -> impl Strategy<Value = Case> + use<> {
+        let n = chain.len().max(1);
         let step = prop_oneof![
             3 => (1..=n).prop_map(Move::Up),
             2 => (1..=n).prop_map(Move::Down),
         ];
+        // A walk starts anywhere up to the first fixture's revision (a fixture
+        // loads into the tables as its revision leaves them).
+        let highest_start = if self.config.start_anywhere {
+            self.strategies
+                .iter()
+                .filter_map(|s| {
+                    let rev = s.revision();
+                    chain.iter().position(|c| c.id == rev).map(|p| p + 1)
+                })
+                .min()
+                .unwrap_or(chain.len())
+        } else {
+            0
+        };
         let fixtures: Vec<BoxedStrategy<Fixture>> =
             self.strategies.iter().map(|s| s.fixtures()).collect();
         (
+            0..=highest_start,
             prop::collection::vec(step, 1..=self.config.max_moves),
             prop::collection::vec(
                 prop::collection::vec(rows::row_seed(), 0..=self.config.max_rows),
-                self.config.max_moves,
+                self.config.max_moves + 1,
             ),
             fixtures,
         )
-            .prop_map(|(walk, rows, fixtures)| Case {
+            .prop_map(|(start, walk, rows, fixtures)| Case {
+                start,
                 walk,
                 rows,
                 fixtures,
@@ -316,8 +348,8 @@ impl<'p> Harness<'p> {
     pub async fn run(&self, mut progress: impl FnMut(Progress)) -> Result<Report, MigrateError> {
         let started = Instant::now();
         let chain = self.plugin.revisions()?;
-        let mut bed = case::Bed::create(&self.server).await?;
-        let strategy = self.case_strategy(chain.len());
+        let mut bed = case::Bed::create(self.plugin, &self.server).await?;
+        let strategy = self.case_strategy(&chain);
         let mut report = Report {
             plugin: self.plugin.origin().to_string(),
             revisions: chain.len(),
@@ -325,6 +357,7 @@ impl<'p> Harness<'p> {
             seed: self.config.seed,
             moves: 0,
             rows_loaded: 0,
+            counts: Counts::default(),
             left_out: BTreeMap::new(),
             seconds: 0.0,
             failure: None,
@@ -365,6 +398,9 @@ impl<'p> Harness<'p> {
             .await?;
             report.moves += run.moves;
             report.rows_loaded += run.rows_loaded;
+            report.counts.refusals += run.counts.refusals;
+            report.counts.round_trips += run.counts.round_trips;
+            report.counts.steps_observed += run.counts.steps_observed;
             for (k, v) in &run.left_out {
                 *report.left_out.entry(k.clone()).or_default() += v;
             }
