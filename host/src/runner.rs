@@ -572,6 +572,7 @@ impl<'p> Runner<'p> {
             resume: false,
             online: self.options.online,
             allow_data_loss: self.options.allow_data_loss,
+            schema: None,
         };
         let touched = crate::preflight::check(
             &mut self.conn,
@@ -686,6 +687,7 @@ impl<'p> Runner<'p> {
             resume,
             online: self.options.online,
             allow_data_loss: self.options.allow_data_loss,
+            schema: None,
         };
         let plan = self
             .plugin

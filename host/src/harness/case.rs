@@ -652,6 +652,7 @@ async fn walk(
                         resume: false,
                         online: None,
                         allow_data_loss,
+                        schema: None,
                     },
                 )
             };
