@@ -516,7 +516,11 @@ impl<'p> Runner<'p> {
     /// Everything that could refuse the walk to `to`, checked before its first
     /// change: drift at the start, every revision's plan, the sandbox, and the
     /// plugin's guards (see [`crate::preflight`]).
-    async fn preflight(&mut self, to: usize, way: &Way) -> Result<(), MigrateError> {
+    ///
+    /// Returns the live catalog it read, if it read one: nothing changes the
+    /// schema before the first revision moves, so that revision plans against
+    /// it instead of reading the catalog again.
+    async fn preflight(&mut self, to: usize, way: &Way) -> Result<Option<Catalog>, MigrateError> {
         self.check_checksums().await?;
         let status = self.status().await?;
         let current = self.position(status.current.as_deref())?;
@@ -544,12 +548,12 @@ impl<'p> Runner<'p> {
                 legs.extend((p + 1..=to).map(|q| (q, true, false)));
             }
             // The walk itself says how to finish the other direction first.
-            (Some(_), _) => return Ok(()),
+            (Some(_), _) => return Ok(None),
             (None, Way::Up) => legs.extend((current + 1..=to).map(|q| (q, true, false))),
             (None, Way::Down) => legs.extend((to + 1..=current).rev().map(|q| (q, false, false))),
         }
         if legs.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let live = self.catalog().await?;
         let findings = if status.in_progress.is_none() {
@@ -583,11 +587,12 @@ impl<'p> Runner<'p> {
             &self.options.allow_sql,
         )
         .await?;
-        crate::preflight::drift(&findings, status.current.as_deref(), true, &touched)
+        crate::preflight::drift(&findings, status.current.as_deref(), true, &touched)?;
+        Ok(Some(live))
     }
 
     async fn walk(&mut self, to: usize, way: Way) -> Result<Vec<Move>, MigrateError> {
-        self.preflight(to, &way).await?;
+        let mut known = self.preflight(to, &way).await?;
         let mut moves = Vec::new();
         let mut retries = 0;
         let mut backed_up = false;
@@ -643,7 +648,7 @@ impl<'p> Runner<'p> {
                 crate::backup::run(&info, dir).await?;
                 backed_up = true;
             }
-            match self.move_one(&rev, up, resume).await {
+            match self.move_one(&rev, up, resume, known.take()).await {
                 Ok(mut m) => {
                     m.retries = retries;
                     retries = 0;
@@ -664,11 +669,14 @@ impl<'p> Runner<'p> {
         }
     }
 
+    /// Moves one revision; `known` is the live catalog when the caller has
+    /// just read it (the pre-flight's, for the first revision of a walk).
     async fn move_one(
         &mut self,
         rev: &Revision,
         up: bool,
         resume: bool,
+        known: Option<Catalog>,
     ) -> Result<Move, MigrateError> {
         let started = Instant::now();
         let scripts = self
@@ -677,7 +685,10 @@ impl<'p> Runner<'p> {
             .as_deref()
             .map(crate::alembic::Scripts::load)
             .transpose()?;
-        let catalog = self.catalog().await?;
+        let catalog = match known {
+            Some(c) => c,
+            None => self.catalog().await?,
+        };
         let (from, to) = if up {
             (rev.down_revision.clone(), Some(rev.id.clone()))
         } else {

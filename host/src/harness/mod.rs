@@ -224,8 +224,9 @@ impl fmt::Display for Failure {
         writeln!(f, "before shrinking: {}", self.original.replace('\n', " "))?;
         write!(
             f,
-            "run this case alone: wasmig test --plugin FILE --seed {} --cases 1",
-            self.seed
+            "run this case alone: `wasmig test --seed {s} --cases 1` (same --plugin and --max-moves), \
+             or WASMIG_TEST_SEED={s} WASMIG_TEST_CASES=1 for wasmig-test",
+            s = self.seed
         )
     }
 }

@@ -6,8 +6,8 @@
 //! itself, skipping a comparison).
 
 use sqlparser::ast::{
-    AssignmentTarget, BinaryOperator, Expr, InTarget, ObjectName, ObjectNamePart, Statement,
-    UnaryOperator, Value,
+    AlterTableOperation, AssignmentTarget, BinaryOperator, Expr, InTarget, ObjectName,
+    ObjectNamePart, RenameTableNameKind, Statement, UnaryOperator, Value,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -193,13 +193,17 @@ pub fn is_constant(default: &str) -> bool {
     called.is_continue()
 }
 
-/// What a step's statement writes, beyond its schema change.
+/// What a step's statement writes, beyond its schema change, and what it renames.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Writes {
     /// Tables whose rows it may add, remove or change wholesale.
     pub tables: Vec<String>,
     /// (table, column) pairs an UPDATE assigns.
     pub columns: Vec<(String, String)>,
+    /// (old, new) table names of `ALTER TABLE … RENAME TO`.
+    pub renamed_tables: Vec<(String, String)>,
+    /// (table, old, new) column names of `ALTER TABLE … RENAME COLUMN`.
+    pub renamed_columns: Vec<(String, String, String)>,
 }
 
 fn last(name: &ObjectName) -> Option<String> {
@@ -219,6 +223,41 @@ pub fn writes(sql: &str, objects: &[String]) -> Writes {
         .next()
         .unwrap_or("")
         .to_ascii_uppercase();
+    if first == "ALTER" {
+        for stmt in Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .ok()
+            .iter()
+            .flatten()
+        {
+            let Statement::AlterTable(t) = stmt else {
+                continue;
+            };
+            let Some(table) = last(&t.name) else {
+                continue;
+            };
+            for op in &t.operations {
+                match op {
+                    AlterTableOperation::RenameColumn {
+                        old_column_name,
+                        new_column_name,
+                    } => w.renamed_columns.push((
+                        table.clone(),
+                        old_column_name.value.clone(),
+                        new_column_name.value.clone(),
+                    )),
+                    AlterTableOperation::RenameTable {
+                        table_name: RenameTableNameKind::To(n) | RenameTableNameKind::As(n),
+                    } => {
+                        if let Some(n) = last(n) {
+                            w.renamed_tables.push((table.clone(), n));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        return w;
+    }
     let dml = matches!(
         first.as_str(),
         "UPDATE" | "INSERT" | "DELETE" | "TRUNCATE" | "MERGE" | "COPY" | "WITH"
@@ -330,5 +369,18 @@ mod tests {
             writes("ALTER TABLE items ADD COLUMN x int", &["items".into()]),
             Writes::default()
         );
+        let w = writes(
+            "ALTER TABLE items RENAME COLUMN qty TO amount",
+            &["items".into()],
+        );
+        assert_eq!(
+            w.renamed_columns,
+            vec![("items".into(), "qty".into(), "amount".into())]
+        );
+        let w = writes(
+            "ALTER TABLE public.items RENAME TO goods",
+            &["items".into()],
+        );
+        assert_eq!(w.renamed_tables, vec![("items".into(), "goods".into())]);
     }
 }
