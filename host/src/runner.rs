@@ -111,6 +111,9 @@ pub struct Runner<'p> {
     /// Lock observation (see [`Runner::observe_locks`]): this connection's
     /// backend pid and a second connection that polls non-transactional steps.
     observer: Option<(i32, Option<PgConnection>)>,
+    /// The catalog the next move's pre-flight starts from, given by the caller
+    /// (see [`Runner::assume_catalog`]).
+    assumed: Option<Catalog>,
 }
 
 const LOCK_KEY: &str = "2063385703, hashtext(current_database())";
@@ -238,6 +241,7 @@ impl<'p> Runner<'p> {
             watch: None,
             session: None,
             observer: None,
+            assumed: None,
         })
     }
 
@@ -268,6 +272,19 @@ impl<'p> Runner<'p> {
     /// harness retries a refused downgrade with `allow_data_loss`).
     pub fn options_mut(&mut self) -> &mut RunOptions {
         &mut self.options
+    }
+
+    /// The next move starts from `catalog` instead of reading the live one:
+    /// for a caller that has just read it on this connection and changed no
+    /// schema since (the property harness reads one catalog after each move
+    /// for verify, its checks and the next move's plan). Used once.
+    pub fn assume_catalog(&mut self, catalog: Catalog) {
+        self.assumed = Some(catalog);
+    }
+
+    /// The connection back, for a caller that reuses it (a test harness).
+    pub fn into_connection(self) -> PgConnection {
+        self.conn
     }
 
     /// The plugin's chain.
@@ -520,7 +537,12 @@ impl<'p> Runner<'p> {
     /// Returns the live catalog it read, if it read one: nothing changes the
     /// schema before the first revision moves, so that revision plans against
     /// it instead of reading the catalog again.
-    async fn preflight(&mut self, to: usize, way: &Way) -> Result<Option<Catalog>, MigrateError> {
+    async fn preflight(
+        &mut self,
+        to: usize,
+        way: &Way,
+        assumed: Option<Catalog>,
+    ) -> Result<Option<Catalog>, MigrateError> {
         self.check_checksums().await?;
         let status = self.status().await?;
         let current = self.position(status.current.as_deref())?;
@@ -555,7 +577,10 @@ impl<'p> Runner<'p> {
         if legs.is_empty() {
             return Ok(None);
         }
-        let live = self.catalog().await?;
+        let live = match assumed {
+            Some(c) => c,
+            None => self.catalog().await?,
+        };
         let findings = if status.in_progress.is_none() {
             self.plugin.verify(status.current.as_deref(), &live)?
         } else {
@@ -592,7 +617,8 @@ impl<'p> Runner<'p> {
     }
 
     async fn walk(&mut self, to: usize, way: Way) -> Result<Vec<Move>, MigrateError> {
-        let mut known = self.preflight(to, &way).await?;
+        let assumed = self.assumed.take();
+        let mut known = self.preflight(to, &way, assumed).await?;
         let mut moves = Vec::new();
         let mut retries = 0;
         let mut backed_up = false;

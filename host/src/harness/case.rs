@@ -63,30 +63,35 @@ pub struct Counts {
     pub steps_observed: u64,
 }
 
-/// The server side of a run: an admin connection, the template database, a
-/// counter for case database names, and the database cases reuse.
+/// The server side of a run: an admin connection, the template database (empty,
+/// with wasmig's history tables), and the database the cases run in.
 ///
-/// A case gets a database in one of two ways. By default one database is
-/// made from the template once and reset between cases (`DROP SCHEMA public
-/// CASCADE`, the history emptied), through a connection kept open to it:
-/// cheaper than `CREATE DATABASE … TEMPLATE` and its drop, and later
-/// connections find the database's relation cache ready. When a reset fails
-/// (PostgreSQL before 15 gives `public` to the bootstrap superuser, so
-/// another role cannot drop it), every case gets a fresh copy of the template.
+/// One database serves every case: it is made from the template once and
+/// reset between cases (`DROP SCHEMA public CASCADE`, the history emptied), on
+/// a connection that then serves as the case's runner connection; a walk that
+/// starts at revision R gets the plugin's own plan from nothing to R, replayed
+/// as SQL and stamped. Both are far cheaper than a copy of a template at R
+/// (`CREATE DATABASE … TEMPLATE` of the reference plugin's first revision
+/// takes about 250 ms, copying every file; resetting and replaying its 70
+/// statements about 60 ms). When a reset fails (before PostgreSQL 15 `public`
+/// belongs to the bootstrap superuser, so another role cannot drop it), every
+/// case gets a fresh copy of the empty template instead, dropped after it.
 pub struct Bed {
     server: ConnInfo,
     admin: PgConnection,
     template: String,
     prefix: String,
     next: u64,
-    reuse: Option<(String, PgConnection)>,
+    /// The reused database, and its two connections while no case holds them.
+    db: Option<String>,
+    conn: Option<PgConnection>,
+    second: Option<PgConnection>,
     reusable: bool,
-    /// Templates at each revision a walk starts from, built on first use.
-    at: HashMap<usize, String>,
+    /// The plan from nothing to each start revision: (transactional, SQL) segments.
+    scripts: HashMap<usize, Vec<(bool, String)>>,
     /// Steps whose locks were observed in this run, with the tables there were:
     /// a step's locks depend on its SQL and on those, so once is enough.
     pub observed: BTreeSet<String>,
-    plugin_origin: String,
 }
 
 // language=SQL
@@ -101,9 +106,18 @@ fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// A database ready for a case: its name, the runner's connection, the second
+/// connection if one was kept, and whether it is the reused database.
+pub struct Ready {
+    pub name: String,
+    pub conn: PgConnection,
+    pub second: Option<PgConnection>,
+    pub reused: bool,
+}
+
 impl Bed {
     /// Creates the template database (empty, with wasmig's history tables).
-    pub async fn create(plugin: &Plugin, server: &ConnInfo) -> Result<Bed, MigrateError> {
+    pub async fn create(server: &ConnInfo) -> Result<Bed, MigrateError> {
         let mut admin = connect(server).await?;
         let prefix = format!(
             "wasmig_test_{}_{:08x}",
@@ -116,7 +130,7 @@ impl Bed {
             .await
             .map_err(|e| {
                 let hint = if crate::db::sqlstate(&e).as_deref() == Some("42501") {
-                    ": the harness creates a database per case; use a role with CREATEDB"
+                    ": the harness creates its databases; use a role with CREATEDB"
                 } else {
                     ""
                 };
@@ -134,95 +148,136 @@ impl Bed {
             template,
             prefix,
             next: 0,
-            reuse: None,
+            db: None,
+            conn: None,
+            second: None,
             reusable: true,
-            at: HashMap::new(),
+            scripts: HashMap::new(),
             observed: BTreeSet::new(),
-            plugin_origin: plugin.origin().to_string(),
         })
     }
 
-    /// A database at revision `start` (position in `chain`; 0 = nothing
-    /// applied) for the next case, and whether it is the reused one (then
-    /// [`Bed::done`] keeps it).
-    async fn database_at(
+    /// The connection settings of database `name` on the server.
+    pub fn info(&self, name: &str) -> ConnInfo {
+        self.server.with_database(name)
+    }
+
+    /// A clean database at revision `start` (a position in `chain`; 0 =
+    /// nothing applied) for the next case.
+    pub async fn prepare(
         &mut self,
         plugin: &Plugin,
         chain: &[Revision],
         start: usize,
-    ) -> Result<(String, bool), MigrateError> {
-        if start == 0 {
-            return self.database().await;
-        }
-        let template = match self.at.get(&start) {
-            Some(t) => t.clone(),
-            None => {
-                let name = self.new_database(&self.template.clone()).await?;
-                let conn = connect(&self.server.with_database(&name)).await?;
-                let mut r = Runner::with_connection(plugin, conn, RunOptions::default())?;
-                if let Err(e) = r.up(id(chain, start)).await {
-                    drop(r);
-                    self.drop_database(&name).await;
-                    return Err(MigrateError::Io(format!(
-                        "{}: moving a template database up to {} failed (walks from nothing applied show \
-                         the same failure as a property): {e}",
-                        self.plugin_origin,
-                        name_of(chain, start)
-                    )));
-                }
-                drop(r);
-                self.at.insert(start, name.clone());
-                name
+    ) -> Result<Ready, MigrateError> {
+        let mut ready = self.clean().await?;
+        if start > 0 {
+            if !self.scripts.contains_key(&start) {
+                let script = script_to(plugin, chain, start)?;
+                self.scripts.insert(start, script);
             }
-        };
-        Ok((self.new_database(&template).await?, false))
+            for (transactional, sql) in &self.scripts[&start] {
+                let sql = if *transactional {
+                    format!("BEGIN;\n{sql};\nCOMMIT")
+                } else {
+                    sql.clone()
+                };
+                sqlx::raw_sql(&sql)
+                    .execute(&mut ready.conn)
+                    .await
+                    .map_err(|e| {
+                        MigrateError::Db(format!(
+                            "replaying the plan from nothing to {} failed (walks from nothing applied show \
+                             the same failure as a property): {}",
+                            name(chain, start),
+                            crate::db::describe(&e)
+                        ))
+                    })?;
+            }
+            let records: Vec<(String, String)> = chain[..start]
+                .iter()
+                .map(|r| (r.id.clone(), r.checksum.clone()))
+                .collect();
+            let mut tx = ready.conn.begin().await.map_err(dberr)?;
+            crate::history::stamp(&mut tx, &records).await?;
+            tx.commit().await.map_err(dberr)?;
+        }
+        Ok(ready)
     }
 
-    /// A clean database for the next case, and whether it is the reused one
-    /// (then [`Bed::done`] keeps it).
-    async fn database(&mut self) -> Result<(String, bool), MigrateError> {
-        if let Some((name, keeper)) = &mut self.reuse {
-            match sqlx::raw_sql(RESET).execute(&mut *keeper).await {
-                Ok(_) => return Ok((name.clone(), true)),
+    /// An empty database with empty history tables.
+    async fn clean(&mut self) -> Result<Ready, MigrateError> {
+        if self.reusable {
+            if self.db.is_none() {
+                let name = self.new_database().await?;
+                self.db = Some(name);
+            }
+            let name = self.db.clone().unwrap();
+            let mut conn = match self.conn.take() {
+                Some(c) => c,
+                None => connect(&self.info(&name)).await?,
+            };
+            let mut reset = sqlx::raw_sql(RESET).execute(&mut conn).await;
+            if reset.is_err() {
+                // The connection may be what broke (a case that stopped mid-transaction).
+                conn = connect(&self.info(&name)).await?;
+                reset = sqlx::raw_sql(RESET).execute(&mut conn).await;
+            }
+            match reset {
+                Ok(_) => {
+                    return Ok(Ready {
+                        name,
+                        conn,
+                        second: self.second.take(),
+                        reused: true,
+                    });
+                }
                 Err(e) => {
                     tracing::info!(
                         "resetting the test database failed ({}): a fresh copy of the template per case from now on",
                         crate::db::describe(&e)
                     );
-                    let (name, keeper) = self.reuse.take().unwrap();
-                    let _ = keeper.close().await;
+                    let _ = conn.close().await;
+                    if let Some(s) = self.second.take() {
+                        let _ = s.close().await;
+                    }
+                    self.db = None;
                     self.drop_database(&name).await;
                     self.reusable = false;
                 }
             }
         }
-        let name = self.new_database(&self.template.clone()).await?;
-        if self.reusable {
-            match connect(&self.server.with_database(&name)).await {
-                Ok(keeper) => {
-                    self.reuse = Some((name.clone(), keeper));
-                    return Ok((name, true));
-                }
-                Err(_) => self.reusable = false,
+        let name = self.new_database().await?;
+        let conn = connect(&self.info(&name)).await?;
+        Ok(Ready {
+            name,
+            conn,
+            second: None,
+            reused: false,
+        })
+    }
+
+    /// After a case: the reused database keeps its connections, another is dropped.
+    pub async fn finish(&mut self, ready: Ready) {
+        if ready.reused {
+            self.conn = Some(ready.conn);
+            self.second = ready.second;
+        } else {
+            let _ = ready.conn.close().await;
+            if let Some(s) = ready.second {
+                let _ = s.close().await;
             }
-        }
-        Ok((name, false))
-    }
-
-    /// After a case: a database that is not reused is dropped.
-    async fn done(&mut self, name: &str, reused: bool) {
-        if !reused {
-            self.drop_database(name).await;
+            self.drop_database(&ready.name).await;
         }
     }
 
-    async fn new_database(&mut self, template: &str) -> Result<String, MigrateError> {
+    async fn new_database(&mut self) -> Result<String, MigrateError> {
         self.next += 1;
         let name = format!("{}_{}", self.prefix, self.next);
         sqlx::raw_sql(&format!(
             "CREATE DATABASE {} TEMPLATE {}",
             quote_ident(&name),
-            quote_ident(template)
+            quote_ident(&self.template)
         ))
         .execute(&mut self.admin)
         .await
@@ -245,19 +300,60 @@ impl Bed {
         }
     }
 
-    /// Drops the reused database and the templates (the others are dropped as each case ends).
+    /// Drops the reused database and the template (the others are dropped as each case ends).
     pub async fn drop_all(&mut self) {
-        if let Some((name, keeper)) = self.reuse.take() {
-            let _ = keeper.close().await;
-            self.drop_database(&name).await;
+        if let Some(c) = self.conn.take() {
+            let _ = c.close().await;
         }
-        let at: Vec<String> = self.at.drain().map(|(_, n)| n).collect();
-        for n in at {
-            self.drop_database(&n).await;
+        if let Some(c) = self.second.take() {
+            let _ = c.close().await;
+        }
+        if let Some(name) = self.db.take() {
+            self.drop_database(&name).await;
         }
         let t = self.template.clone();
         self.drop_database(&t).await;
     }
+}
+
+/// The plugin's plan from nothing to `start`, as (transactional, SQL) segments.
+fn script_to(
+    plugin: &Plugin,
+    chain: &[Revision],
+    start: usize,
+) -> Result<Vec<(bool, String)>, MigrateError> {
+    let empty = Catalog {
+        tables: vec![],
+        indexes: vec![],
+        constraints: vec![],
+        enums: vec![],
+    };
+    let plan = plugin.plan(
+        None,
+        id(chain, start),
+        &empty,
+        PlanOptions {
+            resume: false,
+            online: Some(false),
+            allow_data_loss: false,
+            schema: None,
+        },
+    )??;
+    let mut out: Vec<(bool, String)> = Vec::new();
+    for s in plan
+        .steps
+        .iter()
+        .filter(|s| !crate::runner::is_comment_only(&s.sql))
+    {
+        match out.last_mut() {
+            Some((true, sql)) if s.transactional => {
+                sql.push_str(";\n");
+                sql.push_str(&s.sql);
+            }
+            _ => out.push((s.transactional, s.sql.clone())),
+        }
+    }
+    Ok(out)
 }
 
 /// The catalog without `has_rows`, which follows the data, not the schema.
@@ -273,12 +369,25 @@ fn id(chain: &[Revision], pos: usize) -> Option<&str> {
     (pos > 0).then(|| chain[pos - 1].id.as_str())
 }
 
-fn name_of(chain: &[Revision], pos: usize) -> &str {
-    name(chain, pos)
-}
-
 fn name(chain: &[Revision], pos: usize) -> &str {
     id(chain, pos).unwrap_or("(nothing)")
+}
+
+/// Runs a query the harness built for this one catalog with the simple
+/// protocol: one round trip, and nothing left in the connection's statement
+/// cache (the extended protocol would parse, describe and cache every one).
+async fn simple<T>(conn: &mut PgConnection, sql: &str) -> Result<Vec<T>, MigrateError>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    use futures_util::TryStreamExt;
+    let rows: Vec<sqlx::postgres::PgRow> = sqlx::raw_sql(sql)
+        .fetch_many(&mut *conn)
+        .try_filter_map(|e| async move { Ok(e.right()) })
+        .try_collect()
+        .await
+        .map_err(dberr)?;
+    rows.iter().map(|r| T::from_row(r).map_err(dberr)).collect()
 }
 
 /// Per table: the sorted md5s of its rows over some columns.
@@ -307,10 +416,7 @@ async fn digest(
             )
         })
         .collect();
-    let rows: Vec<(i32, String)> = sqlx::query_as(&parts.join(" UNION ALL "))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(dberr)?;
+    let rows: Vec<(i32, String)> = simple(&mut *conn, &parts.join(" UNION ALL ")).await?;
     for (i, d) in rows {
         out.get_mut(&columns[i as usize].0).unwrap().push(d);
     }
@@ -473,10 +579,7 @@ async fn loss(
     if parts.is_empty() {
         return Ok(Loss { items: Vec::new() });
     }
-    let items: Vec<(String, i64, i64)> = sqlx::query_as(&parts.join(" UNION ALL "))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(dberr)?;
+    let items: Vec<(String, i64, i64)> = simple(&mut *conn, &parts.join(" UNION ALL ")).await?;
     Ok(Loss { items })
 }
 
@@ -587,7 +690,7 @@ impl Ctx<'_, '_> {
     }
 }
 
-/// Runs one case in a fresh database; `Err` only when the harness itself fails.
+/// Runs one case; `Err` only when the harness itself fails.
 pub async fn run(
     plugin: &Plugin,
     chain: &[Revision],
@@ -598,7 +701,7 @@ pub async fn run(
 ) -> Result<Run, MigrateError> {
     let started = Instant::now();
     let clock = Instant::now();
-    let (db, reused) = bed.database_at(plugin, chain, case.start).await?;
+    let ready = bed.prepare(plugin, chain, case.start).await?;
     let create = clock.elapsed();
     let mut ctx = Ctx {
         plugin,
@@ -613,10 +716,32 @@ pub async fn run(
         left_out: BTreeMap::new(),
         counts: Counts::default(),
     };
-    let info = bed.server.with_database(&db);
-    let outcome = walk(&mut ctx, &info, &mut bed.observed).await;
+    let info = bed.info(&ready.name);
+    let options = RunOptions {
+        lock_wait: Duration::from_secs(10),
+        lock_timeout: Duration::from_secs(5),
+        lock_retries: 0,
+        ..RunOptions::default()
+    };
+    let Ready {
+        name,
+        conn,
+        second,
+        reused,
+    } = ready;
+    let mut r = Runner::with_connection(plugin, conn, options)?;
+    let mut spare = second;
+    let outcome = walk(&mut ctx, &info, &mut r, &mut spare, &mut bed.observed).await;
+    let second = r.stop_observing_locks().or(spare);
+    let conn = r.into_connection();
     let clock = Instant::now();
-    bed.done(&db, reused).await;
+    bed.finish(Ready {
+        name,
+        conn,
+        second,
+        reused,
+    })
+    .await;
     ctx.timings.create_db = create + clock.elapsed();
     ctx.timings.total = started.elapsed();
     Ok(Run {
@@ -638,22 +763,15 @@ struct Visit {
 async fn walk(
     ctx: &mut Ctx<'_, '_>,
     info: &ConnInfo,
+    r: &mut Runner<'_>,
+    spare: &mut Option<PgConnection>,
     observed: &mut BTreeSet<String>,
 ) -> Result<Result<(), Failed>, MigrateError> {
-    let conn = connect(info).await?;
-    let options = RunOptions {
-        lock_wait: Duration::from_secs(10),
-        lock_timeout: Duration::from_secs(5),
-        lock_retries: 0,
-        ..RunOptions::default()
-    };
-    let mut r = Runner::with_connection(ctx.plugin, conn, options)?;
     let observing = ctx.observe_locks;
     // Lock observation is on for a move with a step not observed yet; the
     // second connection (for non-transactional steps) is made when needed.
     let mut watching = false;
-    let mut spare: Option<PgConnection> = None;
-    let mut has_second = false;
+    let mut has_second = spare.is_some();
     let chain = ctx.chain;
     let mut pos = ctx.case.start;
     let clock = Instant::now();
@@ -742,7 +860,7 @@ async fn walk(
                 .collect();
             if observing && keys.iter().any(|k| !observed.contains(k)) {
                 if !has_second && predicted.steps.iter().any(|s| !s.transactional) {
-                    spare = Some(connect(info).await?);
+                    *spare = Some(connect(info).await?);
                     has_second = true;
                 }
                 if !watching || spare.is_some() {
@@ -750,7 +868,7 @@ async fn walk(
                     watching = true;
                 }
             } else if watching {
-                spare = r.stop_observing_locks();
+                *spare = r.stop_observing_locks();
                 watching = false;
             }
             let effects = Effects::of(&predicted.steps);
@@ -766,7 +884,10 @@ async fn walk(
             ctx.timings.checks += clock.elapsed();
 
             let clock = Instant::now();
-            let moved = go(&mut r, chain, target, pos).await;
+            // The catalog read after the last move (has_rows kept up to date
+            // by the loads since) is the one the runner would read now.
+            r.assume_catalog(live.clone());
+            let moved = go(r, chain, target, pos).await;
             let mut took = clock.elapsed();
             let mut note = String::new();
             let mut forced = false;
@@ -789,7 +910,7 @@ async fn walk(
                     ctx.counts.refusals += 1;
                     ctx.trace.push(format!("{label}: refused ({why})"));
                     let clock = Instant::now();
-                    if let Err(f) = unchanged(ctx, &mut r, pos, &live, &current_rows).await? {
+                    if let Err(f) = unchanged(ctx, r, pos, &live, &current_rows).await? {
                         return Ok(Err(f));
                     }
                     if why.contains("would lose data") && !loss.anything() {
@@ -803,7 +924,9 @@ async fn walk(
                     // Again, allowing the loss: the walk goes on.
                     let clock = Instant::now();
                     r.options_mut().allow_data_loss = true;
-                    let again = go(&mut r, chain, target, pos).await;
+                    // `unchanged` just found the schema as it was.
+                    r.assume_catalog(live.clone());
+                    let again = go(r, chain, target, pos).await;
                     r.options_mut().allow_data_loss = false;
                     took += clock.elapsed();
                     match again {
@@ -816,9 +939,7 @@ async fn walk(
                             ctx.trace.push(format!(
                                 "{label}: refused, with allow-data-loss too ({still}); stays"
                             ));
-                            if let Err(f) =
-                                unchanged(ctx, &mut r, pos, &live, &current_rows).await?
-                            {
+                            if let Err(f) = unchanged(ctx, r, pos, &live, &current_rows).await? {
                                 return Ok(Err(f));
                             }
                             None
@@ -909,10 +1030,8 @@ async fn walk(
                         )
                     })
                     .collect();
-                let bad: Vec<(String, i64)> = sqlx::query_as(&parts.join(" UNION ALL "))
-                    .fetch_all(r.connection())
-                    .await
-                    .map_err(dberr)?;
+                let bad: Vec<(String, i64)> =
+                    simple(r.connection(), &parts.join(" UNION ALL ")).await?;
                 let bad: Vec<String> = bad
                     .into_iter()
                     .filter(|(_, n)| *n > 0)
@@ -1022,7 +1141,14 @@ async fn walk(
         for (k, v) in batch.left_out {
             *ctx.left_out.entry(k).or_default() += v;
         }
-        let loaded = load(r.connection(), &batch.rows, &mut ctx.left_out).await?;
+        let mut rolled_back = false;
+        let loaded = load(
+            r.connection(),
+            &batch.rows,
+            &mut ctx.left_out,
+            &mut rolled_back,
+        )
+        .await?;
         if !loaded.is_empty() {
             loaded_any = true;
             ctx.rows_loaded += loaded.len() as u64;
@@ -1033,6 +1159,10 @@ async fn walk(
                     t.has_rows = true;
                 }
             }
+        }
+        if rolled_back {
+            // A rolled-back batch leaves pages behind: `has_rows` is the server's to say.
+            live = r.catalog().await?;
         }
         ctx.timings.load += clock.elapsed();
         let clock = Instant::now();
@@ -1111,6 +1241,7 @@ async fn load(
     conn: &mut PgConnection,
     rows: &[Row],
     left_out: &mut BTreeMap<String, u64>,
+    rolled_back: &mut bool,
 ) -> Result<Vec<Row>, MigrateError> {
     use futures_util::TryStreamExt;
     if rows.is_empty() {
@@ -1126,6 +1257,7 @@ async fn load(
     let counts: Vec<Result<u64, String>> = match together {
         Ok(c) if c.len() == rows.len() => c.into_iter().map(Ok).collect(),
         _ => {
+            *rolled_back = true;
             let mut out = Vec::new();
             for r in rows {
                 out.push(

@@ -29,12 +29,13 @@
 //! shorter moves, fewer and simpler rows) while it keeps failing the same
 //! property, and reported as a [`Failure`]: the walk, the rows, the check.
 //!
-//! A walk starts from nothing applied or at any revision: the harness moves a
-//! template database to each revision once (with the runner) and copies it
-//! for the cases that start there (`CREATE DATABASE … TEMPLATE`), so a case
-//! does not pay for the chain's first revisions again and again. Cases that
-//! start from nothing share one database, reset between them. Everything
-//! lives on the server the harness is given and is dropped at the end.
+//! A walk starts from nothing applied or at any revision (up to the first
+//! fixture's). All cases share one database, reset between them (`DROP SCHEMA
+//! public CASCADE`, the history emptied); a walk that starts at a revision gets
+//! the plugin's own plan from nothing to there, replayed as SQL and stamped,
+//! so a case does not pay the runner's whole protocol for the chain's first
+//! revisions again and again (`Bed` in `case.rs` says why not a template copy).
+//! Everything lives on the server the harness is given and is dropped at the end.
 
 mod case;
 pub mod rows;
@@ -125,9 +126,8 @@ pub struct Config {
     /// Observe each step's table locks (a `pg_locks` query per step, for
     /// each distinct step once per run).
     pub observe_locks: bool,
-    /// Start walks at any revision (up to the first fixture's), from a
-    /// template database the runner moved there once; false: always from
-    /// nothing applied.
+    /// Start walks at any revision (up to the first fixture's), from the
+    /// plugin's plan replayed; false: always from nothing applied.
     pub start_anywhere: bool,
 }
 
@@ -349,7 +349,7 @@ impl<'p> Harness<'p> {
     pub async fn run(&self, mut progress: impl FnMut(Progress)) -> Result<Report, MigrateError> {
         let started = Instant::now();
         let chain = self.plugin.revisions()?;
-        let mut bed = case::Bed::create(self.plugin, &self.server).await?;
+        let mut bed = case::Bed::create(&self.server).await?;
         let strategy = self.case_strategy(&chain);
         let mut report = Report {
             plugin: self.plugin.origin().to_string(),

@@ -54,21 +54,49 @@ pub const SPECIAL: u8 = 10;
 pub struct RowSeed {
     /// Which table, modulo the tables the catalog has (in load order).
     pub table: u16,
-    /// One cell per column in column order; missing cells are zero.
+    /// One cell per column in column order, for the first columns.
     pub cells: Vec<Cell>,
+    /// The cells of the columns after those: derived from this number
+    /// (zero: all zero, the simplest values).
+    pub salt: u64,
+}
+
+impl RowSeed {
+    /// The cell of column `i`.
+    pub fn cell(&self, i: usize) -> Cell {
+        if let Some(c) = self.cells.get(i) {
+            return *c;
+        }
+        if self.salt == 0 {
+            return Cell { pick: 0, raw: 0 };
+        }
+        // splitmix64 of (salt, column): independent cells for every column.
+        let mut z = self.salt ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        Cell {
+            pick: (z % (2 * SPECIAL as u64)) as u8,
+            raw: z.rotate_left(17),
+        }
+    }
 }
 
 impl fmt::Debug for RowSeed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}{:?}", self.table, self.cells)
+        write!(f, "#{}{:?}~{}", self.table, self.cells, self.salt)
     }
 }
 
-/// Row seeds: a table number and up to 24 cells.
+/// Row seeds: a table number, up to 8 cells of their own, and a salt for the rest.
 pub fn row_seed() -> impl Strategy<Value = RowSeed> {
     let cell = (0u8..2 * SPECIAL, any::<u64>()).prop_map(|(pick, raw)| Cell { pick, raw });
-    (any::<u16>(), prop::collection::vec(cell, 0..24))
-        .prop_map(|(table, cells)| RowSeed { table, cells })
+    (
+        any::<u16>(),
+        prop::collection::vec(cell, 0..8),
+        any::<u64>(),
+    )
+        .prop_map(|(table, cells, salt)| RowSeed { table, cells, salt })
 }
 
 /// A row as loaded: its table, the readable value of each column it sets,
@@ -354,6 +382,7 @@ impl Model {
                     let simplest = RowSeed {
                         table: p as u16,
                         cells: Vec::new(),
+                        salt: 0,
                     };
                     self.with_parents(p, &simplest, filled, batch, depth + 1);
                 }
@@ -454,11 +483,7 @@ fn row(t: &Tab, seed: &RowSeed) -> Row {
     let mut set: Vec<(&Col, String)> = Vec::new();
     let mut filters: Vec<String> = Vec::new();
     for (i, col) in t.cols.iter().enumerate() {
-        let cell = seed
-            .cells
-            .get(i)
-            .copied()
-            .unwrap_or(Cell { pick: 0, raw: 0 });
+        let cell = seed.cell(i);
         match value(col, cell) {
             V::Default => values.push((col.name.clone(), "DEFAULT".into())),
             V::Null => {
@@ -933,7 +958,7 @@ fn random(col: &Col, raw: u64) -> Option<String> {
                 hi & 0xffff_ffff_ffff
             )
         }
-        Kind::Bytea => format!("\\x{:x}", raw),
+        Kind::Bytea => format!("\\x{raw:016x}"),
         Kind::Enum(labels) => labels[(raw % labels.len() as u64) as usize].clone(),
         Kind::Array(_) | Kind::Unknown => return None,
     })
