@@ -57,7 +57,7 @@ pub use wasmig::{Limits, Plugin};
 enum Source {
     File(PathBuf),
     Bundled,
-    Loaded(Plugin),
+    Loaded(Box<Plugin>),
 }
 
 /// A property-test run of one plugin, configured step by step; [`Check::run`]
@@ -100,7 +100,7 @@ impl Check {
 
     /// A plugin already loaded.
     pub fn plugin(plugin: Plugin) -> Check {
-        Check::new(Source::Loaded(plugin))
+        Check::new(Source::Loaded(Box::new(plugin)))
     }
 
     /// The number of cases (overrides the environment).
@@ -134,7 +134,7 @@ impl Check {
         let plugin = match self.source {
             Source::File(path) => Plugin::from_file(&path, Limits::default())?,
             Source::Bundled => Plugin::bundled()?,
-            Source::Loaded(p) => p,
+            Source::Loaded(p) => *p,
         };
         let server = wasmig_throwaway::shared();
         let info = wasmig::conninfo::ConnInfo::parse(&server.url(server.admin_database()))

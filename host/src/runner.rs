@@ -797,7 +797,7 @@ impl<'p> Runner<'p> {
                     }
                     let pid = self.observer.as_ref().map(|(pid, _)| *pid);
                     let mut before = match pid {
-                        Some(pid) => crate::locks::held(&mut *t, pid, &existing).await.map_err(|e| (MigrateError::Db(describe(&e)), steps[0]))?,
+                        Some(pid) => crate::locks::held(&mut t, pid, &existing).await.map_err(|e| (MigrateError::Db(describe(&e)), steps[0]))?,
                         None => Vec::new(),
                     };
                     for step in steps {
@@ -805,7 +805,7 @@ impl<'p> Runner<'p> {
                             .await
                             .map_err(|e| (e, *step))?;
                         if let Some(pid) = pid {
-                            let now = crate::locks::held(&mut *t, pid, &existing).await.map_err(|e| (MigrateError::Db(describe(&e)), *step))?;
+                            let now = crate::locks::held(&mut t, pid, &existing).await.map_err(|e| (MigrateError::Db(describe(&e)), *step))?;
                             let new: Vec<_> = now.iter().filter(|p| !before.contains(p)).cloned().collect();
                             observed.push(crate::locks::StepLocks::new(step, crate::locks::strongest(&new), true));
                             before = now;

@@ -172,9 +172,8 @@ impl Bed {
     ) -> Result<Ready, MigrateError> {
         let mut ready = self.clean().await?;
         if start > 0 {
-            if !self.scripts.contains_key(&start) {
-                let script = script_to(plugin, chain, start)?;
-                self.scripts.insert(start, script);
+            if let std::collections::hash_map::Entry::Vacant(e) = self.scripts.entry(start) {
+                e.insert(script_to(plugin, chain, start)?);
             }
             for (transactional, sql) in &self.scripts[&start] {
                 let sql = if *transactional {

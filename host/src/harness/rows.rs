@@ -561,7 +561,7 @@ fn value(col: &Col, cell: Cell) -> V {
     }
     let nullable = !col.not_null && !col.bounds.not_null;
     if let Some((parent, pcol, order, _)) = &col.fk {
-        if nullable && cell.pick % 4 == 0 {
+        if nullable && cell.pick.is_multiple_of(4) {
             return V::Null;
         }
         // The n-th existing parent row (modulo their number), chosen at load time.
@@ -639,7 +639,6 @@ fn candidates(col: &Col) -> Vec<String> {
         ]
         .into_iter()
         .flatten()
-        .map(|(n, i, up)| (n, i, up))
         {
             let step = if matches!(col.kind, Kind::Int { .. }) {
                 1.0

@@ -218,7 +218,6 @@ fn last(name: &ObjectName) -> Option<String> {
 pub fn writes(sql: &str, objects: &[String]) -> Writes {
     let mut w = Writes::default();
     let first = sql
-        .trim_start()
         .split_whitespace()
         .next()
         .unwrap_or("")
