@@ -106,7 +106,7 @@ pub async fn run(args: HarnessArgs) -> anyhow::Result<()> {
     println!("| median per case | ms |");
     println!("|---|---:|");
     println!(
-        "| database creation and drop (CREATE DATABASE … TEMPLATE) | {} |",
+        "| a clean database at the walk's start (reset, the plan replayed) | {} |",
         ms(col(&|t| t.create_db))
     );
     println!("| loading rows | {} |", ms(col(&|t| t.load)));
