@@ -461,20 +461,27 @@ fn explain_tls(
     format!("TLS failed: {raw}")
 }
 
-/// Reads the live catalog: the plugin's own query, decoded by the plugin.
-pub async fn catalog(conn: &mut PgConnection, plugin: &Plugin) -> Result<Catalog, MigrateError> {
-    let json = catalog_json(conn, plugin).await?;
+/// Reads the live catalog of `schema` (none = `current_schema()`): the
+/// plugin's own query, decoded by the plugin.
+pub async fn catalog(
+    conn: &mut PgConnection,
+    plugin: &Plugin,
+    schema: Option<&str>,
+) -> Result<Catalog, MigrateError> {
+    let json = catalog_json(conn, plugin, schema).await?;
     Ok(plugin.decode_catalog(&json)??)
 }
 
-/// The catalog as the JSON text the introspection query returns.
+/// The catalog of `schema` (none = `current_schema()`) as the JSON text the
+/// introspection query returns; the query takes the schema as `$1`.
 pub async fn catalog_json(
     conn: &mut PgConnection,
     plugin: &Plugin,
+    schema: Option<&str>,
 ) -> Result<String, MigrateError> {
     let sql = plugin.introspection_sql()?;
     sqlx::query_scalar::<_, String>(&sql)
-        .bind(None::<String>)
+        .bind(schema)
         .fetch_one(conn)
         .await
         .map_err(|e| MigrateError::Db(format!("reading the catalog: {e}")))

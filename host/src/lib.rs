@@ -16,6 +16,7 @@ pub mod preflight;
 pub mod progress;
 pub mod runner;
 pub mod sandbox;
+pub mod schema;
 pub mod server;
 
 pub use error::MigrateError;

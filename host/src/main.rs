@@ -55,6 +55,12 @@ struct Global {
         value_name = "CONNINFO"
     )]
     database_url: Option<String>,
+    /// The schema to migrate, read and record, by its name as stored (`--schema 'Tenant B'`, no
+    /// inner quotes). Default: the first schema of the search path that exists (current_schemas),
+    /// never wasmig's own history schema `wasmig`. Each schema has its own history. With `sql`,
+    /// qualifies every name of the script with it (without, names stay unqualified).
+    #[arg(long, global = true, env = "WASMIG_SCHEMA", value_name = "NAME")]
+    schema: Option<String>,
     /// Machine-readable JSON on stdout.
     #[arg(long, global = true)]
     json: bool,
@@ -287,8 +293,9 @@ impl AlembicRevisionArgs {
 }
 
 impl RunArgs {
-    fn options(&self) -> RunOptions {
+    fn options(&self, g: &Global) -> RunOptions {
         RunOptions {
+            schema: g.schema.clone(),
             online: if self.online {
                 Some(true)
             } else if self.offline {
@@ -605,7 +612,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 resume: false,
                 online: online.then_some(true),
                 allow_data_loss: *allow_data_loss,
-                schema: None,
+                schema: g.schema.clone(),
             };
             let plan = plugin
                 .plan(from.as_deref(), to.as_deref(), &live, options)?
@@ -625,18 +632,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Up { to, run } => {
-            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, run.options()).await?;
+            let mut r = connect(&plugin, g, run.options(g)).await?;
             let drift = accepted_drift(&mut r, run).await?;
             let moves = r.up(to.as_deref()).await?;
             let (current, findings) = r.verify().await?;
             let findings = without_accepted(&drift, findings);
-            report_moves(g, &moves, current.as_deref(), &findings);
+            report_moves(g, r.schema(), &moves, current.as_deref(), &findings);
             if !findings.is_empty() {
                 return Err(MigrateError::Verify(findings.len()).into());
             }
         }
         Command::Down { to, steps, run } => {
-            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, run.options()).await?;
+            let mut r = connect(&plugin, g, run.options(g)).await?;
             let drift = accepted_drift(&mut r, run).await?;
             let moves = match (to.as_deref(), steps) {
                 (Some("base"), _) => r.down(None).await?,
@@ -645,13 +652,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let (current, findings) = r.verify().await?;
             let findings = without_accepted(&drift, findings);
-            report_moves(g, &moves, current.as_deref(), &findings);
+            report_moves(g, r.schema(), &moves, current.as_deref(), &findings);
             if !findings.is_empty() {
                 return Err(MigrateError::Verify(findings.len()).into());
             }
         }
         Command::Current => {
-            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
+            let mut r = connect(
+                &plugin,
+                g,
+                RunOptions {
+                    schema: g.schema.clone(),
+                    ..RunOptions::default()
+                },
+            )
+            .await?;
             let status = r.status().await?;
             if g.json {
                 print_json(&json!(status));
@@ -659,18 +674,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", status.current.as_deref().unwrap_or("(none)"));
                 if let Some((rev, state)) = status.in_progress {
                     println!(
-                        "{rev} is {state}: a run stopped part-way; rerun `wasmig up` or `wasmig down` to finish it"
+                        "{rev} is {state} in schema {}: a run stopped part-way; rerun `wasmig up` or `wasmig down` to finish it",
+                        status.schema
                     );
                 }
             }
         }
         Command::History => {
-            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
-            let log = wasmig::history::log(r.connection()).await?;
+            let mut r = connect(
+                &plugin,
+                g,
+                RunOptions {
+                    schema: g.schema.clone(),
+                    ..RunOptions::default()
+                },
+            )
+            .await?;
+            let schema = r.schema().to_string();
+            let log = wasmig::history::log(r.connection(), &schema).await?;
             if g.json {
                 print_json(&json!(log));
             } else if log.is_empty() {
-                println!("no history: wasmig has not touched this database");
+                println!("no history: wasmig has not touched schema {schema} of this database");
             } else {
                 for e in log {
                     let ms = e
@@ -690,39 +715,63 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Verify => {
-            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
+            let mut r = connect(
+                &plugin,
+                g,
+                RunOptions {
+                    schema: g.schema.clone(),
+                    ..RunOptions::default()
+                },
+            )
+            .await?;
             let (current, findings) = r.verify().await?;
             if g.json {
                 print_json(
-                    &json!({ "revision": current, "findings": findings.iter().map(finding_json).collect::<Vec<_>>() }),
+                    &json!({ "schema": r.schema(), "revision": current, "findings": findings.iter().map(finding_json).collect::<Vec<_>>() }),
                 );
             } else if findings.is_empty() {
                 println!(
-                    "ok: the schema is what {} promises",
-                    current.as_deref().unwrap_or("the empty chain")
+                    "ok: the schema is what {} promises (schema {})",
+                    current.as_deref().unwrap_or("the empty chain"),
+                    r.schema()
                 );
             } else {
                 print_findings(&findings);
+                eprintln!(
+                    "schema {}: {} mismatch(es) with what {} promises",
+                    r.schema(),
+                    findings.len(),
+                    current.as_deref().unwrap_or("the empty chain")
+                );
             }
             if !findings.is_empty() {
                 return Ok(ExitCode::from(3));
             }
         }
         Command::Stamp { revision, force } => {
-            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
+            let mut r = connect(
+                &plugin,
+                g,
+                RunOptions {
+                    schema: g.schema.clone(),
+                    ..RunOptions::default()
+                },
+            )
+            .await?;
             let findings = r.stamp(revision, *force).await?;
             if findings.is_empty() {
                 if g.json {
-                    print_json(&json!({ "stamped": revision }));
+                    print_json(&json!({ "stamped": revision, "schema": r.schema() }));
                 } else {
-                    println!("stamped {revision}");
+                    println!("stamped {revision} (schema {})", r.schema());
                 }
             } else {
                 print_findings(&findings);
                 anyhow::bail!(MigrateError::Plan {
                     kind: wasmig::component::ErrorKind::Drift,
                     message: format!(
-                        "the schema is not what {revision} promises ({} mismatch(es) above): nothing recorded; fix the schema or pass --force",
+                        "schema {} is not what {revision} promises ({} mismatch(es) above): nothing recorded; fix the schema or pass --force",
+                        r.schema(),
                         findings.len()
                     ),
                 });
@@ -730,7 +779,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Catalog => {
             let mut conn = db::connect_info(&conninfo(g)?, Duration::from_secs(10)).await?;
-            let text = db::catalog_json(&mut conn, &plugin).await?;
+            let schema = wasmig::schema::resolve(&mut conn, g.schema.as_deref()).await?;
+            tracing::info!("schema {schema}");
+            let text = db::catalog_json(&mut conn, &plugin, Some(&schema)).await?;
             let value: serde_json::Value = serde_json::from_str(&text)
                 .context("the introspection query returned invalid JSON")?;
             print_json(&value);
@@ -824,26 +875,27 @@ fn without_accepted(accepted: &[Finding], after: Vec<Finding>) -> Vec<Finding> {
 
 fn report_moves(
     g: &Global,
+    schema: &str,
     moves: &[wasmig::runner::Move],
     current: Option<&str>,
     findings: &[Finding],
 ) {
     if g.json {
         print_json(&json!({
-            "moves": moves, "current": current, "findings": findings.iter().map(finding_json).collect::<Vec<_>>(),
+            "schema": schema, "moves": moves, "current": current, "findings": findings.iter().map(finding_json).collect::<Vec<_>>(),
         }));
         return;
     }
     if moves.is_empty() {
         println!(
-            "nothing to do: the database is at {}",
+            "nothing to do: the database is at {} (schema {schema})",
             current.unwrap_or("(none)")
         );
     }
     for m in moves {
         let resumed = if m.resumed { ", resumed" } else { "" };
         println!(
-            "{} {} in {} ms ({} step(s){resumed})",
+            "{} {} in schema {schema}: {} ms ({} step(s){resumed})",
             if m.direction == "up" {
                 "applied"
             } else {
@@ -855,10 +907,25 @@ fn report_moves(
         );
     }
     if findings.is_empty() {
-        println!("verify: clean at {}", current.unwrap_or("(none)"));
+        println!(
+            "verify: clean at {} (schema {schema})",
+            current.unwrap_or("(none)")
+        );
     } else {
         print_findings(findings);
     }
+}
+
+/// A runner on the command line's database and schema; says at `-v` which
+/// schema it resolved (the moves and verify lines name it too).
+async fn connect<'p>(
+    plugin: &'p Plugin,
+    g: &Global,
+    options: RunOptions,
+) -> anyhow::Result<Runner<'p>> {
+    let r = Runner::connect_info(plugin, &conninfo(g)?, options).await?;
+    tracing::debug!("schema {}", r.schema());
+    Ok(r)
 }
 
 async fn roundtrip_cmd(g: &Global, plugin: &Plugin, forms: &[Form]) -> anyhow::Result<ExitCode> {

@@ -183,7 +183,7 @@ pub async fn exec(url: &str, sql: &str) {
 /// The live catalog, read through the plugin.
 pub async fn catalog(url: &str) -> Catalog {
     let mut c = conn(url).await;
-    wasmig::db::catalog(&mut c, plugin())
+    wasmig::db::catalog(&mut c, plugin(), None)
         .await
         .expect("read catalog")
 }

@@ -401,7 +401,7 @@ async fn walk_case(
         .await
         .map_err(|e| format!("loading rows: {e}"))?;
     t.load = clock.elapsed();
-    let start = wasmig::db::catalog(&mut c, plugin())
+    let start = wasmig::db::catalog(&mut c, plugin(), None)
         .await
         .map_err(|e| e.to_string())?;
     let rows_before = crate::base_rows(&mut c).await;
@@ -436,7 +436,7 @@ async fn walk_case(
             ));
         }
         let clock = Instant::now();
-        let live = wasmig::db::catalog(&mut c, plugin())
+        let live = wasmig::db::catalog(&mut c, plugin(), None)
             .await
             .map_err(|e| e.to_string())?;
         let predicted = plugin()
