@@ -207,7 +207,7 @@ async fn a_downgrade_refuses_while_rows_use_the_new_value_and_then_succeeds() {
         assert!(matches!(err, MigrateError::DataInUse(_)), "{form}: {err}");
         let msg = err.to_string();
         assert!(
-            msg.contains("1 row(s) of inventory_alerts.alert_type")
+            msg.contains("1 row(s) of public.inventory_alerts.alert_type")
                 && msg.contains("shortage_for_mo"),
             "{form}: {msg}"
         );

@@ -94,7 +94,7 @@ async fn down_refuses_while_a_table_the_revision_created_holds_rows() {
     assert_eq!(out.status.code(), Some(6), "{t}");
     assert!(
         t.contains(&format!(
-            "dropping table {created} would delete its 1 row(s)"
+            "dropping table public.{created} would delete its 1 row(s)"
         )),
         "{t}"
     );
@@ -310,7 +310,7 @@ async fn two_relative_downgrades_started_together_revert_one_revision() {
     );
     let refused = if a.status.code() == Some(4) { &a } else { &b };
     assert!(
-        text(refused).contains("another wasmig run moved the database"),
+        text(refused).contains("another wasmig run moved schema public"),
         "{}",
         text(refused)
     );

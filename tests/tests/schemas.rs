@@ -438,3 +438,50 @@ async fn a_history_from_before_schemas_is_kept_for_public_and_moved_in_place_onc
         HEAD
     );
 }
+
+#[tokio::test]
+async fn a_script_for_a_schema_names_it_everywhere_and_psql_runs_it_there() {
+    let script = ok(
+        &wasmig(None, &["--schema", "Tenant C", "sql"]),
+        "sql --schema",
+    );
+    assert!(
+        script.contains("CREATE TABLE \"Tenant C\".organizations ("),
+        "{script}"
+    );
+    for line in script.lines() {
+        for verb in [
+            "CREATE TABLE ",
+            "ALTER TABLE ",
+            "DROP TABLE ",
+            "LOCK TABLE ",
+        ] {
+            if let Some(rest) = line.trim_start().strip_prefix(verb) {
+                assert!(rest.starts_with("\"Tenant C\"."), "unqualified: {line}");
+            }
+        }
+        if let Some(at) = line.find(" ON ") {
+            if line.contains("INDEX") {
+                assert!(
+                    line[at + 4..].starts_with("\"Tenant C\"."),
+                    "unqualified: {line}"
+                );
+            }
+        }
+    }
+    // Without --schema the script is the unqualified one it always was.
+    let plain = ok(&wasmig(None, &["sql"]), "sql");
+    assert!(plain.contains("CREATE TABLE organizations ("), "{plain}");
+    assert!(!plain.contains("Tenant C"));
+
+    let url = fresh_db().await;
+    exec(&url, "CREATE SCHEMA \"Tenant C\"").await;
+    let out = psql(&url, &script);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(tables_in(&url, "public").await.is_empty());
+    ok(
+        &in_schema(&url, "Tenant C", &["stamp", HEAD]),
+        "stamp after psql",
+    );
+    ok(&in_schema(&url, "Tenant C", &["verify"]), "verify");
+}
