@@ -460,13 +460,11 @@ async fn a_script_for_a_schema_names_it_everywhere_and_psql_runs_it_there() {
                 assert!(rest.starts_with("\"Tenant C\"."), "unqualified: {line}");
             }
         }
-        if let Some(at) = line.find(" ON ") {
-            if line.contains("INDEX") {
-                assert!(
-                    line[at + 4..].starts_with("\"Tenant C\"."),
-                    "unqualified: {line}"
-                );
-            }
+        if let (Some(at), true) = (line.find(" ON "), line.contains("INDEX")) {
+            assert!(
+                line[at + 4..].starts_with("\"Tenant C\"."),
+                "unqualified: {line}"
+            );
         }
     }
     // Without --schema the script is the unqualified one it always was.
