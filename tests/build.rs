@@ -11,6 +11,12 @@
 //!
 //! The last three are wit-component dummy modules (every export traps), which
 //! is all a load-time check needs. `WASMIG_HOSTILE_DIR` tells the tests where.
+//!
+//! It also builds the workspace's example plugins ([`EXAMPLE_PLUGINS`]) with
+//! the recipe every plugin build shares (`host/pluginbuild`), in `target/plugin`
+//! next to the bundled one (so the SDK is compiled for wasm once for all of
+//! them), and lists them in `WASMIG_EXAMPLE_PLUGINS` (separated like PATH):
+//! the generic suites run over each (`wasmig_tests::plugins`).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -20,6 +26,10 @@ use wit_component::{ComponentEncoder, StringEncoding, dummy_module, embed_compon
 use wit_parser::{ManglingAndAbi, Resolve};
 
 const TARGET: &str = "wasm32-unknown-unknown";
+
+/// Packages of the workspace that are plugins the generic suites also run
+/// over, besides the bundled one. Add an example plugin's package here.
+const EXAMPLE_PLUGINS: &[&str] = &[];
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -102,6 +112,34 @@ fn main() {
         ),
     );
     println!("cargo:rustc-env=WASMIG_HOSTILE_DIR={}", out.display());
+
+    let plugin_dir = root.join("target").join("plugin");
+    let mut built = Vec::new();
+    for package in EXAMPLE_PLUGINS {
+        let b = wasmig_pluginbuild::Build {
+            package: Some(package.to_string()),
+            target_dir: Some(plugin_dir.clone()),
+            locked: true,
+            quiet: true,
+            isolate: true,
+            ..wasmig_pluginbuild::Build::new(&root)
+        }
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
+        let file = plugin_dir.join(format!("{}.component.wasm", b.lib));
+        write(&plugin_dir, &format!("{}.component.wasm", b.lib), &b.component);
+        built.push(file);
+    }
+    if !EXAMPLE_PLUGINS.is_empty() {
+        for path in ["examples", "sdk/src", "lint/src"] {
+            println!("cargo:rerun-if-changed={}", root.join(path).display());
+        }
+    }
+    let list = env::join_paths(&built).expect("plugin paths without the PATH separator");
+    println!(
+        "cargo:rustc-env=WASMIG_EXAMPLE_PLUGINS={}",
+        list.to_string_lossy()
+    );
 }
 
 fn encode(module: &[u8], what: &str) -> Vec<u8> {

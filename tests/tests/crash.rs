@@ -29,7 +29,6 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 use wasmig_tests::*;
 
-const HEAD: &str = "manufacturing_module_v1";
 const BASE: &str = "erp_base";
 const ROWS: i64 = 200_000;
 
@@ -484,7 +483,7 @@ async fn a_killed_up_or_down_finishes_with_one_rerun_and_keeps_every_row() {
             let s = Scenario {
                 args: vec!["up"],
                 trigger: trigger.clone(),
-                target: HEAD,
+                target: head(),
             };
             let (line, after) = kill_and_rerun(&url, &s, &rows).await;
             up_kills += after.is_some() as usize;
@@ -516,8 +515,8 @@ async fn a_killed_up_or_down_finishes_with_one_rerun_and_keeps_every_row() {
     println!("{}", report.join("\n"));
 
     // The kills landed where they were meant to: part-way through the revision.
-    let applying = format!("{BASE}:applied {HEAD}:applying");
-    let reverting = format!("{BASE}:applied {HEAD}:reverting");
+    let applying = format!("{BASE}:applied {}:applying", head());
+    let reverting = format!("{BASE}:applied {}:reverting", head());
     let left = |way: &str, pred: &dyn Fn(&Trigger, &State) -> bool| {
         states
             .iter()
@@ -571,15 +570,15 @@ async fn eight_simultaneous_ups_apply_each_revision_exactly_once() {
         for o in &outputs {
             let out = ok(o, "one of eight simultaneous `wasmig up`");
             assert!(
-                out.contains("verify: clean at manufacturing_module_v1"),
+                out.contains(&format!("verify: clean at {}", head())),
                 "{out}"
             );
             if out.contains("applied ") {
-                assert!(out.contains(&format!("applied {HEAD}")), "{out}");
+                assert!(out.contains(&format!("applied {}", head())), "{out}");
                 applied += 1;
             } else {
                 assert!(
-                    out.contains("nothing to do: the database is at manufacturing_module_v1"),
+                    out.contains(&format!("nothing to do: the database is at {}", head())),
                     "{out}"
                 );
             }
@@ -598,11 +597,11 @@ async fn eight_simultaneous_ups_apply_each_revision_exactly_once() {
                 .unwrap();
         assert_eq!(
             ups,
-            vec![(BASE.to_string(), 1), (HEAD.to_string(), 1)],
+            vec![(BASE.to_string(), 1), (head().to_string(), 1)],
             "loaded: {loaded}"
         );
         let st = state(&mut c).await;
-        assert_eq!(st.revisions, format!("{BASE}:applied {HEAD}:applied"));
+        assert_eq!(st.revisions, format!("{BASE}:applied {}:applied", head()));
         assert!(st.invalid.is_empty(), "{st}");
     }
 }
@@ -751,7 +750,7 @@ async fn backup_dumps_and_proves_the_restore_before_changing_anything_or_refuses
     // It works: a verified dump of erp_base, then the migration.
     let out = wasmig(Some(&url), &["up", "--backup", dir.to_str().unwrap()]);
     let said = ok(&out, "up --backup");
-    assert!(said.contains(&format!("applied {HEAD}")), "{said}");
+    assert!(said.contains(&format!("applied {}", head())), "{said}");
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(
         log.contains("restores:") && log.contains("row(s) match"),

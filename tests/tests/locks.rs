@@ -13,10 +13,9 @@ use std::collections::BTreeMap;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 use wasmig::component::{LockLevel, PlanOptions, Step};
-use wasmig::forms::Form;
+use wasmig_tests::forms::Form;
 use wasmig_tests::*;
 
-const HEAD: &str = "manufacturing_module_v1";
 
 fn level(mode: &str) -> LockLevel {
     match mode {
@@ -123,7 +122,7 @@ async fn every_step_takes_no_stronger_lock_than_it_declares() {
                 VALUES (1, 1, 'reorder', 0, 1, 'active', 'low');").await;
             let mut a = conn(&url).await;
             let mut b = conn(&url).await;
-            for (from, to) in [("erp_base", HEAD), (HEAD, "erp_base")] {
+            for (from, to) in [("erp_base", head()), (head(), "erp_base")] {
                 let live = catalog(&url).await;
                 let steps = plugin()
                     .plan(

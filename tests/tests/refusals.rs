@@ -27,7 +27,7 @@ fn v1() -> String {
 /// A database at the chain's second revision, with rows in the tables it kept
 /// from `erp_base` (new columns at their defaults).
 async fn db_at_v1_with_rows() -> String {
-    let url = db_at_base(wasmig::forms::Form::Plain).await;
+    let url = db_at_base(wasmig_tests::forms::Form::Plain).await;
     exec(&url, &rows(3)).await;
     let out = wasmig(Some(&url), &["up", "--to", &v1()]);
     assert!(out.status.success(), "{}", text(&out));
@@ -146,7 +146,7 @@ async fn the_offline_downgrade_script_stops_in_psql_before_any_change() {
 
 #[tokio::test]
 async fn up_refuses_to_start_from_a_drifted_schema_and_changes_nothing() {
-    let url = db_at_base(wasmig::forms::Form::Plain).await;
+    let url = db_at_base(wasmig_tests::forms::Form::Plain).await;
     exec(&url, "ALTER TABLE products ALTER COLUMN name TYPE text").await;
     let before = snapshot(&url).await;
     let out = wasmig(Some(&url), &["up"]);
@@ -163,7 +163,7 @@ async fn up_refuses_to_start_from_a_drifted_schema_and_changes_nothing() {
 
 #[tokio::test]
 async fn accept_drift_still_refuses_drift_on_an_object_the_move_changes() {
-    let url = db_at_base(wasmig::forms::Form::Plain).await;
+    let url = db_at_base(wasmig_tests::forms::Form::Plain).await;
     // manufacturing_orders is what the next revision alters.
     exec(
         &url,
@@ -387,7 +387,7 @@ async fn an_enum_downgrade_with_a_column_default_passes_the_hosts_own_sandbox() 
 
 #[tokio::test]
 async fn an_enum_downgrade_blocked_by_a_view_refuses_before_dropping_anything() {
-    let url = db_at_base(wasmig::forms::Form::Enum).await;
+    let url = db_at_base(wasmig_tests::forms::Form::Enum).await;
     exec(&url, &rows(50)).await;
     let out = wasmig(Some(&url), &["up"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -420,7 +420,7 @@ async fn an_enum_downgrade_blocked_by_a_view_refuses_before_dropping_anything() 
 
 #[tokio::test]
 async fn a_revision_stranded_by_a_failed_concurrent_build_can_be_reverted_with_down() {
-    let url = db_at_base(wasmig::forms::Form::Plain).await;
+    let url = db_at_base(wasmig_tests::forms::Form::Plain).await;
     exec(&url, &rows(500)).await;
     let base = base_rows(&mut conn(&url).await).await;
     // An old snapshot makes CREATE INDEX CONCURRENTLY wait; the statement timeout then fails it,
@@ -467,7 +467,7 @@ async fn a_revision_stranded_by_a_failed_concurrent_build_can_be_reverted_with_d
 
 #[tokio::test]
 async fn accepted_drift_the_move_does_not_touch_is_a_warning_not_a_failure() {
-    let url = db_at_base(wasmig::forms::Form::Plain).await;
+    let url = db_at_base(wasmig_tests::forms::Form::Plain).await;
     exec(&url, "ALTER TABLE organizations ADD COLUMN zz text").await;
     let out = wasmig(Some(&url), &["up", "--accept-drift"]);
     let t = text(&out);

@@ -13,7 +13,6 @@ use wasmig::sandbox::{Allowances, Rule, check_plan, check_step};
 use wasmig::{Limits, MigrateError, Plugin, PluginError, RunOptions, Runner};
 use wasmig_tests::*;
 
-const HEAD: &str = "manufacturing_module_v1";
 
 fn hostile_path() -> PathBuf {
     PathBuf::from(env!("WASMIG_HOSTILE_DIR")).join("hostile.wasm")
@@ -251,11 +250,11 @@ fn check_all_plans_from(form: &str, base: &Catalog) -> usize {
                 allow_data_loss: false,
             };
             let up = p
-                .plan(Some("erp_base"), Some(HEAD), base, options)
+                .plan(Some("erp_base"), Some(head()), base, options)
                 .unwrap()
                 .unwrap();
             let down = p
-                .plan(Some(HEAD), Some("erp_base"), &up.expected, options)
+                .plan(Some(head()), Some("erp_base"), &up.expected, options)
                 .unwrap()
                 .unwrap();
             let to_base = p
@@ -293,13 +292,13 @@ fn every_step_of_every_reference_plan_passes_the_checker() {
             allow_data_loss: false,
         };
         let full = p
-            .plan(None, Some(HEAD), &empty(), options)
+            .plan(None, Some(head()), &empty(), options)
             .unwrap()
             .unwrap();
         check_plan(&full.steps, &Allowances::none())
             .unwrap_or_else(|v| panic!("empty -> head: {v}"));
         let back = p
-            .plan(Some(HEAD), None, &full.expected, options)
+            .plan(Some(head()), None, &full.expected, options)
             .unwrap()
             .unwrap();
         check_plan(&back.steps, &Allowances::none())
@@ -317,7 +316,7 @@ fn every_step_of_every_reference_plan_passes_the_checker() {
 #[tokio::test]
 async fn every_step_of_the_reference_plans_on_live_catalogs_passes_the_checker() {
     // The catalogs PostgreSQL itself reports, in every form, with rows (online builds).
-    for form in wasmig::forms::Form::ALL {
+    for form in wasmig_tests::forms::Form::ALL {
         let url = db_at_base(form).await;
         exec(&url, "INSERT INTO organizations (name, subdomain, status, primary_email, primary_phone, address1, city, state, pin_code, country,
             plan_type, max_users, max_companies, storage_limit_gb, license_type, timezone, currency, date_format, financial_year_start, company_details_completed)
