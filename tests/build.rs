@@ -127,7 +127,11 @@ fn main() {
         .run()
         .unwrap_or_else(|e| panic!("{e}"));
         let file = plugin_dir.join(format!("{}.component.wasm", b.lib));
-        write(&plugin_dir, &format!("{}.component.wasm", b.lib), &b.component);
+        write(
+            &plugin_dir,
+            &format!("{}.component.wasm", b.lib),
+            &b.component,
+        );
         built.push(file);
     }
     if !EXAMPLE_PLUGINS.is_empty() {

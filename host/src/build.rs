@@ -66,7 +66,10 @@ pub enum BuildCheckError {
     #[error(transparent)]
     Build(#[from] BuildError),
     /// The host refuses the component.
-    #[error("the host refuses the component built from {}: {source}", path.display())]
+    #[error(
+        "the host refuses the component built from {}: {source} (does the crate invoke `wasmig_sdk::export!(chain)`?)",
+        path.display()
+    )]
     Load { path: PathBuf, source: PluginError },
     /// The component loads but its chain does not plan or verify.
     #[error("the component built from {}: {message}", path.display())]
@@ -151,7 +154,8 @@ fn check(
         path: dir.into(),
         source,
     };
-    let plan_err = |what: &str, e: PlanError| chain_err(format!("{what} does not plan: {}", e.message));
+    let plan_err =
+        |what: &str, e: PlanError| chain_err(format!("{what} does not plan: {}", e.message));
     let plugin = Plugin::from_bytes(
         component,
         format!("the component built from {}", dir.display()),
@@ -164,9 +168,9 @@ fn check(
         .into_iter()
         .map(|r| r.id)
         .collect();
-    let head = revisions
-        .last()
-        .ok_or_else(|| chain_err("its chain has no revisions: `chain()` returns an empty list".into()))?;
+    let head = revisions.last().ok_or_else(|| {
+        chain_err("its chain has no revisions: `chain()` returns an empty list".into())
+    })?;
     let empty = Catalog {
         tables: vec![],
         indexes: vec![],
@@ -182,7 +186,9 @@ fn check(
         .plan(None, Some(head), &empty, options)
         .map_err(plugin_err)?
         .map_err(|e| plan_err(&format!("the chain from an empty schema to {head}"), e))?;
-    let findings = plugin.verify(Some(head), &up.expected).map_err(plugin_err)?;
+    let findings = plugin
+        .verify(Some(head), &up.expected)
+        .map_err(plugin_err)?;
     if let Some(f) = findings.first() {
         return Err(chain_err(format!(
             "the catalog its own plan predicts at {head} does not verify ({} finding(s)), first: {}",

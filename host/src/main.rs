@@ -802,9 +802,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let sql = std::fs::read_to_string(file)
                     .with_context(|| format!("cannot read the set-up file {}", file.display()))?;
                 variants.push(wasmig::roundtrip::Variant {
-                    name: file
-                        .file_stem()
-                        .map_or_else(|| file.display().to_string(), |s| s.to_string_lossy().into_owned()),
+                    name: file.file_stem().map_or_else(
+                        || file.display().to_string(),
+                        |s| s.to_string_lossy().into_owned(),
+                    ),
                     setup_sql: sql,
                     setup_at: setup_at.clone(),
                 });
@@ -856,7 +857,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::AlembicRevision(args) => args.run(g, &plugin)?,
-        Command::New { .. } | Command::Build { .. } => unreachable!("handled before loading a plugin"),
+        Command::New { .. } | Command::Build { .. } => {
+            unreachable!("handled before loading a plugin")
+        }
         Command::Plugin { out } => {
             std::fs::write(out, wasmig::component::BUNDLED)
                 .with_context(|| format!("cannot write {}", out.display()))?;
@@ -975,10 +978,7 @@ async fn roundtrip_cmd(
             };
             println!(
                 "{mark} {:<6} {:<26} {:<26} {:>6} ms{detail}",
-                c.variant,
-                c.revision,
-                c.action,
-                c.ms
+                c.variant, c.revision, c.action, c.ms
             );
         }
     })
@@ -1018,7 +1018,10 @@ fn new_cmd(
             done.path.display(),
             done.sdk.display()
         );
-        println!("next: cd {} && cargo test && wasmig build .", done.path.display());
+        println!(
+            "next: cd {} && cargo test && wasmig build .",
+            done.path.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -89,7 +89,11 @@ pub async fn run(
                 kind: crate::component::ErrorKind::UnknownRevision,
                 message: format!(
                     "--setup-at {at}: unknown revision; the plugin has {}",
-                    chain.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
+                    chain
+                        .iter()
+                        .map(|r| r.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             });
         }

@@ -110,10 +110,16 @@ pub fn create(path: &Path, name: Option<&str>, sdk: &Path) -> Result<Scaffolded,
             .replace("{{checkout}}", &checkout.display().to_string())
     };
     let mut files: Vec<(&str, String)> = vec![
-        ("Cargo.toml", fill(include_str!("../scaffold/Cargo.toml.in"))),
+        (
+            "Cargo.toml",
+            fill(include_str!("../scaffold/Cargo.toml.in")),
+        ),
         ("src/lib.rs", fill(include_str!("../scaffold/lib.rs.in"))),
         ("README.md", fill(include_str!("../scaffold/README.md.in"))),
-        (".gitignore", include_str!("../scaffold/gitignore.in").into()),
+        (
+            ".gitignore",
+            include_str!("../scaffold/gitignore.in").into(),
+        ),
     ];
     for copied in ["Cargo.lock", "rust-toolchain.toml"] {
         if let Ok(text) = std::fs::read_to_string(checkout.join(copied)) {
@@ -143,7 +149,10 @@ fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && !matches!(name, "test" | "core" | "std" | "alloc" | "proc_macro" | "self" | "build")
+        && !matches!(
+            name,
+            "test" | "core" | "std" | "alloc" | "proc_macro" | "self" | "build"
+        )
 }
 
 /// Whether `dir` holds the `wasmig-sdk` package.
@@ -190,7 +199,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("shop-schema");
         let done = create(&path, None, &default_sdk()).unwrap();
-        assert_eq!((done.name.as_str(), done.lib.as_str()), ("shop-schema", "shop_schema"));
+        assert_eq!(
+            (done.name.as_str(), done.lib.as_str()),
+            ("shop-schema", "shop_schema")
+        );
         let manifest = std::fs::read_to_string(path.join("Cargo.toml")).unwrap();
         assert!(manifest.contains("name = \"shop-schema\""), "{manifest}");
         assert!(manifest.contains("crate-type = [\"cdylib\", \"rlib\"]"));
@@ -200,7 +212,10 @@ mod tests {
         assert!(lib.contains("wasmig_sdk::export!(chain);"));
         assert!(!lib.contains("{{") && !manifest.contains("{{"));
         let readme = std::fs::read_to_string(path.join("README.md")).unwrap();
-        assert!(readme.contains("target/wasmig/shop_schema.wasm"), "{readme}");
+        assert!(
+            readme.contains("target/wasmig/shop_schema.wasm"),
+            "{readme}"
+        );
         assert!(path.join("Cargo.lock").exists() && path.join(".gitignore").exists());
     }
 

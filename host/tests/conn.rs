@@ -556,7 +556,10 @@ fn roundtrip_never_touches_the_database_named_in_the_url() {
     // A keyword/value string naming userdb, over TLS.
     let kv = c.kv("127.0.0.1", "dbname=userdb sslmode=require");
     // With a set-up file (the reference plugin's enum form): its SQL runs in the scratch database only.
-    let enum_form = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/forms/enum.sql");
+    let enum_form = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/forms/enum.sql"
+    );
     let out = wasmig(
         &kv,
         &["roundtrip", "--setup-at", "erp_base", "--setup", enum_form],
@@ -583,9 +586,15 @@ fn roundtrip_cleans_up_when_it_fails_or_is_interrupted() {
             "--setup-at",
             "erp_base",
             "--setup",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/forms/enum.sql"),
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/fixtures/forms/enum.sql"
+            ),
             "--setup",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/forms/check.sql"),
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/fixtures/forms/check.sql"
+            ),
         ])
         .env(
             "DATABASE_URL",

@@ -119,9 +119,10 @@ pub fn plugins() -> &'static [TestPlugin] {
             let plugin = Plugin::from_file(&file, wasmig::Limits::default())
                 .unwrap_or_else(|e| panic!("test plugin {}: {e}", file.display()));
             all.push(TestPlugin {
-                name: file
-                    .file_name()
-                    .map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned()),
+                name: file.file_name().map_or_else(
+                    || file.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                ),
                 file: Some(file),
                 plugin: Box::leak(Box::new(plugin)),
             });
@@ -147,20 +148,19 @@ pub fn model_at(at: Option<&str>) -> Catalog {
 
 /// The catalog `p`'s chain produces at `at`.
 pub fn model_of(p: &Plugin, at: Option<&str>) -> Catalog {
-    p
-        .plan(
-            None,
-            at,
-            &empty(),
-            PlanOptions {
-                resume: false,
-                online: Some(false),
-                allow_data_loss: false,
-            },
-        )
-        .unwrap()
-        .unwrap()
-        .expected
+    p.plan(
+        None,
+        at,
+        &empty(),
+        PlanOptions {
+            resume: false,
+            online: Some(false),
+            allow_data_loss: false,
+        },
+    )
+    .unwrap()
+    .unwrap()
+    .expected
 }
 
 /// erp_base with the alert and reference types as native enums.

@@ -17,8 +17,8 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 use tokio::sync::Mutex;
 
-use wasmig::component::{Catalog, PlanOptions};
 use crate::forms::Form;
+use wasmig::component::{Catalog, PlanOptions};
 
 use crate::{chain, conn, plugin, runner};
 

@@ -6,7 +6,6 @@ use wasmig::component::{Catalog, ErrorKind, LockLevel, MigrationPlan, PlanOption
 use wasmig::{Limits, Plugin, PluginError};
 use wasmig_tests::{chain, check_form, empty, enum_form, head, model_at, plugin};
 
-
 /// The plan from `from` to `to` on `live`, with the default options.
 fn full_plan(from: Option<&str>, to: Option<&str>, live: &Catalog) -> MigrationPlan {
     let options = PlanOptions {

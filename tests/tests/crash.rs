@@ -339,8 +339,8 @@ async fn kill_and_rerun(url: &str, s: &Scenario<'_>) -> (String, Option<State>) 
         sqlx::raw_sql(sql).execute(&mut b).await.unwrap();
         blocker = Some(b);
     }
-    let reader = (s.erp_rows.is_some() && !matches!(s.trigger, Trigger::Blocked))
-        .then(|| reader(url));
+    let reader =
+        (s.erp_rows.is_some() && !matches!(s.trigger, Trigger::Blocked)).then(|| reader(url));
     let kill = kill_when(url, &cli, &s.trigger).await;
     if let Some(reader) = reader {
         reader.abort();
@@ -591,7 +591,10 @@ async fn eight_simultaneous_ups_apply_each_revision_exactly_once() {
         let mut applied = 0;
         for o in &outputs {
             let out = ok(o, &format!("{p}: one of eight simultaneous `wasmig up`"));
-            assert!(out.contains(&format!("verify: clean at {head}")), "{p}: {out}");
+            assert!(
+                out.contains(&format!("verify: clean at {head}")),
+                "{p}: {out}"
+            );
             if out.contains("applied ") {
                 assert!(out.contains(&format!("applied {head}")), "{p}: {out}");
                 applied += 1;
@@ -669,7 +672,11 @@ async fn a_killed_up_or_down_of_every_plugin_finishes_with_one_rerun() {
             }
         }
         println!("{}", report.join("\n"));
-        assert!(kills >= 4, "{p}: too few kills landed:\n{}", report.join("\n"));
+        assert!(
+            kills >= 4,
+            "{p}: too few kills landed:\n{}",
+            report.join("\n")
+        );
     }
 }
 

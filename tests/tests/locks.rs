@@ -16,7 +16,6 @@ use wasmig::component::{LockLevel, PlanOptions, Step};
 use wasmig_tests::forms::Form;
 use wasmig_tests::*;
 
-
 fn level(mode: &str) -> LockLevel {
     match mode {
         "AccessShareLock" => LockLevel::AccessShare,
@@ -239,6 +238,9 @@ async fn every_step_of_every_plugin_takes_no_stronger_lock_than_it_declares() {
                 }
             }
         }
-        assert!(checked >= 2 * chain.len(), "{p}: only {checked} steps observed");
+        assert!(
+            checked >= 2 * chain.len(),
+            "{p}: only {checked} steps observed"
+        );
     }
 }

@@ -8,7 +8,6 @@ use wasmig::component::PlanOptions;
 use wasmig_tests::forms::Form;
 use wasmig_tests::*;
 
-
 fn stdout(o: &std::process::Output) -> String {
     assert!(o.status.success(), "wasmig failed: {}", text(o));
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -564,7 +563,14 @@ fn alembic_revision_refuses_an_id_alembic_cannot_store() {
 async fn a_changed_checksum_stops_the_run() {
     let url = fresh_db().await;
     runner(&url).await.up(None).await.unwrap();
-    exec(&url, &format!("UPDATE wasmig.revisions SET checksum = 'deadbeef' WHERE revision = '{}'", head())).await;
+    exec(
+        &url,
+        &format!(
+            "UPDATE wasmig.revisions SET checksum = 'deadbeef' WHERE revision = '{}'",
+            head()
+        ),
+    )
+    .await;
     let before = snapshot(&url).await;
     let out = wasmig(Some(&url), &["down"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));

@@ -547,11 +547,18 @@ async fn every_plugin_refuses_to_drop_a_table_that_holds_rows() {
                 t.contains(&format!("dropping table {table} would delete its 1 row(s)")),
                 "{p} {id}: {t}"
             );
-            assert_eq!(snapshot(&url).await, before, "{p} {id}: a refused down changed the database");
+            assert_eq!(
+                snapshot(&url).await,
+                before,
+                "{p} {id}: a refused down changed the database"
+            );
             let out = p.wasmig(Some(&url), &["down", "--allow-data-loss"]);
             assert!(out.status.success(), "{p} {id}: {}", text(&out));
             let previous = i.checked_sub(1).map_or("(none)", |j| chain[j].as_str());
-            assert_eq!(stdout_of(&p.wasmig(Some(&url), &["current"])).trim(), previous);
+            assert_eq!(
+                stdout_of(&p.wasmig(Some(&url), &["current"])).trim(),
+                previous
+            );
             checked += 1;
         }
         println!("{p}: {checked} revision(s) that create a table checked");
@@ -599,25 +606,44 @@ async fn every_plugin_refuses_to_move_from_a_drifted_schema_and_changes_nothing(
                 p.runner(&url).await.up(Some(at)).await.unwrap();
                 exec(
                     &url,
-                    &format!("ALTER TABLE {} ADD COLUMN wasmig_drift integer", quote(&table)),
+                    &format!(
+                        "ALTER TABLE {} ADD COLUMN wasmig_drift integer",
+                        quote(&table)
+                    ),
                 )
                 .await;
                 let before = snapshot(&url).await;
                 let out = p.wasmig(Some(&url), &["up"]);
                 let t = text(&out);
                 assert_eq!(out.status.code(), Some(4), "{p} at {at}, {table}: {t}");
-                assert!(t.contains(&table) && t.contains("--accept-drift"), "{p}: {t}");
-                assert_eq!(snapshot(&url).await, before, "{p} at {at}: up changed a drifted database");
+                assert!(
+                    t.contains(&table) && t.contains("--accept-drift"),
+                    "{p}: {t}"
+                );
+                assert_eq!(
+                    snapshot(&url).await,
+                    before,
+                    "{p} at {at}: up changed a drifted database"
+                );
 
                 let out = p.wasmig(Some(&url), &["up", "--accept-drift"]);
                 let t = text(&out);
                 if changed {
-                    assert_eq!(out.status.code(), Some(4), "{p} at {at}, {table} (changed by the walk): {t}");
+                    assert_eq!(
+                        out.status.code(),
+                        Some(4),
+                        "{p} at {at}, {table} (changed by the walk): {t}"
+                    );
                     assert_eq!(snapshot(&url).await, before, "{p} at {at}");
                 } else {
-                    assert_eq!(out.status.code(), Some(0), "{p} at {at}, {table} (not changed by the walk): {t}");
+                    assert_eq!(
+                        out.status.code(),
+                        Some(0),
+                        "{p} at {at}, {table} (not changed by the walk): {t}"
+                    );
                     assert!(
-                        t.contains("drift accepted") && t.contains(&format!("{table}.wasmig_drift")),
+                        t.contains("drift accepted")
+                            && t.contains(&format!("{table}.wasmig_drift")),
                         "{p}: {t}"
                     );
                     assert_eq!(stdout_of(&p.wasmig(Some(&url), &["current"])).trim(), head);
@@ -625,6 +651,9 @@ async fn every_plugin_refuses_to_move_from_a_drifted_schema_and_changes_nothing(
                 checked += 1;
             }
         }
-        assert!(chain.len() < 2 || checked > 0, "{p}: no drift case could be set up");
+        assert!(
+            chain.len() < 2 || checked > 0,
+            "{p}: no drift case could be set up"
+        );
     }
 }

@@ -53,7 +53,11 @@ async fn every_plugin_predicts_the_live_catalog_at_every_revision_both_ways() {
             let live = catalog(&url).await;
             same(&predicted, &live).unwrap_or_else(|d| panic!("{p} up to {id}: {d}"));
             let (at, findings) = r.verify().await.unwrap();
-            assert_eq!((at.as_deref(), findings), (Some(id.as_str()), vec![]), "{p}");
+            assert_eq!(
+                (at.as_deref(), findings),
+                (Some(id.as_str()), vec![]),
+                "{p}"
+            );
             seen.push(live);
         }
         for (i, id) in chain.iter().enumerate().rev() {

@@ -13,7 +13,6 @@ use wasmig::sandbox::{Allowances, Rule, check_plan, check_step};
 use wasmig::{Limits, MigrateError, Plugin, PluginError, RunOptions, Runner};
 use wasmig_tests::*;
 
-
 fn hostile_path() -> PathBuf {
     PathBuf::from(env!("WASMIG_HOSTILE_DIR")).join("hostile.wasm")
 }
@@ -295,7 +294,8 @@ fn every_step_of_every_plugin_plan_passes_the_checker() {
                     online,
                     allow_data_loss: false,
                 };
-                let mut moves: Vec<(Option<&str>, Option<&str>)> = vec![(None, chain.last().map(String::as_str))];
+                let mut moves: Vec<(Option<&str>, Option<&str>)> =
+                    vec![(None, chain.last().map(String::as_str))];
                 for (i, id) in chain.iter().enumerate() {
                     let before = i.checked_sub(1).map(|j| chain[j].as_str());
                     moves.push((before, Some(id)));

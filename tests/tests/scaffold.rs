@@ -35,7 +35,12 @@ fn cli(url: Option<&str>, args: &[&str]) -> Output {
 }
 
 fn ok(out: &Output, what: &str) -> String {
-    assert!(out.status.success(), "{what} failed ({}): {}", out.status, text(out));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        text(out)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -52,7 +57,11 @@ async fn a_scaffolded_plugin_builds_and_runs_up_verify_and_down() {
     assert!(krate.join("src/lib.rs").is_file() && krate.join("README.md").is_file());
     let again = cli(None, &["new", k]);
     assert_eq!(again.status.code(), Some(4), "{}", text(&again));
-    assert!(text(&again).contains("not an empty directory"), "{}", text(&again));
+    assert!(
+        text(&again).contains("not an empty directory"),
+        "{}",
+        text(&again)
+    );
 
     // Its own unit test: the chain plans natively, up and back.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -63,7 +72,11 @@ async fn a_scaffolded_plugin_builds_and_runs_up_verify_and_down() {
         .env_remove("RUSTFLAGS")
         .output()
         .unwrap();
-    assert!(test.status.success(), "cargo test in the scaffold: {}", text(&test));
+    assert!(
+        test.status.success(),
+        "cargo test in the scaffold: {}",
+        text(&test)
+    );
     assert!(text(&test).contains("1 passed"), "{}", text(&test));
 
     // build: a checked component, written under the target dir by default, or to --out.
@@ -82,27 +95,49 @@ async fn a_scaffolded_plugin_builds_and_runs_up_verify_and_down() {
     let o = out.to_str().unwrap();
     let said = ok(&cli(None, &["build", k, "--out", o]), "wasmig build --out");
     assert!(said.contains(&format!("wrote {o}")), "{said}");
-    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&component).unwrap());
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&component).unwrap()
+    );
 
     // --plugin: list and the offline script.
     let list = ok(&cli(None, &["--plugin", o, "list"]), "list");
     assert!(list.starts_with("create_widgets"), "{list}");
     let sql = ok(&cli(None, &["--plugin", o, "sql"]), "sql");
     assert!(sql.contains("CREATE TABLE widgets ("), "{sql}");
-    assert!(sql.contains("CREATE INDEX ix_widgets_owner_id ON widgets (owner_id);"), "{sql}");
+    assert!(
+        sql.contains("CREATE INDEX ix_widgets_owner_id ON widgets (owner_id);"),
+        "{sql}"
+    );
 
     // On PostgreSQL: up, verify, down, verify.
     let url = fresh_db().await;
     let up = ok(&cli(Some(&url), &["--plugin", o, "up"]), "up");
-    assert!(up.contains("applied create_widgets") && up.contains("verify: clean at create_widgets"), "{up}");
+    assert!(
+        up.contains("applied create_widgets") && up.contains("verify: clean at create_widgets"),
+        "{up}"
+    );
     let verify = ok(&cli(Some(&url), &["--plugin", o, "verify"]), "verify");
-    assert!(verify.contains("ok: the schema is what create_widgets promises"), "{verify}");
+    assert!(
+        verify.contains("ok: the schema is what create_widgets promises"),
+        "{verify}"
+    );
     let live = catalog(&url).await;
     assert!(live.tables.iter().any(|t| t.name == "widgets"), "{live:?}");
-    assert!(live.indexes.iter().any(|i| i.name == "ix_widgets_owner_id"), "{live:?}");
+    assert!(
+        live.indexes.iter().any(|i| i.name == "ix_widgets_owner_id"),
+        "{live:?}"
+    );
     let down = ok(&cli(Some(&url), &["--plugin", o, "down"]), "down");
-    assert!(down.contains("reverted create_widgets") && down.contains("verify: clean at (none)"), "{down}");
-    assert_eq!(catalog(&url).await, empty(), "down leaves the schema as it found it");
+    assert!(
+        down.contains("reverted create_widgets") && down.contains("verify: clean at (none)"),
+        "{down}"
+    );
+    assert_eq!(
+        catalog(&url).await,
+        empty(),
+        "down leaves the schema as it found it"
+    );
 }
 
 #[test]
@@ -110,8 +145,16 @@ fn build_refuses_a_path_that_is_not_a_plugin_crate() {
     let dir = tempfile::tempdir().unwrap();
     let out = cli(None, &["build", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    assert!(text(&out).contains("is not a crate (no Cargo.toml there)"), "{}", text(&out));
+    assert!(
+        text(&out).contains("is not a crate (no Cargo.toml there)"),
+        "{}",
+        text(&out)
+    );
     let out = cli(None, &["new", dir.path().join("9lives").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("not a valid crate name"), "{}", text(&out));
+    assert!(
+        text(&out).contains("not a valid crate name"),
+        "{}",
+        text(&out)
+    );
 }
