@@ -181,9 +181,10 @@ fn check(
         resume: false,
         online: Some(false),
         allow_data_loss: false,
+        schema: None,
     };
     let up = plugin
-        .plan(None, Some(head), &empty, options)
+        .plan(None, Some(head), &empty, options.clone())
         .map_err(plugin_err)?
         .map_err(|e| plan_err(&format!("the chain from an empty schema to {head}"), e))?;
     let findings = plugin

@@ -650,6 +650,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                 resume: false,
                                 online: Some(false),
                                 allow_data_loss: false,
+                                schema: None,
                             },
                         )?
                         .map_err(MigrateError::from)?
@@ -660,6 +661,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 resume: false,
                 online: online.then_some(true),
                 allow_data_loss: *allow_data_loss,
+                schema: None,
             };
             let plan = plugin
                 .plan(from.as_deref(), to.as_deref(), &live, options)?

@@ -6,7 +6,8 @@ use crate::catalog::{
     Catalog, Column, Constraint, ConstraintKind, Index, Table, btree_index_definition,
     key_definition,
 };
-use crate::sql::literal;
+use crate::sql::{ident, literal};
+use crate::step::Ctx;
 
 /// Column types used by the chain: the SQL we write and what `format_type` prints back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,8 +211,9 @@ pub enum Op {
 }
 
 impl TableDef {
-    /// The `CREATE TABLE` statement.
-    pub fn create_sql(&self) -> String {
+    /// The `CREATE TABLE` statement, its table and the tables its foreign
+    /// keys reference named through [`Ctx::rel`].
+    pub fn create_sql(&self, ctx: &Ctx) -> String {
         let mut items: Vec<String> = self
             .columns
             .iter()
@@ -241,11 +243,15 @@ impl TableDef {
                 "    CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {}({}){cascade}",
                 fk.name_in(self.name),
                 fk.columns.join(", "),
-                fk.ref_table,
+                ctx.rel(fk.ref_table),
                 fk.ref_columns.join(", ")
             ));
         }
-        format!("CREATE TABLE {} (\n{}\n)", self.name, items.join(",\n"))
+        format!(
+            "CREATE TABLE {} (\n{}\n)",
+            ctx.rel(self.name),
+            items.join(",\n")
+        )
     }
 
     /// What the statement adds to the catalog: the table, its key and unique
@@ -351,14 +357,16 @@ impl IndexDef {
         }
     }
 
-    /// `CREATE [UNIQUE] INDEX [CONCURRENTLY] name ON table (cols)`.
-    pub fn create_sql(&self, concurrently: bool) -> String {
+    /// `CREATE [UNIQUE] INDEX [CONCURRENTLY] name ON table (cols)`; the index
+    /// name stays unqualified (PostgreSQL puts an index in its table's schema
+    /// and refuses a qualified name there), the table goes through [`Ctx::rel`].
+    pub fn create_sql(&self, ctx: &Ctx, concurrently: bool) -> String {
         format!(
             "CREATE {}INDEX {}{} ON {} ({})",
             if self.unique { "UNIQUE " } else { "" },
             if concurrently { "CONCURRENTLY " } else { "" },
-            self.name,
-            self.table,
+            ident(self.name),
+            ctx.rel(self.table),
             self.columns.join(", ")
         )
     }

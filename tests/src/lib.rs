@@ -156,6 +156,7 @@ pub fn model_of(p: &Plugin, at: Option<&str>) -> Catalog {
             resume: false,
             online: Some(false),
             allow_data_loss: false,
+            schema: None,
         },
     )
     .unwrap()
@@ -255,7 +256,7 @@ pub async fn runner(url: &str) -> Runner<'static> {
 
 /// A runner with options.
 pub async fn runner_with(url: &str, options: RunOptions) -> Runner<'static> {
-    Runner::connect(plugin(), url, options)
+    Runner::connect(plugin(), url, options.clone())
         .await
         .expect("connect")
 }

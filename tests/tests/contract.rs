@@ -12,8 +12,12 @@ fn full_plan(from: Option<&str>, to: Option<&str>, live: &Catalog) -> MigrationP
         resume: false,
         online: None,
         allow_data_loss: false,
+        schema: None,
     };
-    plugin().plan(from, to, live, options).unwrap().unwrap()
+    plugin()
+        .plan(from, to, live, options.clone())
+        .unwrap()
+        .unwrap()
 }
 
 fn plan(from: Option<&str>, to: Option<&str>, live: &Catalog) -> Vec<Step> {
@@ -319,6 +323,7 @@ fn unknown_revisions_and_drift_are_refused_with_a_reason() {
                 resume: false,
                 online: None,
                 allow_data_loss: false,
+                schema: None,
             },
         )
         .unwrap()
@@ -339,6 +344,7 @@ fn unknown_revisions_and_drift_are_refused_with_a_reason() {
                 resume: false,
                 online: None,
                 allow_data_loss: false,
+                schema: None,
             },
         )
         .unwrap()
@@ -360,6 +366,7 @@ fn unknown_revisions_and_drift_are_refused_with_a_reason() {
                 resume: false,
                 online: None,
                 allow_data_loss: false,
+                schema: None,
             },
         )
         .unwrap()
@@ -375,6 +382,7 @@ fn unknown_revisions_and_drift_are_refused_with_a_reason() {
                 resume: true,
                 online: None,
                 allow_data_loss: false,
+                schema: None,
             },
         )
         .unwrap()
@@ -397,6 +405,7 @@ fn unknown_revisions_and_drift_are_refused_with_a_reason() {
                 resume: true,
                 online: None,
                 allow_data_loss: false,
+                schema: None,
             },
         )
         .unwrap()
@@ -530,6 +539,7 @@ fn a_trap_in_the_plugin_is_a_clear_error_and_the_next_call_works() {
                 resume: false,
                 online: None,
                 allow_data_loss: false,
+                schema: None,
             },
         )
         .unwrap_err();

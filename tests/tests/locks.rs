@@ -132,6 +132,7 @@ async fn every_step_takes_no_stronger_lock_than_it_declares() {
                             resume: false,
                             online,
                             allow_data_loss: false,
+                            schema: None,
                         },
                     )
                     .unwrap()
@@ -207,6 +208,7 @@ async fn every_step_of_every_plugin_takes_no_stronger_lock_than_it_declares() {
                             resume: false,
                             online,
                             allow_data_loss: false,
+                            schema: None,
                         },
                     )
                     .unwrap()

@@ -33,6 +33,7 @@ async fn every_plugin_predicts_the_live_catalog_at_every_revision_both_ways() {
         resume: false,
         online: None,
         allow_data_loss: false,
+        schema: None,
     };
     for p in plugins() {
         let url = fresh_db().await;
@@ -43,7 +44,7 @@ async fn every_plugin_predicts_the_live_catalog_at_every_revision_both_ways() {
             let from = i.checked_sub(1).map(|j| chain[j].as_str());
             let predicted = p
                 .plugin
-                .plan(from, Some(id), seen.last().unwrap(), options)
+                .plan(from, Some(id), seen.last().unwrap(), options.clone())
                 .unwrap()
                 .unwrap_or_else(|e| panic!("{p} {id}: {}", e.message))
                 .expected;

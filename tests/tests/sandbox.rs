@@ -247,17 +247,23 @@ fn check_all_plans_from(form: &str, base: &Catalog) -> usize {
                 resume,
                 online,
                 allow_data_loss: false,
+                schema: None,
             };
             let up = p
-                .plan(Some("erp_base"), Some(head()), base, options)
+                .plan(Some("erp_base"), Some(head()), base, options.clone())
                 .unwrap()
                 .unwrap();
             let down = p
-                .plan(Some(head()), Some("erp_base"), &up.expected, options)
+                .plan(
+                    Some(head()),
+                    Some("erp_base"),
+                    &up.expected,
+                    options.clone(),
+                )
                 .unwrap()
                 .unwrap();
             let to_base = p
-                .plan(Some("erp_base"), None, base, options)
+                .plan(Some("erp_base"), None, base, options.clone())
                 .unwrap()
                 .unwrap();
             for (what, plan) in [
@@ -293,6 +299,7 @@ fn every_step_of_every_plugin_plan_passes_the_checker() {
                     resume: false,
                     online,
                     allow_data_loss: false,
+                    schema: None,
                 };
                 let mut moves: Vec<(Option<&str>, Option<&str>)> =
                     vec![(None, chain.last().map(String::as_str))];
@@ -305,7 +312,7 @@ fn every_step_of_every_plugin_plan_passes_the_checker() {
                     let live = with_rows(p.model_at(from), rows);
                     let plan = p
                         .plugin
-                        .plan(from, to, &live, options)
+                        .plan(from, to, &live, options.clone())
                         .unwrap()
                         .unwrap_or_else(|e| panic!("{p} {from:?} -> {to:?}: {}", e.message));
                     check_plan(&plan.steps, &Allowances::none()).unwrap_or_else(|v| {
@@ -382,6 +389,7 @@ fn a_looping_plugin_is_stopped_by_the_deadline_and_the_next_call_works() {
                 resume: false,
                 online: None,
                 allow_data_loss: false,
+                schema: None,
             },
         )
         .unwrap_err();
