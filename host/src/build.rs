@@ -33,7 +33,7 @@ pub struct BuildOptions {
 
 /// A built and checked plugin.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct Built {
+pub struct BuildReport {
     /// Where the component was written.
     pub component: PathBuf,
     /// Its size in bytes.
@@ -101,7 +101,7 @@ impl BuildCheckError {
 }
 
 /// Builds, checks and writes the plugin; cargo's progress and errors go to stderr.
-pub fn build(options: &BuildOptions) -> Result<Built, BuildCheckError> {
+pub fn build(options: &BuildOptions) -> Result<BuildReport, BuildCheckError> {
     let dir = &options.crate_dir;
     if !dir.join("Cargo.toml").is_file() {
         return Err(BuildCheckError::NotACrate { path: dir.clone() });
@@ -128,7 +128,7 @@ pub fn build(options: &BuildOptions) -> Result<Built, BuildCheckError> {
         std::fs::create_dir_all(parent).map_err(write(parent))?;
     }
     std::fs::write(&out, &built.component).map_err(write(&out))?;
-    Ok(Built {
+    Ok(BuildReport {
         component: out,
         bytes: built.component.len(),
         module: built.module,
