@@ -189,6 +189,15 @@ impl Build {
             .package
             .clone()
             .unwrap_or_else(|| self.dir.display().to_string());
+        // Two build scripts may build into one target dir at once (host/build.rs
+        // and tests/build.rs in one `cargo test`): cargo serialises the builds,
+        // but the module must also be read before the other build rewrites it
+        // (a chain that continues the reference plugin rebuilds its cdylib
+        // without the export). A lock held from build to read covers both.
+        let _guard = match &self.target_dir {
+            Some(dir) => Some(lock(dir)?),
+            None => None,
+        };
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
         let mut cmd = Command::new(&cargo);
         cmd.current_dir(&self.dir).args([
@@ -265,6 +274,24 @@ impl Build {
             component,
         })
     }
+}
+
+/// An exclusive lock on `<dir>/wasmig-pluginbuild.lock`, released when dropped.
+fn lock(dir: &Path) -> Result<std::fs::File, BuildError> {
+    let path = dir.join("wasmig-pluginbuild.lock");
+    let io = |source| BuildError::Read {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    file.lock().map_err(io)?;
+    Ok(file)
 }
 
 /// One `.wasm` library cargo reported: (library name, manifest, file).
