@@ -4,21 +4,22 @@
 //! FILE` lists it, prints its SQL, applies, verifies and reverts it on real
 //! PostgreSQL.
 //!
-//! The crate is compiled with `CARGO_TARGET_DIR=target/scaffold`, so the SDK
-//! and its dependencies are compiled once (for the host and for wasm) and
-//! later runs only rebuild the scaffolded crate itself.
+//! The crate is compiled with `CARGO_TARGET_DIR=target/plugin`, where
+//! host/build.rs builds the bundled plugin with the same recipe: the SDK and
+//! its dependencies for wasm are already there, and later runs only rebuild
+//! the scaffolded crate itself (and its native test, once).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use wasmig_tests::*;
 
-/// The shared target dir of scaffolded crates.
+/// The target dir the bundled plugin is built in.
 fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join("target")
-        .join("scaffold")
+        .join("plugin")
 }
 
 /// The CLI with `args`, building into the shared target dir.
