@@ -106,3 +106,20 @@ impl From<crate::component::PlanError> for MigrateError {
         }
     }
 }
+
+/// A driver error as one line: the server's message plus its detail and hint.
+pub fn describe(e: &sqlx::Error) -> String {
+    if let sqlx::Error::Database(db) = e
+        && let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+    {
+        let mut s = pg.message().to_string();
+        if let Some(d) = pg.detail() {
+            s.push_str(&format!(" ({d})"));
+        }
+        if let Some(h) = pg.hint() {
+            s.push_str(&format!("; hint: {h}"));
+        }
+        return s;
+    }
+    e.to_string()
+}

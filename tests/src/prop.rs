@@ -17,8 +17,8 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 use tokio::sync::Mutex;
 
+use crate::forms::Form;
 use wasmig::component::{Catalog, PlanOptions};
-use wasmig::forms::Form;
 
 use crate::{chain, conn, plugin, runner};
 
@@ -469,7 +469,7 @@ async fn walk_case(
                 "after move {i} ({m:?}) at {at}: rows changed in {changed:?}"
             ));
         }
-        if at == "manufacturing_module_v1" {
+        if at == crate::head() {
             head_properties(&mut c)
                 .await
                 .map_err(|e| format!("after move {i} ({m:?}): {e}"))?;
