@@ -7,9 +7,9 @@
 use crate::catalog::Catalog;
 use crate::domain;
 use crate::finding::Severity;
-use crate::ops::{ColumnDef, DefaultExpr, Op, TableDef};
+use crate::ops::{ColumnDef, Op, TableDef};
 use crate::revision::Revision;
-use crate::sql::literal;
+use crate::sql::{ident, literal};
 use crate::step::missing_table;
 pub use crate::step::{Ctx, Direction, Lock, Options, Phase, Plan, PlanError, PlanErrorKind, Step};
 
@@ -73,6 +73,7 @@ pub fn plan_revision(
         direction,
         options,
         steps: Vec::new(),
+        derived: Vec::new(),
     };
     match direction {
         Direction::Up => rev.ops.iter().try_for_each(|op| up(op, model, &mut ctx))?,
@@ -136,7 +137,7 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                 Phase::Transaction,
                 lock,
                 &objects,
-                t.create_sql(),
+                t.create_sql(ctx),
                 format!("create table {}", t.name),
             );
             t.apply(model);
@@ -176,7 +177,7 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                 Phase::Transaction,
                 Lock::AccessExclusive,
                 &[table],
-                format!("ALTER TABLE {table}\n    {}", adds.join(",\n    ")),
+                format!("ALTER TABLE {}\n    {}", ctx.rel(table), adds.join(",\n    ")),
                 format!(
                     "add {} column(s) to {table}: {}",
                     names.len(),
@@ -200,7 +201,7 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                 }
                 if !found.valid {
                     // Left behind by an interrupted CREATE INDEX CONCURRENTLY: rebuild it.
-                    let (phase, lock, sql) = drop_index_sql(ix.name, online);
+                    let (phase, lock, sql) = drop_index_sql(&ctx.rel(ix.name), online);
                     let phase = if online { Phase::After } else { phase };
                     ctx.push(
                         phase,
@@ -231,17 +232,32 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                 phase,
                 lock,
                 &[ix.table, ix.name],
-                ix.create_sql(online),
+                ix.create_sql(ctx, online),
                 format!(
                     "create index {} on {} ({}){how}",
                     ix.name,
                     ix.table,
-                    ix.columns.join(", ")
+                    ix.keys_summary()
                 ),
             );
             model.indexes.push(ix.catalog());
         }
         Op::AllowValue(v) => domain::allow(v, model, ctx)?,
+        // Each drop is its create planned the other way.
+        Op::DropTable(t) => drop_table(t, model, ctx)?,
+        Op::DropColumn { table, column } => {
+            crate::ops::column::check_droppable(table, column, model, ctx)?;
+            down(
+                &Op::AddColumns {
+                    table,
+                    columns: vec![column.clone()],
+                },
+                model,
+                ctx,
+            )?;
+        }
+        Op::DropIndex(ix) => down(&Op::CreateIndex(ix.clone()), model, ctx)?,
+        other => crate::ops::plan_up(other, model, ctx)?,
     }
     Ok(())
 }
@@ -269,21 +285,29 @@ fn down(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                     .iter()
                     .filter_map(|n| columns.iter().find(|c| c.name == *n))
                     .collect();
+                let guard = if ctx.derived.iter().any(|d| d.table == *table) {
+                    crate::ops::backfill::loss_guard_sql(ctx, table, &kept)
+                } else {
+                    column_loss_guard_sql(&ctx.rel(table), table, &kept)
+                };
                 ctx.push_guard(
                     &[table],
-                    column_loss_guard_sql(table, &kept),
+                    guard,
                     format!(
                         "refuse if dropping {} of {table} would lose data",
                         todo.join(", ")
                     ),
                 );
             }
-            let drops: Vec<String> = todo.iter().map(|c| format!("DROP COLUMN {c}")).collect();
+            let drops: Vec<String> = todo
+                .iter()
+                .map(|c| format!("DROP COLUMN {}", ident(c)))
+                .collect();
             ctx.push(
                 Phase::Transaction,
                 Lock::AccessExclusive,
                 &[table],
-                format!("ALTER TABLE {table}\n    {}", drops.join(",\n    ")),
+                format!("ALTER TABLE {}\n    {}", ctx.rel(table), drops.join(",\n    ")),
                 format!(
                     "drop {} column(s) from {table}: {}",
                     todo.len(),
@@ -299,7 +323,8 @@ fn down(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                 ctx.already(format!("index {} is already gone", ix.name))?;
                 return Ok(());
             }
-            let (phase, lock, sql) = drop_index_sql(ix.name, ctx.online(model, ix.table));
+            let (phase, lock, sql) =
+                drop_index_sql(&ctx.rel(ix.name), ctx.online(model, ix.table));
             ctx.push(
                 phase,
                 lock,
@@ -310,6 +335,17 @@ fn down(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
             model.indexes.retain(|i| i.name != ix.name);
         }
         Op::AllowValue(v) => domain::disallow(v, model, ctx)?,
+        Op::DropTable(t) => up(&Op::CreateTable(t.clone()), model, ctx)?,
+        Op::DropColumn { table, column } => up(
+            &Op::AddColumns {
+                table,
+                columns: vec![column.clone()],
+            },
+            model,
+            ctx,
+        )?,
+        Op::DropIndex(ix) => up(&Op::CreateIndex(ix.clone()), model, ctx)?,
+        other => crate::ops::plan_down(other, model, ctx)?,
     }
     Ok(())
 }
@@ -335,7 +371,7 @@ fn drop_table(t: &TableDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), Pl
     if !ctx.options.allow_data_loss {
         ctx.push_guard(
             &[t.name],
-            table_loss_guard_sql(t.name),
+            table_loss_guard_sql(&ctx.rel(t.name), t.name),
             format!("refuse if table {} holds rows", t.name),
         );
     }
@@ -346,14 +382,14 @@ fn drop_table(t: &TableDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), Pl
         Phase::Transaction,
         Lock::AccessExclusive,
         &objects,
-        format!("DROP TABLE {}", t.name),
+        format!("DROP TABLE {}", ctx.rel(t.name)),
         format!("drop table {}", t.name),
     );
     model.remove_table(t.name);
     Ok(())
 }
 
-/// `DROP INDEX [CONCURRENTLY]` with its phase and lock.
+/// `DROP INDEX [CONCURRENTLY]` of the index rendered as `name`, with its phase and lock.
 fn drop_index_sql(name: &str, online: bool) -> (Phase, Lock, String) {
     if online {
         (
@@ -390,37 +426,37 @@ pub fn guard_sql(table: &str, column: &str, value: &str, what: &str) -> String {
 }
 
 /// What every data-loss refusal says after naming what would be lost.
-const LOSS_ADVICE: &str = "; nothing was changed. Move or delete that data first, or, if losing it is intended, \
+pub(crate) const LOSS_ADVICE: &str = "; nothing was changed. Move or delete that data first, or, if losing it is intended, \
      take a backup (`wasmig down --backup DIR`) and rerun with `--allow-data-loss`";
 
 /// A plain SELECT that stops the downgrade when `table` holds rows: the error
 /// text starts `wasmig: would lose data:` and names the table and row count.
 /// Like [`guard_sql`], plain SQL so that every host can check it statically,
 /// and it fails in `psql -v ON_ERROR_STOP=1` as well as in the runner.
-pub fn table_loss_guard_sql(table: &str) -> String {
+/// `rel` is the table as rendered in SQL ([`Ctx::rel`]).
+pub fn table_loss_guard_sql(rel: &str, table: &str) -> String {
     let head = literal(&format!(
         "wasmig: would lose data: dropping table {table} would delete its "
     ));
     let tail = literal(&format!(" row(s){LOSS_ADVICE}"));
     format!(
         "SELECT CASE WHEN lost.n > 0 THEN ({head} || lost.n || {tail})::integer END AS refuse\n\
-         FROM (SELECT count(*) AS n FROM {table}) AS lost"
+         FROM (SELECT count(*) AS n FROM {rel}) AS lost"
     )
 }
 
 /// A plain SELECT that stops the downgrade when a column about to be dropped
 /// holds anything but NULL or the default its revision gave it. A volatile
 /// default (`now()`) was evaluated per row, so every non-NULL value counts.
-pub fn column_loss_guard_sql(table: &str, columns: &[&ColumnDef]) -> String {
+/// `rel` is the table as rendered in SQL ([`Ctx::rel`]).
+pub fn column_loss_guard_sql(rel: &str, table: &str, columns: &[&ColumnDef]) -> String {
     let counted = |c: &ColumnDef| match c.default {
-        Some(DefaultExpr::Now | DefaultExpr::CurrentTimestamp) | None => {
-            format!("{} IS NOT NULL", c.name)
-        }
-        Some(d) => format!(
+        Some(d) if !d.is_volatile() => format!(
             "{n} IS NOT NULL AND {n} IS DISTINCT FROM {}",
             d.sql(),
-            n = c.name
+            n = ident(c.name)
         ),
+        _ => format!("{} IS NOT NULL", ident(c.name)),
     };
     let counts: Vec<String> = columns
         .iter()
@@ -441,7 +477,7 @@ pub fn column_loss_guard_sql(table: &str, columns: &[&ColumnDef]) -> String {
     let any: Vec<String> = (0..columns.len()).map(|i| format!("lost.c{i}")).collect();
     format!(
         "SELECT CASE WHEN {any} > 0 THEN ({head} || concat_ws('; ', {parts}) || {tail})::integer END AS refuse\n\
-         FROM (SELECT {counts} FROM {table}) AS lost",
+         FROM (SELECT {counts} FROM {rel}) AS lost",
         any = any.join(" + "),
         head = literal("wasmig: would lose data: "),
         parts = parts.join(", "),
