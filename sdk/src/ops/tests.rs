@@ -106,18 +106,29 @@ fn at_base(rows: bool) -> Catalog {
 /// Plans `ops` up and back down from `base`; returns the steps both ways and
 /// the catalog in between, after checking that down restores `base` exactly.
 fn round_trip(ops: Vec<Op>, rows: bool) -> (Vec<Step>, Vec<Step>, Catalog) {
+    let (up, down, after, back) = there_and_back(ops, rows);
+    assert_eq!(back, at_base(rows), "down does not give the model back");
+    (up, down, after)
+}
+
+fn there_and_back(ops: Vec<Op>, rows: bool) -> (Vec<Step>, Vec<Step>, Catalog, Catalog) {
     let r = rev(ops);
-    let before = at_base(rows);
-    let mut model = before.clone();
+    let mut model = at_base(rows);
     let up = plan_revision(&r, Direction::Up, &mut model, Options::default()).unwrap();
     let after = model.clone().normalized();
     let down = plan_revision(&r, Direction::Down, &mut model, Options::default()).unwrap();
-    assert_eq!(
-        model.normalized(),
-        before,
-        "down does not give the model back"
-    );
-    (up, down, after)
+    (up, down, after, model.normalized())
+}
+
+/// What a drop's downgrade cannot give back: the rows of a dropped table (it
+/// comes back empty) and a dropped column's position (it comes back last).
+fn loosely(mut c: Catalog) -> Catalog {
+    for t in &mut c.tables {
+        t.columns.sort_by(|a, b| a.name.cmp(&b.name));
+        t.has_rows = false;
+        t.key_range = None;
+    }
+    c
 }
 
 fn sql(steps: &[Step]) -> Vec<&str> {
@@ -178,13 +189,13 @@ fn create_and_drop_table_quote_every_name() {
         Some("FOREIGN KEY (\"order\") REFERENCES \"Orders\"(id) ON DELETE SET NULL")
     );
     assert_eq!(down.last().unwrap().sql, "DROP TABLE \"Line Items\"");
-    // The inverse: dropping it is guarded, and its downgrade creates it again.
-    let (up, down, _) = round_trip(vec![Op::DropTable(orders())], true);
+    // The inverse: dropping it is guarded, and its downgrade creates it again (empty).
+    let (up, down, _, back) = there_and_back(vec![Op::DropTable(orders())], true);
+    assert_eq!(loosely(back), loosely(at_base(true)));
     assert!(up[0].guard && up[0].sql.contains("FROM \"Orders\")"));
     assert_eq!(up[1].sql, "DROP TABLE \"Orders\"");
-    assert!(down[0].sql.starts_with("CREATE TABLE \"Orders\" (\n    id SERIAL NOT NULL"));
-    let (up, _, _) = round_trip(vec![Op::DropTable(orders())], true);
     assert_eq!(up.len(), 2);
+    assert!(down[0].sql.starts_with("CREATE TABLE \"Orders\" (\n    id SERIAL,\n    \"user\" TEXT,"));
 }
 
 #[test]
@@ -265,13 +276,14 @@ fn columns_add_drop_and_rename() {
     );
 
     let user = orders().columns[1].clone();
-    let (up, down, _) = round_trip(
+    let (up, down, _, back) = there_and_back(
         vec![Op::DropColumn {
             table: "Orders",
             column: user,
         }],
         true,
     );
+    assert_eq!(loosely(back), loosely(at_base(true)));
     assert!(up[0].guard && up[0].sql.contains("\"user\" IS NOT NULL"));
     assert_eq!(up[1].sql, "ALTER TABLE \"Orders\"\n    DROP COLUMN \"user\"");
     assert_eq!(down[0].sql, "ALTER TABLE \"Orders\"\n    ADD COLUMN \"user\" TEXT");
@@ -478,8 +490,10 @@ fn defaults_set_and_drop() {
         column: "user",
         previous: DefaultExpr::Str("x"),
     }]);
-    let e = plan_revision(&r, Direction::Up, &mut at_base(true), Options::default()).unwrap_err();
-    assert!(e.message.contains("has no default where revision change expects 'x'::text"), "{}", e.message);
+    let mut live = at_base(true);
+    live.table_mut("Orders").unwrap().columns[1].default = Some("'y'::text".into());
+    let e = plan_revision(&r, Direction::Up, &mut live, Options::default()).unwrap_err();
+    assert!(e.message.contains("has 'y'::text where revision change expects 'x'::text"), "{}", e.message);
 }
 
 #[test]
