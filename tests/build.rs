@@ -102,6 +102,85 @@ fn main() {
         ),
     );
     println!("cargo:rustc-env=WASMIG_HOSTILE_DIR={}", out.display());
+
+    // The plugins written against the SDK: the example that continues the
+    // reference chain, and the chain of every operation (tests/tests/ops.rs).
+    for path in [
+        "examples/manufacturing_module_v2/src",
+        "examples/manufacturing_module_v2/Cargo.toml",
+        "tests/opchain/src",
+        "tests/opchain/Cargo.toml",
+        "sdk/src",
+        "sdk/Cargo.toml",
+        "plugin/src",
+        "lint/src",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(path).display());
+    }
+    let built = build_plugins(
+        &root,
+        &[
+            ("manufacturing-module-v2", "manufacturing_module_v2"),
+            ("wasmig-opchain", "wasmig_opchain"),
+        ],
+    );
+    println!("cargo:rustc-env=WASMIG_EXAMPLE_V2_WASM={}", built[0].display());
+    println!("cargo:rustc-env=WASMIG_OPCHAIN_WASM={}", built[1].display());
+}
+
+/// Builds plugin crates into components exactly as host/build.rs builds the
+/// reference plugin (same target dir, profile and flags, so they share its
+/// compiled dependencies), until `wasmig build PATH` does it for anyone.
+/// Returns the component paths, in the order of `crates` (package, lib name).
+fn build_plugins(root: &Path, crates: &[(&str, &str)]) -> Vec<PathBuf> {
+    let target_dir = root.join("target").join("plugin");
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root).args(["build", "--quiet", "--locked"]);
+    for (package, _) in crates {
+        cmd.args(["-p", package]);
+    }
+    cmd.args(["--lib", "--release", "--target", TARGET])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .args([
+            "--config",
+            "profile.release.package.sqlparser.opt-level=\"z\"",
+        ])
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "z")
+        .env("CARGO_PROFILE_RELEASE_LTO", "true")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
+        .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "true");
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("run cargo to build the SDK plugins");
+    if !status.success() {
+        panic!("building the SDK plugins for {TARGET} failed (see above)");
+    }
+    crates
+        .iter()
+        .map(|(_, lib)| {
+            let module = target_dir
+                .join(TARGET)
+                .join("release")
+                .join(format!("{lib}.wasm"));
+            let core = std::fs::read(&module)
+                .unwrap_or_else(|e| panic!("read {}: {e}", module.display()));
+            let path = target_dir.join(format!("{lib}.component.wasm"));
+            std::fs::write(&path, encode(&core, lib))
+                .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+            path
+        })
+        .collect()
 }
 
 fn encode(module: &[u8], what: &str) -> Vec<u8> {

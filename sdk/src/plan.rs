@@ -222,6 +222,9 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                     )));
                 }
             }
+            if ix.unique && crate::ops::column::has_rows(model, ctx, ix.table) {
+                unique_guard(ix, ctx);
+            }
             let (phase, lock) = if online {
                 (Phase::After, Lock::ShareUpdateExclusive)
             } else {
@@ -387,6 +390,35 @@ fn drop_table(t: &TableDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), Pl
     );
     model.remove_table(t.name);
     Ok(())
+}
+
+/// A read-only guard that refuses a unique index on a table with rows while
+/// its keys repeat: the build would fail half-way (a concurrent one leaving
+/// an INVALID index behind).
+fn unique_guard(ix: &crate::ops::IndexDef, ctx: &mut Ctx) {
+    let mut keys: Vec<String> = ix.columns.iter().map(|c| ident(c)).collect();
+    keys.extend(ix.expressions.iter().map(|e| format!("({})", e.sql)));
+    let mut conditions: Vec<String> = keys.iter().map(|k| format!("{k} IS NOT NULL")).collect();
+    if let Some(p) = ix.predicate {
+        conditions.insert(0, format!("({})", p.sql));
+    }
+    crate::ops::column::refuse_rows(
+        ctx,
+        &[ix.table],
+        format!(
+            "SELECT count(*) AS n FROM (SELECT 1 FROM {} WHERE {} GROUP BY {} HAVING count(*) > 1) AS dup",
+            ctx.rel(ix.table),
+            conditions.join(" AND "),
+            keys.join(", ")
+        ),
+        &format!(
+            "cannot build unique index {} on {} ({}): ",
+            ix.name,
+            ix.table,
+            ix.keys_summary()
+        ),
+        " value(s) occur more than once; remove the duplicates first; nothing was changed",
+    );
 }
 
 /// `DROP INDEX [CONCURRENTLY]` of the index rendered as `name`, with its phase and lock.
