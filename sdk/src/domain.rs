@@ -166,7 +166,7 @@ pub fn disallow(v: &AllowValueDef, model: &mut Catalog, ctx: &mut Ctx) -> Result
                     Phase::Transaction,
                     Lock::AccessShare,
                     &[t],
-                    guard_sql(t, c, value, &format!("check constraint {}", k.name)),
+                    guard_sql(&ctx.rel(t), t, c, value, &format!("check constraint {}", k.name)),
                     format!("refuse if rows of {t}.{c} still hold '{value}'"),
                 );
             }
@@ -213,7 +213,7 @@ fn refuse_early(ctx: &mut Ctx, model: &Catalog, enum_name: &str, v: &AllowValueD
             Phase::Before,
             Lock::AccessShare,
             &[&t],
-            guard_sql(&t, &c, v.value, what),
+            guard_sql(&ctx.rel(&t), &t, &c, v.value, what),
             format!(
                 "check that no row of {t}.{c} holds '{}' before changing anything",
                 v.value
@@ -250,7 +250,9 @@ fn replace_check(
         Lock::AccessExclusive,
         &[t],
         format!(
-            "ALTER TABLE {t}\n    DROP CONSTRAINT {n},\n    ADD CONSTRAINT {n} CHECK ({c} IN ({})) NOT VALID",
+            "ALTER TABLE {}\n    DROP CONSTRAINT {n},\n    ADD CONSTRAINT {n} CHECK ({} IN ({})) NOT VALID",
+            ctx.rel(t),
+            ident(c),
             in_list(values),
             n = ident(&k.name)
         ),
@@ -273,7 +275,7 @@ fn validate_check(ctx: &mut Ctx, model: &mut Catalog, k: &Constraint) {
         &[&k.table],
         format!(
             "ALTER TABLE {} VALIDATE CONSTRAINT {}",
-            k.table,
+            ctx.rel(&k.table),
             ident(&k.name)
         ),
         format!(
@@ -348,7 +350,7 @@ fn refuse_dependent_views(ctx: &mut Ctx, e: &EnumType, value: &str) {
              JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid\n\
              WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass\n\
              AND v.oid <> d.refobjid AND a.atttypid = {}::regtype) AS dep",
-            literal(&ident(&e.name))
+            literal(&ctx.rel(&e.name))
         ),
         format!("check that no view or rule reads a column of enum type {} before changing anything", e.name),
     );
@@ -361,7 +363,7 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
         .flat_map(|t| t.columns.iter().map(move |c| (t.name.clone(), c.clone())))
         .filter(|(_, c)| c.data_type.trim_matches('"') == e.name)
         .collect();
-    let (ty, old) = (ident(&e.name), ident(&format!("{}__wasmig_old", e.name)));
+    let (ty, old) = (ctx.rel(&e.name), ident(&format!("{}__wasmig_old", e.name)));
     let labels: Vec<String> = e.labels.iter().filter(|l| *l != value).cloned().collect();
     let what = format!("enum type {}", e.name);
     for (t, c) in &users {
@@ -369,14 +371,14 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
             Phase::Transaction,
             Lock::Share,
             &[t],
-            format!("LOCK TABLE {t} IN SHARE MODE"),
+            format!("LOCK TABLE {} IN SHARE MODE", ctx.rel(t)),
             format!("lock {t} against writes until the type is recreated"),
         );
         ctx.push(
             Phase::Transaction,
             Lock::AccessShare,
             &[t],
-            guard_sql(t, &c.name, value, &what),
+            guard_sql(&ctx.rel(t), t, &c.name, value, &what),
             format!("refuse if rows of {t}.{} still hold '{value}'", c.name),
         );
     }
@@ -399,7 +401,11 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
             Phase::Transaction,
             Lock::AccessExclusive,
             &[&k.table],
-            format!("ALTER TABLE {} DROP CONSTRAINT {}", k.table, ident(&k.name)),
+            format!(
+                "ALTER TABLE {} DROP CONSTRAINT {}",
+                ctx.rel(&k.table),
+                ident(&k.name)
+            ),
             format!(
                 "drop check constraint {} while enum type {} is recreated",
                 k.name, e.name
@@ -436,7 +442,7 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
             Phase::Transaction,
             Lock::AccessExclusive,
             &[t, &e.name],
-            format!("ALTER TABLE {t}\n    {}", alter.join(",\n    ")),
+            format!("ALTER TABLE {}\n    {}", ctx.rel(t), alter.join(",\n    ")),
             format!("move {t}.{} to the recreated {}", c.name, e.name),
         );
         ctx.allow(
@@ -448,7 +454,10 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
                 Phase::Transaction,
                 Lock::AccessExclusive,
                 &[t, &e.name],
-                format!("ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT {d}"),
+                format!(
+                    "ALTER TABLE {} ALTER COLUMN {col} SET DEFAULT {d}",
+                    ctx.rel(t)
+                ),
                 format!("restore the default of {t}.{}", c.name),
             );
         }
@@ -460,7 +469,7 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
             &[&k.table, &e.name],
             format!(
                 "ALTER TABLE {} ADD CONSTRAINT {} {}{}",
-                k.table,
+                ctx.rel(&k.table),
                 ident(&k.name),
                 k.definition.as_deref().unwrap_or_default(),
                 if k.validated { "" } else { " NOT VALID" }
@@ -476,7 +485,7 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
         Phase::Transaction,
         Lock::None,
         &[&old_name, &e.name],
-        format!("DROP TYPE {old}"),
+        format!("DROP TYPE {}", ctx.rel(&old_name)),
         format!("drop the old enum type {}", e.name),
     );
     if let Some(m) = model.enums.iter_mut().find(|x| x.name == e.name) {

@@ -127,6 +127,7 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
             }
             let mut objects = vec![t.name];
             objects.extend(t.referenced());
+            objects.extend(t.columns.iter().filter_map(|c| c.named_type()));
             // A foreign key takes SHARE ROW EXCLUSIVE on the table it references.
             let lock = if t.referenced().is_empty() {
                 Lock::None
@@ -173,10 +174,12 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                 .map(|c| format!("ADD COLUMN {}", c.sql()))
                 .collect();
             let names: Vec<&str> = todo.iter().map(|c| c.name).collect();
+            let mut objects = vec![*table];
+            objects.extend(todo.iter().filter_map(|c| c.named_type()));
             ctx.push(
                 Phase::Transaction,
                 Lock::AccessExclusive,
-                &[table],
+                &objects,
                 format!("ALTER TABLE {}\n    {}", ctx.rel(table), adds.join(",\n    ")),
                 format!(
                     "add {} column(s) to {table}: {}",
@@ -288,13 +291,15 @@ fn down(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                     .iter()
                     .filter_map(|n| columns.iter().find(|c| c.name == *n))
                     .collect();
-                let guard = if ctx.derived.iter().any(|d| d.table == *table) {
+                let (guard, sources) = if ctx.derived.iter().any(|d| d.table == *table) {
                     crate::ops::backfill::loss_guard_sql(ctx, table, &kept)
                 } else {
-                    column_loss_guard_sql(&ctx.rel(table), table, &kept)
+                    (column_loss_guard_sql(&ctx.rel(table), table, &kept), vec![])
                 };
+                let mut objects = vec![*table];
+                objects.extend(sources.iter().map(String::as_str));
                 ctx.push_guard(
-                    &[table],
+                    &objects,
                     guard,
                     format!(
                         "refuse if dropping {} of {table} would lose data",
@@ -442,7 +447,8 @@ fn drop_index_sql(name: &str, online: bool) -> (Phase, Lock, String) {
 /// still hold `value`: the error text names the table and the row count.
 /// Plain SQL rather than a PL/pgSQL block, so every host can check it
 /// statically (a `DO` block could hide anything).
-pub fn guard_sql(table: &str, column: &str, value: &str, what: &str) -> String {
+/// `rel` is the table as rendered in SQL ([`Ctx::rel`]).
+pub fn guard_sql(rel: &str, table: &str, column: &str, value: &str, what: &str) -> String {
     let head = literal(&format!(
         "wasmig: cannot remove {} from {what}: ",
         literal(value)
@@ -452,8 +458,9 @@ pub fn guard_sql(table: &str, column: &str, value: &str, what: &str) -> String {
     ));
     format!(
         "SELECT CASE WHEN used.n > 0 THEN ({head} || used.n || {tail})::integer END AS refuse\n\
-         FROM (SELECT count(*) AS n FROM {table} WHERE {column}::text = {v}) AS used",
+         FROM (SELECT count(*) AS n FROM {rel} WHERE {c}::text = {v}) AS used",
         v = literal(value),
+        c = ident(column),
     )
 }
 

@@ -127,6 +127,8 @@ pub(crate) struct Derived {
     pub table: String,
     pub column: String,
     pub value: String,
+    /// The other table `value` reads, if any.
+    pub source: Option<String>,
 }
 
 impl Ctx<'_> {

@@ -209,6 +209,7 @@ pub fn down(b: &BackfillDef, ctx: &mut Ctx) {
             table: b.table.into(),
             column: c.to_string(),
             value,
+            source: b.from.as_ref().map(|s| s.table.to_string()),
         });
     }
 }
@@ -216,7 +217,9 @@ pub fn down(b: &BackfillDef, ctx: &mut Ctx) {
 /// The data-loss guard for dropping `columns` of `table` when some of them
 /// hold values a backfill derived: like [`crate::plan::column_loss_guard_sql`],
 /// but a value equal to what the backfill computes for its row is not data.
-pub fn loss_guard_sql(ctx: &Ctx, table: &str, columns: &[&ColumnDef]) -> String {
+/// Returns the statement and the other tables it reads.
+pub fn loss_guard_sql(ctx: &Ctx, table: &str, columns: &[&ColumnDef]) -> (String, Vec<String>) {
+    let mut sources: Vec<String> = Vec::new();
     let t = ident(table);
     let counted = |c: &ColumnDef| {
         let n = format!("{t}.{}", ident(c.name));
@@ -233,6 +236,17 @@ pub fn loss_guard_sql(ctx: &Ctx, table: &str, columns: &[&ColumnDef]) -> String 
         }
         parts.join(" AND ")
     };
+    for c in columns {
+        if let Some(s) = ctx
+            .derived
+            .iter()
+            .find(|d| d.table == table && d.column == c.name)
+            .and_then(|d| d.source.clone())
+            .filter(|s| !sources.contains(s))
+        {
+            sources.push(s);
+        }
+    }
     let counts: Vec<String> = columns
         .iter()
         .enumerate()
@@ -250,7 +264,7 @@ pub fn loss_guard_sql(ctx: &Ctx, table: &str, columns: &[&ColumnDef]) -> String 
         })
         .collect();
     let any: Vec<String> = (0..columns.len()).map(|i| format!("lost.c{i}")).collect();
-    format!(
+    let sql = format!(
         "SELECT CASE WHEN {any} > 0 THEN ({head} || concat_ws('; ', {parts}) || {tail})::integer END AS refuse\n\
          FROM (SELECT {counts} FROM {rel} AS {t}) AS lost",
         any = any.join(" + "),
@@ -259,7 +273,8 @@ pub fn loss_guard_sql(ctx: &Ctx, table: &str, columns: &[&ColumnDef]) -> String 
         tail = literal(crate::plan::LOSS_ADVICE),
         counts = counts.join(", "),
         rel = ctx.rel(table),
-    )
+    );
+    (sql, sources)
 }
 
 #[cfg(test)]

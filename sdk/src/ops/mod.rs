@@ -199,6 +199,14 @@ impl ColumnDef {
         s
     }
 
+    /// The user-defined type the column has, which its statements name.
+    pub fn named_type(&self) -> Option<&'static str> {
+        match self.ty {
+            SqlType::Named(name) => Some(name),
+            _ => None,
+        }
+    }
+
     /// The catalog column this definition creates in `table`.
     pub fn catalog(&self, table: &str) -> Column {
         let serial = self.ty.is_serial();

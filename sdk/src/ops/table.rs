@@ -78,11 +78,14 @@ pub fn adopt(a: &AdoptDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), Pla
          Point wasmig at the application's database, or create the table first",
         ctx.revision.id
     ));
+    // The message is cast only when the table is missing: concatenating the
+    // (stable, so not constant-folded) lookup keeps the planner from casting
+    // it, and failing, before the CASE is evaluated.
+    let lookup = format!("to_regclass({})", literal(&ctx.rel(name)));
     ctx.push_guard(
         &[name],
         format!(
-            "SELECT CASE WHEN to_regclass({}) IS NULL THEN {message}::integer END AS refuse",
-            literal(&ctx.rel(name))
+            "SELECT CASE WHEN {lookup} IS NULL THEN ({message} || coalesce({lookup}::text, ''))::integer END AS refuse"
         ),
         format!("refuse unless table {name} exists to be adopted"),
     );
