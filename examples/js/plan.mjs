@@ -61,14 +61,19 @@ function steps(values) {
   const live = values.catalog
     ? call(migrations.decodeCatalog, readFileSync(values.catalog, 'utf8'))
     // The chain's own catalog at --from, as `wasmig sql` plans without --catalog.
-    : call(migrations.plan, undefined, values.from, emptyCatalog(), { resume: false, online: false, allowDataLoss: false }).expected;
-  const plan = call(migrations.plan, values.from, target, live, { resume: false, online: undefined, allowDataLoss: false });
+    : call(migrations.plan, undefined, values.from, emptyCatalog(), { resume: false, online: false, allowDataLoss: false, schema: undefined }).expected;
+  const plan = call(migrations.plan, values.from, target, live, { resume: false, online: undefined, allowDataLoss: false, schema: undefined });
   process.stdout.write(Buffer.from(canonical(plan.steps), 'utf8'));
   return 0;
 }
 
 async function readCatalog(client) {
-  const { rows } = await client.query({ text: migrations.introspectionSql(), rowMode: 'array' });
+  const { rows } = await client.query({
+    text: migrations.introspectionSql(),
+    // $1: the schema to read; null = current_schema(), where the unqualified plan runs.
+    values: [null],
+    rowMode: 'array',
+  });
   const value = rows[0][0];
   return call(migrations.decodeCatalog, typeof value === 'string' ? value : JSON.stringify(value));
 }
@@ -84,7 +89,7 @@ async function migrate() {
   await client.connect();
   try {
     const target = head();
-    const plan = call(migrations.plan, undefined, target, await readCatalog(client), { resume: false, online: undefined, allowDataLoss: false });
+    const plan = call(migrations.plan, undefined, target, await readCatalog(client), { resume: false, online: undefined, allowDataLoss: false, schema: undefined });
     // Per revision: consecutive transactional steps share one transaction;
     // a non-transactional step runs alone, outside any transaction block.
     const segments = [];

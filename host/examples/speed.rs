@@ -161,6 +161,7 @@ fn main() -> anyhow::Result<()> {
         resume: false,
         online: None,
         allow_data_loss: false,
+        schema: None,
     };
     plugin.revisions()?;
     let revisions = time_n(calls, || {
@@ -168,14 +169,14 @@ fn main() -> anyhow::Result<()> {
     });
     let plan = time_n(calls, || {
         plugin
-            .plan(None, Some(HEAD), &empty, options)
+            .plan(None, Some(HEAD), &empty, options.clone())
             .expect("plan")
             .expect("plans");
     });
     let both = time_n(calls, || {
         plugin.revisions().expect("revisions");
         plugin
-            .plan(None, Some(HEAD), &empty, options)
+            .plan(None, Some(HEAD), &empty, options.clone())
             .expect("plan")
             .expect("plans");
     });
@@ -197,11 +198,11 @@ fn main() -> anyhow::Result<()> {
     );
     // The same plan with the head catalog as input: what the canonical ABI costs for a full catalog.
     let head = plugin
-        .plan(None, Some(HEAD), &empty, options)?
+        .plan(None, Some(HEAD), &empty, options.clone())?
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let noop = time_n(calls, || {
         plugin
-            .plan(Some(HEAD), Some(HEAD), &head.expected, options)
+            .plan(Some(HEAD), Some(HEAD), &head.expected, options.clone())
             .expect("plan")
             .expect("plans");
     });

@@ -261,7 +261,7 @@ impl Plugin {
     ) -> Result<Result<MigrationPlan, PlanError>, PluginError> {
         self.call("plan", |s, p| {
             p.wasmig_migration_migrations()
-                .call_plan(s, current, target, live, options)
+                .call_plan(s, current, target, live, &options)
         })
     }
 

@@ -474,6 +474,7 @@ pub async fn catalog_json(
 ) -> Result<String, MigrateError> {
     let sql = plugin.introspection_sql()?;
     sqlx::query_scalar::<_, String>(&sql)
+        .bind(None::<String>)
         .fetch_one(conn)
         .await
         .map_err(|e| MigrateError::Db(format!("reading the catalog: {e}")))

@@ -594,6 +594,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                 resume: false,
                                 online: Some(false),
                                 allow_data_loss: false,
+                                schema: None,
                             },
                         )?
                         .map_err(MigrateError::from)?
@@ -604,6 +605,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 resume: false,
                 online: online.then_some(true),
                 allow_data_loss: *allow_data_loss,
+                schema: None,
             };
             let plan = plugin
                 .plan(from.as_deref(), to.as_deref(), &live, options)?

@@ -60,7 +60,7 @@ pub async fn check(
         };
         let options = PlanOptions {
             resume: leg.resume,
-            ..options
+            ..options.clone()
         };
         let plan = plugin.plan(from, to, &model, options)?.map_err(|e| {
             let before = if i == 0 {

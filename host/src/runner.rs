@@ -536,6 +536,7 @@ impl<'p> Runner<'p> {
             resume: false,
             online: self.options.online,
             allow_data_loss: self.options.allow_data_loss,
+            schema: None,
         };
         let touched = crate::preflight::check(
             &mut self.conn,
@@ -650,6 +651,7 @@ impl<'p> Runner<'p> {
             resume,
             online: self.options.online,
             allow_data_loss: self.options.allow_data_loss,
+            schema: None,
         };
         let plan = self
             .plugin

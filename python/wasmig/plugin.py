@@ -134,17 +134,20 @@ class Plugin:
         return self._call("revisions")
 
     def introspection_sql(self) -> str:
-        """One query whose single column is the catalog as JSON text."""
+        """One query whose single column is the catalog as JSON text. It takes the
+        schema to read as `$1` (None: `current_schema()`); a `%s` driver substitutes."""
         return self._call("introspection-sql")
 
     def decode_catalog(self, text: str):
         """The catalog record of the introspection query's JSON text."""
         return unwrap(self._call("decode-catalog", text))
 
-    def plan(self, current, target, live, resume: bool = False, online=None, allow_data_loss: bool = False):
+    def plan(self, current, target, live, resume: bool = False, online=None, allow_data_loss: bool = False,
+             schema: str | None = None):
         """The plan {steps, expected} from revision `current` to `target` on catalog `live`.
-        Without `allow_data_loss`, a downgrade that would drop data carries guards that refuse it."""
-        options = record(resume=resume, online=online, allow_data_loss=allow_data_loss)
+        Without `allow_data_loss`, a downgrade that would drop data carries guards that refuse it.
+        `schema`: qualify every name with it (None: unqualified, the session's search_path)."""
+        options = record(resume=resume, online=online, allow_data_loss=allow_data_loss, schema=schema)
         return unwrap(self._call("plan", current, target, live, options))
 
     def verify(self, at, actual) -> list:

@@ -177,7 +177,9 @@ class Runner:
 
     def catalog(self):
         """The live catalog, read with the plugin's own introspection query."""
-        text = _value(self.session, self.plugin.introspection_sql())
+        # The query's one parameter is `$1` (the schema); sessions take `%s`.
+        sql = self.plugin.introspection_sql().replace("$1", "%s")
+        text = _value(self.session, sql, (None,))
         if not isinstance(text, str):
             import json
 

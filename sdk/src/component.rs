@@ -90,6 +90,7 @@ impl<C: Chain> w::Guest for Plugin<C> {
             resume: options.resume,
             online: options.online,
             allow_data_loss: options.allow_data_loss,
+            schema: options.schema,
         };
         let p = plan::plan(
             &loaded::<C>().revisions,

@@ -75,25 +75,19 @@ pub fn allow(v: &AllowValueDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<()
     let (t, c, value) = (v.table, v.column, v.value);
     match form {
         Form::Enum(e) => {
+            let ty = ctx.rel(&e.name);
             if e.labels.iter().any(|l| l == value) {
-                ctx.already(format!(
-                    "enum type {} already has the value '{value}'",
-                    e.name
-                ))?;
+                ctx.already(format!("enum type {ty} already has the value '{value}'"))?;
                 return Ok(());
             }
             ctx.push(
                 Phase::After,
                 Lock::None,
                 &[t, &e.name],
+                format!("ALTER TYPE {ty} ADD VALUE IF NOT EXISTS {}", literal(value)),
                 format!(
-                    "ALTER TYPE {} ADD VALUE IF NOT EXISTS {}",
-                    ident(&e.name),
-                    literal(value)
-                ),
-                format!(
-                    "add value '{value}' to enum type {} ({t}.{c}), outside the transaction",
-                    e.name
+                    "add value '{value}' to enum type {ty} ({}.{c}), outside the transaction",
+                    ctx.rel(t)
                 ),
             );
             if let Some(e) = model.enums.iter_mut().find(|x| x.name == e.name) {
@@ -118,7 +112,7 @@ pub fn allow(v: &AllowValueDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<()
                     &k,
                     &column,
                     &values,
-                    format!("allow '{value}' in {t}.{c}"),
+                    format!("allow '{value}' in {}.{c}", ctx.rel(t)),
                 );
             }
             validate_check(ctx, model, &k);
@@ -135,7 +129,10 @@ pub fn disallow(v: &AllowValueDef, model: &mut Catalog, ctx: &mut Ctx) -> Result
     match form {
         Form::Enum(e) => {
             if !e.labels.iter().any(|l| l == value) {
-                ctx.already(format!("enum type {} has no value '{value}'", e.name))?;
+                ctx.already(format!(
+                    "enum type {} has no value '{value}'",
+                    ctx.rel(&e.name)
+                ))?;
                 return Ok(());
             }
             remove_enum_value(&e, v, model, ctx)?;
@@ -159,15 +156,16 @@ pub fn disallow(v: &AllowValueDef, model: &mut Catalog, ctx: &mut Ctx) -> Result
                     &k,
                     &column,
                     &values,
-                    format!("stop allowing '{value}' in {t}.{c}"),
+                    format!("stop allowing '{value}' in {}.{c}", ctx.rel(t)),
                 );
                 // Under the ACCESS EXCLUSIVE lock just taken, so the count is exact.
+                let rel = ctx.rel(t);
                 ctx.push(
                     Phase::Transaction,
                     Lock::AccessShare,
                     &[t],
-                    guard_sql(&ctx.rel(t), t, c, value, &format!("check constraint {}", k.name)),
-                    format!("refuse if rows of {t}.{c} still hold '{value}'"),
+                    guard_sql(&rel, c, value, &format!("check constraint {}", k.name)),
+                    format!("refuse if rows of {rel}.{c} still hold '{value}'"),
                 );
             }
             validate_check(ctx, model, &k);
@@ -186,8 +184,9 @@ pub(crate) fn remove_enum_value(
     model: &mut Catalog,
     ctx: &mut Ctx,
 ) -> Result<(), PlanError> {
-    refuse_early(ctx, model, &e.name, v, &format!("enum type {}", e.name));
-    refuse_defaults_using(model, e, v.value, ctx.revision.id)?;
+    let what = format!("enum type {}", ctx.rel(&e.name));
+    refuse_early(ctx, model, &e.name, v, &what);
+    refuse_defaults_using(ctx, model, e, v.value)?;
     refuse_dependent_views(ctx, e, v.value);
     recreate_enum_without(ctx, model, e, v.value);
     Ok(())
@@ -209,13 +208,14 @@ fn refuse_early(ctx: &mut Ctx, model: &Catalog, enum_name: &str, v: &AllowValueD
             .collect()
     };
     for (t, c) in columns {
+        let rel = ctx.rel(&t);
         ctx.push(
             Phase::Before,
             Lock::AccessShare,
             &[&t],
-            guard_sql(&ctx.rel(&t), &t, &c, v.value, what),
+            guard_sql(&rel, &c, v.value, what),
             format!(
-                "check that no row of {t}.{c} holds '{}' before changing anything",
+                "check that no row of {rel}.{c} holds '{}' before changing anything",
                 v.value
             ),
         );
@@ -225,7 +225,10 @@ fn refuse_early(ctx: &mut Ctx, model: &Catalog, enum_name: &str, v: &AllowValueD
 fn nothing(ctx: &mut Ctx, column: &Column, v: &AllowValueDef, what: &str) {
     let summary = format!(
         "{}.{} is a plain {} with no CHECK constraint: '{}' is {what}, nothing to change",
-        v.table, v.column, column.data_type, v.value
+        ctx.rel(v.table),
+        v.column,
+        column.data_type,
+        v.value
     );
     ctx.push(
         Phase::Transaction,
@@ -245,14 +248,13 @@ fn replace_check(
     why: String,
 ) {
     let (t, c) = (&k.table, &column.name);
+    let rel = ctx.rel(t);
     ctx.push(
         Phase::Transaction,
         Lock::AccessExclusive,
         &[t],
         format!(
-            "ALTER TABLE {}\n    DROP CONSTRAINT {n},\n    ADD CONSTRAINT {n} CHECK ({} IN ({})) NOT VALID",
-            ctx.rel(t),
-            ident(c),
+            "ALTER TABLE {rel}\n    DROP CONSTRAINT {n},\n    ADD CONSTRAINT {n} CHECK ({c} IN ({})) NOT VALID",
             in_list(values),
             n = ident(&k.name)
         ),
@@ -269,15 +271,12 @@ fn replace_check(
 }
 
 fn validate_check(ctx: &mut Ctx, model: &mut Catalog, k: &Constraint) {
+    let rel = ctx.rel(&k.table);
     ctx.push(
         Phase::After,
         Lock::ShareUpdateExclusive,
         &[&k.table],
-        format!(
-            "ALTER TABLE {} VALIDATE CONSTRAINT {}",
-            ctx.rel(&k.table),
-            ident(&k.name)
-        ),
+        format!("ALTER TABLE {rel} VALIDATE CONSTRAINT {}", ident(&k.name)),
         format!(
             "validate check constraint {} without blocking writers",
             k.name
@@ -305,11 +304,12 @@ fn columns_of_type(model: &Catalog, name: &str) -> Vec<(String, Column)> {
 /// A column default that is the removed value cannot be restored on the
 /// recreated type: refuse at plan time, so nothing runs.
 fn refuse_defaults_using(
+    ctx: &Ctx,
     model: &Catalog,
     e: &EnumType,
     value: &str,
-    rev: &str,
 ) -> Result<(), PlanError> {
+    let rev = ctx.revision.id;
     let needle = format!("{}::", literal(value));
     if let Some((t, c)) = columns_of_type(model, &e.name)
         .into_iter()
@@ -320,9 +320,10 @@ fn refuse_defaults_using(
             message: format!(
                 "cannot remove '{value}' from enum type {}: it is the default of {t}.{} (revision {rev}); \
                  change that default first (ALTER TABLE {t} ALTER COLUMN {} SET DEFAULT …), then run the downgrade again",
-                e.name,
+                ctx.rel(&e.name),
                 c.name,
-                ident(&c.name)
+                ident(&c.name),
+                t = ctx.rel(&t)
             ),
         });
     }
@@ -334,9 +335,9 @@ fn refuse_defaults_using(
 /// plan sees has no views, so the check is a read-only guard on the server's
 /// own dependency records, run before any change.
 fn refuse_dependent_views(ctx: &mut Ctx, e: &EnumType, value: &str) {
+    let ty = ctx.rel(&e.name);
     let message = literal(&format!(
-        "wasmig: cannot remove '{value}' from enum type {}: it must be recreated, and view(s) or rule(s) ",
-        e.name
+        "wasmig: cannot remove '{value}' from enum type {ty}: it must be recreated, and view(s) or rule(s) "
     ));
     let tail = literal(" read its columns; drop them, run the downgrade, then create them again");
     ctx.push(
@@ -350,9 +351,9 @@ fn refuse_dependent_views(ctx: &mut Ctx, e: &EnumType, value: &str) {
              JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid\n\
              WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass\n\
              AND v.oid <> d.refobjid AND a.atttypid = {}::regtype) AS dep",
-            literal(&ctx.rel(&e.name))
+            literal(&ty)
         ),
-        format!("check that no view or rule reads a column of enum type {} before changing anything", e.name),
+        format!("check that no view or rule reads a column of enum type {ty} before changing anything"),
     );
 }
 
@@ -363,23 +364,26 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
         .flat_map(|t| t.columns.iter().map(move |c| (t.name.clone(), c.clone())))
         .filter(|(_, c)| c.data_type.trim_matches('"') == e.name)
         .collect();
-    let (ty, old) = (ctx.rel(&e.name), ident(&format!("{}__wasmig_old", e.name)));
+    let old_name = format!("{}__wasmig_old", e.name);
+    // `RENAME TO` takes a bare name: the type stays in its schema.
+    let (ty, old, old_bare) = (ctx.rel(&e.name), ctx.rel(&old_name), ident(&old_name));
     let labels: Vec<String> = e.labels.iter().filter(|l| *l != value).cloned().collect();
-    let what = format!("enum type {}", e.name);
+    let what = format!("enum type {ty}");
     for (t, c) in &users {
+        let rel = ctx.rel(t);
         ctx.push(
             Phase::Transaction,
             Lock::Share,
             &[t],
-            format!("LOCK TABLE {} IN SHARE MODE", ctx.rel(t)),
-            format!("lock {t} against writes until the type is recreated"),
+            format!("LOCK TABLE {rel} IN SHARE MODE"),
+            format!("lock {rel} against writes until the type is recreated"),
         );
         ctx.push(
             Phase::Transaction,
             Lock::AccessShare,
             &[t],
-            guard_sql(&ctx.rel(t), t, &c.name, value, &what),
-            format!("refuse if rows of {t}.{} still hold '{value}'", c.name),
+            guard_sql(&rel, &c.name, value, &what),
+            format!("refuse if rows of {rel}.{} still hold '{value}'", c.name),
         );
     }
     // A CHECK on an enum column compares with literals of the type; once the
@@ -407,8 +411,8 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
                 ident(&k.name)
             ),
             format!(
-                "drop check constraint {} while enum type {} is recreated",
-                k.name, e.name
+                "drop check constraint {} while enum type {ty} is recreated",
+                k.name
             ),
         );
     }
@@ -416,20 +420,18 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
         Phase::Transaction,
         Lock::None,
         &[&e.name, &format!("{}__wasmig_old", e.name)],
-        format!("ALTER TYPE {ty} RENAME TO {old}"),
-        format!("set enum type {} aside", e.name),
+        format!("ALTER TYPE {ty} RENAME TO {old_bare}"),
+        format!("set enum type {ty} aside"),
     );
     ctx.push(
         Phase::Transaction,
         Lock::None,
         &[&e.name],
         format!("CREATE TYPE {ty} AS ENUM ({})", in_list(&labels)),
-        format!(
-            "recreate enum type {} without '{value}' (PostgreSQL cannot drop an enum value)",
-            e.name
-        ),
+        format!("recreate enum type {ty} without '{value}' (PostgreSQL cannot drop an enum value)"),
     );
     for (t, c) in &users {
+        let rel = ctx.rel(t);
         let col = ident(&c.name);
         let mut alter = Vec::new();
         if c.default.is_some() {
@@ -442,23 +444,21 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
             Phase::Transaction,
             Lock::AccessExclusive,
             &[t, &e.name],
-            format!("ALTER TABLE {}\n    {}", ctx.rel(t), alter.join(",\n    ")),
-            format!("move {t}.{} to the recreated {}", c.name, e.name),
+            format!("ALTER TABLE {rel}\n    {}", alter.join(",\n    ")),
+            format!("move {rel}.{} to the recreated {ty}", c.name),
         );
         ctx.allow(
             "change-column-type",
             "PostgreSQL cannot drop an enum value; recreating the type is the only full downgrade",
         );
         if let Some(d) = &c.default {
+            let d = ctx.requalify_casts(d, &e.name);
             ctx.push(
                 Phase::Transaction,
                 Lock::AccessExclusive,
                 &[t, &e.name],
-                format!(
-                    "ALTER TABLE {} ALTER COLUMN {col} SET DEFAULT {d}",
-                    ctx.rel(t)
-                ),
-                format!("restore the default of {t}.{}", c.name),
+                format!("ALTER TABLE {rel} ALTER COLUMN {col} SET DEFAULT {d}"),
+                format!("restore the default of {rel}.{}", c.name),
             );
         }
     }
@@ -471,22 +471,18 @@ fn recreate_enum_without(ctx: &mut Ctx, model: &mut Catalog, e: &EnumType, value
                 "ALTER TABLE {} ADD CONSTRAINT {} {}{}",
                 ctx.rel(&k.table),
                 ident(&k.name),
-                k.definition.as_deref().unwrap_or_default(),
+                ctx.requalify_casts(k.definition.as_deref().unwrap_or_default(), &e.name),
                 if k.validated { "" } else { " NOT VALID" }
             ),
-            format!(
-                "restore check constraint {} on the recreated {}",
-                k.name, e.name
-            ),
+            format!("restore check constraint {} on the recreated {ty}", k.name),
         );
     }
-    let old_name = format!("{}__wasmig_old", e.name);
     ctx.push(
         Phase::Transaction,
         Lock::None,
         &[&old_name, &e.name],
-        format!("DROP TYPE {}", ctx.rel(&old_name)),
-        format!("drop the old enum type {}", e.name),
+        format!("DROP TYPE {old}"),
+        format!("drop the old enum type {ty}"),
     );
     if let Some(m) = model.enums.iter_mut().find(|x| x.name == e.name) {
         m.labels = labels;

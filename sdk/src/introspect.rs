@@ -6,9 +6,18 @@ use crate::ops::Op;
 use crate::revision::Revision;
 use crate::sql::literal;
 
-/// The introspection query (current schema only; read-only; PostgreSQL 12+).
+/// The introspection query: read-only, PostgreSQL 12+, one schema, named by
+/// the bound parameter `$1` (text, the name as stored; NULL =
+/// `current_schema()`). A schema that does not exist reads as an empty catalog,
+/// so a host checks that it exists first.
+///
+/// Whatever the session's `search_path`, names in that schema come out
+/// unqualified (PostgreSQL prints `tenant.status` for a type, a sequence in a
+/// default or a referenced table when the schema is not on the path): the
+/// catalog reads the same in every schema, and compares with the model.
 pub const SQL: &str = r#"-- language=SQL
-WITH ns AS (SELECT oid, quote_ident(nspname) || '.' AS prefix FROM pg_namespace WHERE nspname = current_schema())
+WITH ns AS (SELECT oid, quote_ident(nspname) || '.' AS prefix FROM pg_namespace
+            WHERE nspname = COALESCE($1::text, current_schema()))
 SELECT json_build_object(
   'tables', COALESCE((
     SELECT json_agg(json_build_object(
@@ -17,10 +26,14 @@ SELECT json_build_object(
       'columns', COALESCE((
         SELECT json_agg(json_build_object(
           'name', a.attname,
-          'data_type', format_type(a.atttypid, a.atttypmod),
+          'data_type', CASE WHEN starts_with(format_type(a.atttypid, a.atttypmod), ns.prefix)
+                       THEN substr(format_type(a.atttypid, a.atttypmod), length(ns.prefix) + 1)
+                       ELSE format_type(a.atttypid, a.atttypmod) END,
           'not_null', a.attnotnull,
-          'default', pg_get_expr(d.adbin, d.adrelid)) ORDER BY a.attnum)
+          'default', replace(replace(pg_get_expr(d.adbin, d.adrelid),
+                        || ns.prefix, ), '::' || ns.prefix, '::')) ORDER BY a.attnum)
         FROM pg_attribute a
+        CROSS JOIN ns
         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '[]'::json)
     ) ORDER BY c.relname)
@@ -58,7 +71,9 @@ SELECT json_build_object(
       'on_delete', CASE WHEN con.contype = 'f' THEN CASE con.confdeltype
                      WHEN 'a' THEN 'NO ACTION' WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE'
                      WHEN 'n' THEN 'SET NULL' ELSE 'SET DEFAULT' END END,
-      'definition', pg_get_constraintdef(con.oid),
+      'definition', replace(replace(pg_get_constraintdef(con.oid),
+                      ' REFERENCES ' || (SELECT prefix FROM ns), ' REFERENCES '),
+                      '::' || (SELECT prefix FROM ns), '::'),
       'validated', con.convalidated) ORDER BY t.relname, con.conname)
     FROM pg_constraint con
     JOIN pg_class t ON t.oid = con.conrelid

@@ -10,7 +10,6 @@ use crate::finding::Severity;
 use crate::ops::{ColumnDef, Op, TableDef};
 use crate::revision::Revision;
 use crate::sql::{ident, literal};
-use crate::step::missing_table;
 pub use crate::step::{Ctx, Direction, Lock, Options, Phase, Plan, PlanError, PlanErrorKind, Step};
 
 /// Plans `current` → `target` (none = before the first revision) over `chain`
@@ -46,11 +45,21 @@ pub fn plan(
     let mut steps = Vec::new();
     if to >= from {
         for rev in &chain[from..to] {
-            steps.extend(plan_revision(rev, Direction::Up, &mut model, options)?);
+            steps.extend(plan_revision(
+                rev,
+                Direction::Up,
+                &mut model,
+                options.clone(),
+            )?);
         }
     } else {
         for rev in chain[to..from].iter().rev() {
-            steps.extend(plan_revision(rev, Direction::Down, &mut model, options)?);
+            steps.extend(plan_revision(
+                rev,
+                Direction::Down,
+                &mut model,
+                options.clone(),
+            )?);
         }
     }
     Ok(Plan {
@@ -114,7 +123,7 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
     match op {
         Op::CreateTable(t) => {
             if model.table(t.name).is_some()
-                && ctx.already(format!("table {} already exists", t.name))?
+                && ctx.already(format!("table {} already exists", ctx.rel(t.name)))?
             {
                 return Ok(());
             }
@@ -123,7 +132,7 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                 .into_iter()
                 .find(|r| model.table(r).is_none())
             {
-                return Err(missing_table(missing, rev));
+                return Err(ctx.missing_table(missing));
             }
             let mut objects = vec![t.name];
             objects.extend(t.referenced());
@@ -139,21 +148,20 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                 lock,
                 &objects,
                 t.create_sql(ctx),
-                format!("create table {}", t.name),
+                format!("create table {}", ctx.rel(t.name)),
             );
             t.apply(model);
         }
         Op::AddColumns { table, columns } => {
-            let existing = model
-                .table(table)
-                .ok_or_else(|| missing_table(table, rev))?;
+            let existing = model.table(table).ok_or_else(|| ctx.missing_table(table))?;
             let mut todo = Vec::new();
             for col in columns {
                 match existing.columns.iter().find(|c| c.name == col.name) {
                     Some(found) if found.data_type != col.ty.catalog() => {
                         return Err(PlanError::drift(format!(
-                            "column {table}.{} exists with type {} where revision {} adds {}: \
+                            "column {}.{} exists with type {} where revision {} adds {}: \
                              the database was changed outside wasmig; fix the column by hand first",
+                            ctx.rel(table),
                             col.name,
                             found.data_type,
                             rev.id,
@@ -161,7 +169,11 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                         )));
                     }
                     Some(_) => {
-                        ctx.already(format!("column {table}.{} already exists", col.name))?;
+                        ctx.already(format!(
+                            "column {}.{} already exists",
+                            ctx.rel(table),
+                            col.name
+                        ))?;
                     }
                     None => todo.push(col),
                 }
@@ -171,18 +183,19 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
             }
             let adds: Vec<String> = todo
                 .iter()
-                .map(|c| format!("ADD COLUMN {}", c.sql()))
+                .map(|c| format!("ADD COLUMN {}", c.sql_in(ctx)))
                 .collect();
             let names: Vec<&str> = todo.iter().map(|c| c.name).collect();
+            let rel = ctx.rel(table);
             let mut objects = vec![*table];
             objects.extend(todo.iter().filter_map(|c| c.named_type()));
             ctx.push(
                 Phase::Transaction,
                 Lock::AccessExclusive,
                 &objects,
-                format!("ALTER TABLE {}\n    {}", ctx.rel(table), adds.join(",\n    ")),
+                format!("ALTER TABLE {rel}\n    {}", adds.join(",\n    ")),
                 format!(
-                    "add {} column(s) to {table}: {}",
+                    "add {} column(s) to {rel}: {}",
                     names.len(),
                     names.join(", ")
                 ),
@@ -192,13 +205,13 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
         }
         Op::CreateIndex(ix) => {
             if model.table(ix.table).is_none() {
-                return Err(missing_table(ix.table, rev));
+                return Err(ctx.missing_table(ix.table));
             }
             let online = ctx.online(model, ix.table);
             if let Some(found) = model.index(ix.name).cloned() {
                 if found.valid
                     && found.same_as(&ix.catalog())
-                    && ctx.already(format!("index {} already exists", ix.name))?
+                    && ctx.already(format!("index {} already exists", ctx.rel(ix.name)))?
                 {
                     return Ok(());
                 }
@@ -211,7 +224,7 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                         lock,
                         &[ix.table, ix.name],
                         sql,
-                        format!("drop invalid index {} to rebuild it", ix.name),
+                        format!("drop invalid index {} to rebuild it", ctx.rel(ix.name)),
                     );
                     model.indexes.retain(|i| i.name != ix.name);
                 } else {
@@ -221,7 +234,8 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                     return Err(PlanError::drift(format!(
                         "an index named {} already exists (`{found_as}`) but differs from the one revision {} creates: \
                          rename or drop it first",
-                        ix.name, rev.id
+                        ctx.rel(ix.name),
+                        rev.id
                     )));
                 }
             }
@@ -242,7 +256,7 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                 format!(
                     "create index {} on {} ({}){how}",
                     ix.name,
-                    ix.table,
+                    ctx.rel(ix.table),
                     ix.keys_summary()
                 ),
             );
@@ -273,19 +287,24 @@ fn down(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
         Op::CreateTable(t) => drop_table(t, model, ctx)?,
         Op::AddColumns { table, columns } => {
             let Some(existing) = model.table(table) else {
-                return Err(missing_table(table, ctx.revision));
+                return Err(ctx.missing_table(table));
             };
             let mut todo = Vec::new();
             for col in columns.iter().rev() {
                 if existing.columns.iter().any(|c| c.name == col.name) {
                     todo.push(col.name);
-                } else if ctx.already(format!("column {table}.{} is already gone", col.name))? {
+                } else if ctx.already(format!(
+                    "column {}.{} is already gone",
+                    ctx.rel(table),
+                    col.name
+                ))? {
                     continue;
                 }
             }
             if todo.is_empty() {
                 return Ok(());
             }
+            let rel = ctx.rel(table);
             if !ctx.options.allow_data_loss {
                 let kept: Vec<&ColumnDef> = todo
                     .iter()
@@ -294,7 +313,7 @@ fn down(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                 let (guard, sources) = if ctx.derived.iter().any(|d| d.table == *table) {
                     crate::ops::backfill::loss_guard_sql(ctx, table, &kept)
                 } else {
-                    (column_loss_guard_sql(&ctx.rel(table), table, &kept), vec![])
+                    (column_loss_guard_sql(&rel, &kept), vec![])
                 };
                 let mut objects = vec![*table];
                 objects.extend(sources.iter().map(String::as_str));
@@ -302,7 +321,7 @@ fn down(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                     &objects,
                     guard,
                     format!(
-                        "refuse if dropping {} of {table} would lose data",
+                        "refuse if dropping {} of {rel} would lose data",
                         todo.join(", ")
                     ),
                 );
@@ -315,9 +334,9 @@ fn down(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                 Phase::Transaction,
                 Lock::AccessExclusive,
                 &[table],
-                format!("ALTER TABLE {}\n    {}", ctx.rel(table), drops.join(",\n    ")),
+                format!("ALTER TABLE {rel}\n    {}", drops.join(",\n    ")),
                 format!(
-                    "drop {} column(s) from {table}: {}",
+                    "drop {} column(s) from {rel}: {}",
                     todo.len(),
                     todo.join(", ")
                 ),
@@ -328,17 +347,16 @@ fn down(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
         }
         Op::CreateIndex(ix) => {
             if model.index(ix.name).is_none() {
-                ctx.already(format!("index {} is already gone", ix.name))?;
+                ctx.already(format!("index {} is already gone", ctx.rel(ix.name)))?;
                 return Ok(());
             }
-            let (phase, lock, sql) =
-                drop_index_sql(&ctx.rel(ix.name), ctx.online(model, ix.table));
+            let (phase, lock, sql) = drop_index_sql(&ctx.rel(ix.name), ctx.online(model, ix.table));
             ctx.push(
                 phase,
                 lock,
                 &[ix.table, ix.name],
                 sql,
-                format!("drop index {} on {}", ix.name, ix.table),
+                format!("drop index {} on {}", ix.name, ctx.rel(ix.table)),
             );
             model.indexes.retain(|i| i.name != ix.name);
         }
@@ -359,8 +377,9 @@ fn down(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
 }
 
 fn drop_table(t: &TableDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
+    let rel = ctx.rel(t.name);
     if model.table(t.name).is_none() {
-        ctx.already(format!("table {} is already gone", t.name))?;
+        ctx.already(format!("table {rel} is already gone"))?;
         return Ok(());
     }
     if let Some(r) = model
@@ -373,14 +392,20 @@ fn drop_table(t: &TableDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), Pl
              the table belongs to more than this chain (an adopted application schema), so reverting {} \
              would break what depends on it. Stop at {} instead; drop that foreign key only if table {} \
              is yours to remove",
-            t.name, r.name, r.table, ctx.revision.id, ctx.revision.id, ctx.revision.id, r.table
+            rel,
+            r.name,
+            ctx.rel(&r.table),
+            ctx.revision.id,
+            ctx.revision.id,
+            ctx.revision.id,
+            ctx.rel(&r.table)
         )));
     }
     if !ctx.options.allow_data_loss {
         ctx.push_guard(
             &[t.name],
-            table_loss_guard_sql(&ctx.rel(t.name), t.name),
-            format!("refuse if table {} holds rows", t.name),
+            table_loss_guard_sql(&rel),
+            format!("refuse if table {rel} holds rows"),
         );
     }
     let mut objects = vec![t.name];
@@ -390,8 +415,8 @@ fn drop_table(t: &TableDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), Pl
         Phase::Transaction,
         Lock::AccessExclusive,
         &objects,
-        format!("DROP TABLE {}", ctx.rel(t.name)),
-        format!("drop table {}", t.name),
+        format!("DROP TABLE {rel}"),
+        format!("drop table {rel}"),
     );
     model.remove_table(t.name);
     Ok(())
@@ -407,26 +432,25 @@ fn unique_guard(ix: &crate::ops::IndexDef, ctx: &mut Ctx) {
     if let Some(p) = ix.predicate {
         conditions.insert(0, format!("({})", p.sql));
     }
+    let rel = ctx.rel(ix.table);
     crate::ops::column::refuse_rows(
         ctx,
         &[ix.table],
         format!(
-            "SELECT count(*) AS n FROM (SELECT 1 FROM {} WHERE {} GROUP BY {} HAVING count(*) > 1) AS dup",
-            ctx.rel(ix.table),
+            "SELECT count(*) AS n FROM (SELECT 1 FROM {rel} WHERE {} GROUP BY {} HAVING count(*) > 1) AS dup",
             conditions.join(" AND "),
             keys.join(", ")
         ),
         &format!(
-            "cannot build unique index {} on {} ({}): ",
+            "cannot build unique index {} on {rel} ({}): ",
             ix.name,
-            ix.table,
             ix.keys_summary()
         ),
         " value(s) occur more than once; remove the duplicates first; nothing was changed",
     );
 }
 
-/// `DROP INDEX [CONCURRENTLY]` of the index rendered as `name`, with its phase and lock.
+/// `DROP INDEX [CONCURRENTLY]` of `name` (as [`Ctx::rel`] renders it) with its phase and lock.
 fn drop_index_sql(name: &str, online: bool) -> (Phase, Lock, String) {
     if online {
         (
@@ -445,10 +469,11 @@ fn drop_index_sql(name: &str, online: bool) -> (Phase, Lock, String) {
 
 /// One plain SELECT that stops the transaction when rows of `table.column`
 /// still hold `value`: the error text names the table and the row count.
+/// `table` is the name as [`Ctx::rel`] renders it (qualified with the target
+/// schema when there is one), and so are the tables of the two loss guards.
 /// Plain SQL rather than a PL/pgSQL block, so every host can check it
 /// statically (a `DO` block could hide anything).
-/// `rel` is the table as rendered in SQL ([`Ctx::rel`]).
-pub fn guard_sql(rel: &str, table: &str, column: &str, value: &str, what: &str) -> String {
+pub fn guard_sql(table: &str, column: &str, value: &str, what: &str) -> String {
     let head = literal(&format!(
         "wasmig: cannot remove {} from {what}: ",
         literal(value)
@@ -458,7 +483,7 @@ pub fn guard_sql(rel: &str, table: &str, column: &str, value: &str, what: &str) 
     ));
     format!(
         "SELECT CASE WHEN used.n > 0 THEN ({head} || used.n || {tail})::integer END AS refuse\n\
-         FROM (SELECT count(*) AS n FROM {rel} WHERE {c}::text = {v}) AS used",
+         FROM (SELECT count(*) AS n FROM {table} WHERE {c}::text = {v}) AS used",
         v = literal(value),
         c = ident(column),
     )
@@ -472,23 +497,21 @@ pub(crate) const LOSS_ADVICE: &str = "; nothing was changed. Move or delete that
 /// text starts `wasmig: would lose data:` and names the table and row count.
 /// Like [`guard_sql`], plain SQL so that every host can check it statically,
 /// and it fails in `psql -v ON_ERROR_STOP=1` as well as in the runner.
-/// `rel` is the table as rendered in SQL ([`Ctx::rel`]).
-pub fn table_loss_guard_sql(rel: &str, table: &str) -> String {
+pub fn table_loss_guard_sql(table: &str) -> String {
     let head = literal(&format!(
         "wasmig: would lose data: dropping table {table} would delete its "
     ));
     let tail = literal(&format!(" row(s){LOSS_ADVICE}"));
     format!(
         "SELECT CASE WHEN lost.n > 0 THEN ({head} || lost.n || {tail})::integer END AS refuse\n\
-         FROM (SELECT count(*) AS n FROM {rel}) AS lost"
+         FROM (SELECT count(*) AS n FROM {table}) AS lost"
     )
 }
 
 /// A plain SELECT that stops the downgrade when a column about to be dropped
 /// holds anything but NULL or the default its revision gave it. A volatile
 /// default (`now()`) was evaluated per row, so every non-NULL value counts.
-/// `rel` is the table as rendered in SQL ([`Ctx::rel`]).
-pub fn column_loss_guard_sql(rel: &str, table: &str, columns: &[&ColumnDef]) -> String {
+pub fn column_loss_guard_sql(table: &str, columns: &[&ColumnDef]) -> String {
     let counted = |c: &ColumnDef| match c.default {
         Some(d) if !d.is_volatile() => format!(
             "{n} IS NOT NULL AND {n} IS DISTINCT FROM {}",
@@ -516,11 +539,148 @@ pub fn column_loss_guard_sql(rel: &str, table: &str, columns: &[&ColumnDef]) -> 
     let any: Vec<String> = (0..columns.len()).map(|i| format!("lost.c{i}")).collect();
     format!(
         "SELECT CASE WHEN {any} > 0 THEN ({head} || concat_ws('; ', {parts}) || {tail})::integer END AS refuse\n\
-         FROM (SELECT {counts} FROM {rel}) AS lost",
+         FROM (SELECT {counts} FROM {table}) AS lost",
         any = any.join(" + "),
         head = literal("wasmig: would lose data: "),
         parts = parts.join(", "),
         tail = literal(LOSS_ADVICE),
         counts = counts.join(", "),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Column, EnumType, Table};
+    use crate::ops::{AllowValueDef, FkAction, ForeignKeyDef, IndexDef, SqlType};
+
+    fn chain() -> Vec<Revision> {
+        let id = ColumnDef {
+            name: "id",
+            ty: SqlType::Serial,
+            not_null: true,
+            default: None,
+        };
+        vec![Revision {
+            id: "r1",
+            down: None,
+            description: "one of each",
+            ops: vec![
+                Op::CreateTable(TableDef {
+                    name: "Orders",
+                    columns: vec![id.clone()],
+                    primary_key: vec!["id"],
+                    uniques: vec![],
+                    foreign_keys: vec![ForeignKeyDef {
+                        name: None,
+                        columns: vec!["id"],
+                        ref_table: "items",
+                        ref_columns: vec!["id"],
+                        on_delete: FkAction::Cascade,
+                    }],
+                    stub: false,
+                }),
+                Op::AddColumns {
+                    table: "items",
+                    columns: vec![ColumnDef {
+                        name: "note",
+                        ty: SqlType::Text,
+                        not_null: false,
+                        default: None,
+                    }],
+                },
+                Op::CreateIndex(IndexDef {
+                    name: "items_note_idx",
+                    table: "items",
+                    columns: vec!["note"],
+                    unique: false,
+                    ..Default::default()
+                }),
+                Op::AllowValue(AllowValueDef {
+                    table: "items",
+                    column: "status",
+                    value: "gone",
+                    enum_type: None,
+                }),
+            ],
+            previous_checksums: &[],
+        }]
+    }
+
+    fn live() -> Catalog {
+        Catalog {
+            tables: vec![Table {
+                name: "items".into(),
+                columns: vec![
+                    Column {
+                        name: "id".into(),
+                        data_type: "integer".into(),
+                        not_null: true,
+                        default: None,
+                    },
+                    Column {
+                        name: "status".into(),
+                        data_type: "status".into(),
+                        not_null: false,
+                        default: Some("'new'::status".into()),
+                    },
+                ],
+                has_rows: true,
+                key_range: None,
+            }],
+            enums: vec![EnumType {
+                name: "status".into(),
+                labels: vec!["new".into()],
+            }],
+            ..Catalog::default()
+        }
+    }
+
+    fn sql(schema: Option<&str>) -> Vec<String> {
+        let options = Options {
+            online: Some(true),
+            schema: schema.map(String::from),
+            ..Options::default()
+        };
+        let up = plan(&chain(), None, Some("r1"), &live(), options.clone()).unwrap();
+        let down = plan(&chain(), Some("r1"), None, &up.expected, options).unwrap();
+        up.steps
+            .iter()
+            .chain(&down.steps)
+            .map(|s| s.sql.clone())
+            .collect()
+    }
+
+    #[test]
+    fn every_relation_and_type_name_is_qualified_with_the_schema() {
+        let text = sql(Some("Tenant A")).join(";\n");
+        for want in [
+            "CREATE TABLE \"Tenant A\".\"Orders\" (",
+            "REFERENCES \"Tenant A\".items(id) ON DELETE CASCADE",
+            "ALTER TABLE \"Tenant A\".items\n    ADD COLUMN note TEXT",
+            "CREATE INDEX CONCURRENTLY items_note_idx ON \"Tenant A\".items (note)",
+            "ALTER TYPE \"Tenant A\".status ADD VALUE IF NOT EXISTS 'gone'",
+            "DROP INDEX CONCURRENTLY IF EXISTS \"Tenant A\".items_note_idx",
+            "FROM (SELECT count(*) AS n FROM \"Tenant A\".\"Orders\") AS lost",
+            "dropping table \"Tenant A\".\"Orders\" would delete",
+            "DROP TABLE \"Tenant A\".\"Orders\"",
+            "LOCK TABLE \"Tenant A\".items IN SHARE MODE",
+            "ALTER TYPE \"Tenant A\".status RENAME TO status__wasmig_old",
+            "CREATE TYPE \"Tenant A\".status AS ENUM ('new')",
+            "TYPE \"Tenant A\".status USING status::text::\"Tenant A\".status",
+            "SET DEFAULT 'new'::\"Tenant A\".status",
+            "'\"Tenant A\".status'::regtype",
+            "DROP TYPE \"Tenant A\".status__wasmig_old",
+        ] {
+            assert!(text.contains(want), "missing `{want}` in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn without_a_schema_names_stay_unqualified() {
+        let text = sql(None).join(";\n");
+        assert!(text.contains("CREATE TABLE \"Orders\" ("), "{text}");
+        assert!(text.contains("SET DEFAULT 'new'::status"), "{text}");
+        assert!(!text.contains("Tenant"), "{text}");
+    }
 }

@@ -48,6 +48,7 @@ const CANONICAL: Options = Options {
     resume: false,
     online: Some(false),
     allow_data_loss: false,
+    schema: None,
 };
 
 /// The canonical text of each revision of `chain`, oldest first: the text the

@@ -92,7 +92,7 @@ impl PlanError {
 }
 
 /// How to plan.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
     /// A previous run of the revision stopped part-way: skip what is done.
     pub resume: bool,
@@ -100,6 +100,11 @@ pub struct Options {
     pub online: Option<bool>,
     /// Leave out the data-loss guards of downgrades (`--allow-data-loss`).
     pub allow_data_loss: bool,
+    /// The schema every table, index, sequence and type lives in: each name
+    /// the plan renders is qualified with it (`"Tenant".orders`). None =
+    /// unqualified, as PostgreSQL's `search_path` resolves them (and as every
+    /// plan before schemas were explicit).
+    pub schema: Option<String>,
 }
 
 /// A plan: the steps and the catalog they leave.
@@ -134,10 +139,52 @@ pub(crate) struct Derived {
 impl Ctx<'_> {
     /// A table, index, sequence or type name as rendered in SQL: quoted where
     /// PostgreSQL needs it (mixed case, reserved words) and qualified with the
-    /// target schema once the host names one. Every operation renders relation
-    /// names through this, and column names through [`crate::sql::ident`].
+    /// target schema when the host names one ([`Options::schema`]). Every
+    /// operation renders relation names through this, and column names through
+    /// [`crate::sql::ident`]. A name that is only ever unqualified (the new
+    /// name of `RENAME TO`, an index name in `CREATE INDEX`, a constraint name)
+    /// goes through [`crate::sql::ident`] instead.
     pub fn rel(&self, name: &str) -> String {
-        crate::sql::ident(name)
+        qualified(self.options.schema.as_deref(), name)
+    }
+
+    /// The target schema, when the host named one.
+    pub fn schema(&self) -> Option<&str> {
+        self.options.schema.as_deref()
+    }
+
+    /// Server-printed expression text from the catalog (a default, a CHECK),
+    /// which names the enum type `ty` unqualified (the introspection query
+    /// prints names as if the target schema came first in `search_path`),
+    /// with its casts to `ty` qualified again, so the statement that restores
+    /// it finds the type whatever the session's `search_path`.
+    pub fn requalify_casts(&self, expr: &str, ty: &str) -> String {
+        match self.schema() {
+            None => expr.to_string(),
+            Some(_) => {
+                let plain = format!("::{}", crate::sql::ident(ty));
+                let mut out = String::with_capacity(expr.len());
+                let mut rest = expr;
+                while let Some(at) = rest.find(&plain) {
+                    let end = at + plain.len();
+                    // Only a whole type name: `::status` but not `::status_old`.
+                    let whole = !rest[end..]
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+                    out.push_str(&rest[..at]);
+                    if whole {
+                        out.push_str("::");
+                        out.push_str(&self.rel(ty));
+                    } else {
+                        out.push_str(&plain);
+                    }
+                    rest = &rest[end..];
+                }
+                out.push_str(rest);
+                out
+            }
+        }
     }
 
     /// Records a step.
@@ -188,6 +235,12 @@ impl Ctx<'_> {
             .unwrap_or_else(|| model.table(table).is_some_and(|t| t.has_rows))
     }
 
+    /// The refusal for a table an operation needs that is not there, named
+    /// with its schema.
+    pub fn missing_table(&self, table: &str) -> PlanError {
+        missing_table(&self.rel(table), self.revision)
+    }
+
     /// Refuses, or under `resume` skips, an operation whose effect is already there.
     pub fn already(&self, what: String) -> Result<bool, PlanError> {
         if self.options.resume {
@@ -203,6 +256,14 @@ impl Ctx<'_> {
                 }
             )))
         }
+    }
+}
+
+/// `name` quoted as needed and, when `schema` is given, qualified with it.
+pub fn qualified(schema: Option<&str>, name: &str) -> String {
+    match schema {
+        Some(schema) => format!("{}.{}", crate::sql::ident(schema), crate::sql::ident(name)),
+        None => crate::sql::ident(name),
     }
 }
 

@@ -33,6 +33,7 @@ pub fn verify(chain: &[Revision], at: Option<&str>, actual: &Catalog) -> Vec<Fin
             resume: false,
             online: Some(false),
             allow_data_loss: false,
+            schema: None,
         },
     ) {
         Ok(p) => p.expected,

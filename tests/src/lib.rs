@@ -51,6 +51,7 @@ pub fn model_at(at: Option<&str>) -> Catalog {
                 resume: false,
                 online: Some(false),
                 allow_data_loss: false,
+                schema: None,
             },
         )
         .unwrap()
@@ -150,7 +151,7 @@ pub async fn runner(url: &str) -> Runner<'static> {
 
 /// A runner with options.
 pub async fn runner_with(url: &str, options: RunOptions) -> Runner<'static> {
-    Runner::connect(plugin(), url, options)
+    Runner::connect(plugin(), url, options.clone())
         .await
         .expect("connect")
 }

@@ -448,6 +448,7 @@ async fn walk_case(
                     resume: false,
                     online: None,
                     allow_data_loss: false,
+                    schema: None,
                 },
             )
             .map_err(|e| e.to_string())?

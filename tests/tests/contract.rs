@@ -14,8 +14,12 @@ fn full_plan(from: Option<&str>, to: Option<&str>, live: &Catalog) -> MigrationP
         resume: false,
         online: None,
         allow_data_loss: false,
+        schema: None,
     };
-    plugin().plan(from, to, live, options).unwrap().unwrap()
+    plugin()
+        .plan(from, to, live, options.clone())
+        .unwrap()
+        .unwrap()
 }
 
 fn plan(from: Option<&str>, to: Option<&str>, live: &Catalog) -> Vec<Step> {
@@ -321,6 +325,7 @@ fn unknown_revisions_and_drift_are_refused_with_a_reason() {
                 resume: false,
                 online: None,
                 allow_data_loss: false,
+                schema: None,
             },
         )
         .unwrap()
@@ -341,6 +346,7 @@ fn unknown_revisions_and_drift_are_refused_with_a_reason() {
                 resume: false,
                 online: None,
                 allow_data_loss: false,
+                schema: None,
             },
         )
         .unwrap()
@@ -362,6 +368,7 @@ fn unknown_revisions_and_drift_are_refused_with_a_reason() {
                 resume: false,
                 online: None,
                 allow_data_loss: false,
+                schema: None,
             },
         )
         .unwrap()
@@ -377,6 +384,7 @@ fn unknown_revisions_and_drift_are_refused_with_a_reason() {
                 resume: true,
                 online: None,
                 allow_data_loss: false,
+                schema: None,
             },
         )
         .unwrap()
@@ -399,6 +407,7 @@ fn unknown_revisions_and_drift_are_refused_with_a_reason() {
                 resume: true,
                 online: None,
                 allow_data_loss: false,
+                schema: None,
             },
         )
         .unwrap()
@@ -532,6 +541,7 @@ fn a_trap_in_the_plugin_is_a_clear_error_and_the_next_call_works() {
                 resume: false,
                 online: None,
                 allow_data_loss: false,
+                schema: None,
             },
         )
         .unwrap_err();

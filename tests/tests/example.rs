@@ -74,6 +74,7 @@ async fn the_example_goes_up_as_predicted_and_back_down_with_its_rows() {
                 resume: false,
                 online: None,
                 allow_data_loss: false,
+                schema: None,
             },
         )
         .unwrap()

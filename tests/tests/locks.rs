@@ -134,6 +134,7 @@ async fn every_step_takes_no_stronger_lock_than_it_declares() {
                             resume: false,
                             online,
                             allow_data_loss: false,
+                            schema: None,
                         },
                     )
                     .unwrap()

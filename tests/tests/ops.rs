@@ -104,6 +104,7 @@ async fn every_operation_goes_up_as_predicted_verifies_and_comes_back_with_the_d
         resume: false,
         online: None,
         allow_data_loss: false,
+        schema: None,
     };
     for pair in ids.windows(2) {
         let (from, to) = (pair[0].as_str(), pair[1].as_str());

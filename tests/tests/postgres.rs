@@ -83,6 +83,7 @@ async fn every_form_goes_up_verifies_and_comes_back_to_the_same_catalog() {
                     resume: false,
                     online: None,
                     allow_data_loss: false,
+                    schema: None,
                 },
             )
             .unwrap()

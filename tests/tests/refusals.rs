@@ -329,9 +329,15 @@ fn enum_model_at_v1_with_alert_default(default: &str) -> wasmig::component::Cata
         resume: false,
         online: None,
         allow_data_loss: false,
+        schema: None,
     };
     let mut at = plugin()
-        .plan(Some(&chain()[0]), Some(&v1()), &enum_form(), options)
+        .plan(
+            Some(&chain()[0]),
+            Some(&v1()),
+            &enum_form(),
+            options.clone(),
+        )
         .unwrap()
         .unwrap()
         .expected;
@@ -356,9 +362,10 @@ async fn an_enum_downgrade_with_a_column_default_passes_the_hosts_own_sandbox() 
         resume: false,
         online: None,
         allow_data_loss: false,
+        schema: None,
     };
     let plan = plugin()
-        .plan(Some(&v1()), Some(&chain()[0]), &live, options)
+        .plan(Some(&v1()), Some(&chain()[0]), &live, options.clone())
         .unwrap()
         .unwrap();
     let allowed = wasmig::sandbox::Allowances::default();
@@ -374,7 +381,7 @@ async fn an_enum_downgrade_with_a_column_default_passes_the_hosts_own_sandbox() 
     // A default that is the value being removed cannot come back: refused at plan time.
     let live = enum_model_at_v1_with_alert_default("'shortage_for_mo'::alert_type");
     let e = plugin()
-        .plan(Some(&v1()), Some(&chain()[0]), &live, options)
+        .plan(Some(&v1()), Some(&chain()[0]), &live, options.clone())
         .unwrap()
         .unwrap_err();
     assert!(

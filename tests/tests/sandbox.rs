@@ -249,17 +249,18 @@ fn check_all_plans_from(form: &str, base: &Catalog) -> usize {
                 resume,
                 online,
                 allow_data_loss: false,
+                schema: None,
             };
             let up = p
-                .plan(Some("erp_base"), Some(HEAD), base, options)
+                .plan(Some("erp_base"), Some(HEAD), base, options.clone())
                 .unwrap()
                 .unwrap();
             let down = p
-                .plan(Some(HEAD), Some("erp_base"), &up.expected, options)
+                .plan(Some(HEAD), Some("erp_base"), &up.expected, options.clone())
                 .unwrap()
                 .unwrap();
             let to_base = p
-                .plan(Some("erp_base"), None, base, options)
+                .plan(Some("erp_base"), None, base, options.clone())
                 .unwrap()
                 .unwrap();
             for (what, plan) in [
@@ -291,15 +292,16 @@ fn every_step_of_every_reference_plan_passes_the_checker() {
             resume: false,
             online,
             allow_data_loss: false,
+            schema: None,
         };
         let full = p
-            .plan(None, Some(HEAD), &empty(), options)
+            .plan(None, Some(HEAD), &empty(), options.clone())
             .unwrap()
             .unwrap();
         check_plan(&full.steps, &Allowances::none())
             .unwrap_or_else(|v| panic!("empty -> head: {v}"));
         let back = p
-            .plan(Some(HEAD), None, &full.expected, options)
+            .plan(Some(HEAD), None, &full.expected, options.clone())
             .unwrap()
             .unwrap();
         check_plan(&back.steps, &Allowances::none())
@@ -366,6 +368,7 @@ fn a_looping_plugin_is_stopped_by_the_deadline_and_the_next_call_works() {
                 resume: false,
                 online: None,
                 allow_data_loss: false,
+                schema: None,
             },
         )
         .unwrap_err();

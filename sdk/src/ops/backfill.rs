@@ -16,7 +16,7 @@
 
 use crate::catalog::{Catalog, ConstraintKind};
 use crate::sql::{ident, literal};
-use crate::step::{Ctx, Derived, Lock, Phase, PlanError, missing_table};
+use crate::step::{Ctx, Derived, Lock, Phase, PlanError};
 
 use super::column::column;
 use super::{BackfillDef, ColumnDef};
@@ -95,7 +95,7 @@ impl BackfillDef {
 /// Plans the batches of a backfill.
 pub fn up(b: &BackfillDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
     if model.table(b.table).is_none() {
-        return Err(missing_table(b.table, ctx.revision));
+        return Err(ctx.missing_table(b.table));
     }
     for (c, _) in &b.set {
         column(model, b.table, c, ctx)?;
@@ -103,7 +103,7 @@ pub fn up(b: &BackfillDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), Pla
     if let Some(s) = &b.from
         && model.table(s.table).is_none()
     {
-        return Err(missing_table(s.table, ctx.revision));
+        return Err(ctx.missing_table(s.table));
     }
     let Some(key) = integer_key(model, b.table) else {
         return Err(PlanError::drift(format!(

@@ -3,7 +3,7 @@
 
 use crate::catalog::{Catalog, Column, ConstraintKind};
 use crate::sql::{columns_mentioned, ident, literal, object_name, rename_ident};
-use crate::step::{Ctx, Lock, Phase, PlanError, missing_table};
+use crate::step::{Ctx, Lock, Phase, PlanError};
 
 use super::{AlterTypeDef, ColumnDef, DefaultExpr, SqlType};
 
@@ -16,7 +16,7 @@ pub(crate) fn column<'a>(
 ) -> Result<&'a Column, PlanError> {
     let t = model
         .table(table)
-        .ok_or_else(|| missing_table(table, ctx.revision))?;
+        .ok_or_else(|| ctx.missing_table(table))?;
     t.columns.iter().find(|c| c.name == column).ok_or_else(|| {
         PlanError::drift(format!(
             "column {table}.{column} does not exist, but revision {} changes it: apply the earlier \
@@ -97,7 +97,7 @@ pub fn rename(
 ) -> Result<(), PlanError> {
     let t = model
         .table(table)
-        .ok_or_else(|| missing_table(table, ctx.revision))?;
+        .ok_or_else(|| ctx.missing_table(table))?;
     let (has_from, has_to) = (
         t.columns.iter().any(|c| c.name == from),
         t.columns.iter().any(|c| c.name == to),
@@ -244,7 +244,7 @@ pub fn alter_type(
             "ALTER TABLE {} ALTER COLUMN {} TYPE {}{}",
             ctx.rel(d.table),
             ident(d.column),
-            to.sql(),
+            to.sql_in(ctx),
             using.map(|u| format!(" USING {u}")).unwrap_or_default()
         ),
         format!(

@@ -8,7 +8,7 @@
 
 use crate::catalog::{Catalog, Constraint, ConstraintKind, Index, btree_index_definition, key_definition};
 use crate::sql::{columns_mentioned, ident, truncate_ident};
-use crate::step::{Ctx, Lock, Phase, PlanError, missing_table};
+use crate::step::{Ctx, Lock, Phase, PlanError};
 
 use super::column::{has_rows, refuse_rows};
 use super::{CheckDef, ForeignKeyDef, UniqueDef};
@@ -83,7 +83,7 @@ pub fn add_check(
 ) -> Result<(), PlanError> {
     let t = model
         .table(table)
-        .ok_or_else(|| missing_table(table, ctx.revision))?;
+        .ok_or_else(|| ctx.missing_table(table))?;
     let columns: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
     let want = k.catalog(table, &columns);
     if let Some(found) = find(model, table, &want.name).cloned() {
@@ -149,7 +149,7 @@ pub fn drop_constraint(
     ctx: &mut Ctx,
 ) -> Result<(), PlanError> {
     if model.table(table).is_none() {
-        return Err(missing_table(table, ctx.revision));
+        return Err(ctx.missing_table(table));
     }
     let name = truncate_ident(name);
     let Some(found) = find(model, table, &name).cloned() else {
@@ -222,7 +222,7 @@ pub fn add_unique(
     ctx: &mut Ctx,
 ) -> Result<(), PlanError> {
     if model.table(table).is_none() {
-        return Err(missing_table(table, ctx.revision));
+        return Err(ctx.missing_table(table));
     }
     let (want, want_index) = u.catalog(table);
     let name = want.name.clone();
@@ -335,10 +335,10 @@ pub fn add_foreign_key(
     ctx: &mut Ctx,
 ) -> Result<(), PlanError> {
     if model.table(table).is_none() {
-        return Err(missing_table(table, ctx.revision));
+        return Err(ctx.missing_table(table));
     }
     if model.table(fk.ref_table).is_none() {
-        return Err(missing_table(fk.ref_table, ctx.revision));
+        return Err(ctx.missing_table(fk.ref_table));
     }
     let mut want = fk.catalog(table);
     want.name = truncate_ident(&want.name);

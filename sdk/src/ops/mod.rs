@@ -105,6 +105,15 @@ impl SqlType {
         }
     }
 
+    /// The type as written in DDL planned with `ctx`: a user-defined type is
+    /// qualified with the target schema like every relation ([`Ctx::rel`]).
+    pub fn sql_in(self, ctx: &Ctx) -> String {
+        match self {
+            SqlType::Named(name) => ctx.rel(name),
+            other => other.sql(),
+        }
+    }
+
     /// Whether the type brings its own sequence and `nextval` default.
     pub fn is_serial(self) -> bool {
         matches!(self, SqlType::Serial | SqlType::BigSerial)
@@ -186,9 +195,19 @@ pub struct ColumnDef {
 }
 
 impl ColumnDef {
-    /// `name TYPE [NOT NULL] [DEFAULT x]`.
+    /// `name TYPE [NOT NULL] [DEFAULT x]`, without a target schema.
     pub fn sql(&self) -> String {
-        let mut s = format!("{} {}", ident(self.name), self.ty.sql());
+        self.render(self.ty.sql())
+    }
+
+    /// `name TYPE [NOT NULL] [DEFAULT x]` planned with `ctx` (a user-defined
+    /// type qualified with the target schema).
+    pub fn sql_in(&self, ctx: &Ctx) -> String {
+        self.render(self.ty.sql_in(ctx))
+    }
+
+    fn render(&self, ty: String) -> String {
+        let mut s = format!("{} {ty}", ident(self.name));
         if self.not_null && !self.ty.is_serial() {
             s.push_str(" NOT NULL");
         }
@@ -551,7 +570,7 @@ impl TableDef {
         let mut items: Vec<String> = self
             .columns
             .iter()
-            .map(|c| format!("    {}", c.sql()))
+            .map(|c| format!("    {}", c.sql_in(ctx)))
             .collect();
         if !self.primary_key.is_empty() {
             items.push(format!(

@@ -3,7 +3,7 @@
 
 use crate::catalog::{Catalog, ConstraintKind, Index};
 use crate::sql::{ident, literal};
-use crate::step::{Ctx, Lock, Phase, PlanError, missing_table};
+use crate::step::{Ctx, Lock, Phase, PlanError};
 
 use super::AdoptDef;
 
@@ -19,7 +19,7 @@ pub fn rename(
         if model.table(to).is_some() && ctx.already(format!("table {from} is already {to}"))? {
             return Ok(());
         }
-        return Err(missing_table(from, ctx.revision));
+        return Err(ctx.missing_table(from));
     }
     if model.table(to).is_some() {
         return Err(PlanError::drift(format!(

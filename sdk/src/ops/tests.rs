@@ -847,3 +847,81 @@ fn adopting_a_table_runs_no_ddl_and_never_drops_it() {
     let e = plan_revision(&r, Direction::Up, &mut live, Options::default()).unwrap_err();
     assert!(e.message.contains("column region is integer where the definition says text"), "{}", e.message);
 }
+
+#[test]
+fn a_target_schema_qualifies_every_relation_and_type() {
+    let r = rev(vec![
+        Op::CreateEnum(EnumDef {
+            name: "Mood",
+            labels: vec!["ok"],
+        }),
+        Op::AddColumns {
+            table: "Orders",
+            columns: vec![ColumnDef {
+                name: "mood",
+                ty: SqlType::Named("Mood"),
+                not_null: false,
+                default: None,
+            }],
+        },
+        Op::AddCheck {
+            table: "Orders",
+            check: CheckDef {
+                name: "qty_positive",
+                expression: "\"Qty\" > 0",
+                printed: None,
+            },
+        },
+        Op::AddForeignKey {
+            table: "Orders",
+            foreign_key: ForeignKeyDef {
+                name: None,
+                columns: vec!["customer_id"],
+                ref_table: "customers",
+                ref_columns: vec!["id"],
+                on_delete: FkAction::NoAction,
+            },
+        },
+        Op::SetNotNull {
+            table: "Orders",
+            column: "user",
+        },
+        Op::RenameTable {
+            from: "customers",
+            to: "Clients",
+        },
+        Op::Backfill(BackfillDef {
+            table: "Orders",
+            set: vec![("user", "\"Clients\".region")],
+            from: Some(BackfillSource {
+                table: "Clients",
+                on: "\"Clients\".id = \"Orders\".customer_id",
+            }),
+            filter: None,
+            batch_rows: 0,
+        }),
+    ]);
+    let options = Options {
+        schema: Some("Tenant A".into()),
+        ..Options::default()
+    };
+    let mut model = at_base(true);
+    let text = plan_revision(&r, Direction::Up, &mut model, options)
+        .unwrap()
+        .iter()
+        .map(|s| s.sql.clone())
+        .collect::<Vec<_>>()
+        .join(";\n");
+    for want in [
+        "CREATE TYPE \"Tenant A\".\"Mood\" AS ENUM ('ok')",
+        "ADD COLUMN mood \"Tenant A\".\"Mood\"",
+        "ALTER TABLE \"Tenant A\".\"Orders\" ADD CONSTRAINT qty_positive CHECK (\"Qty\" > 0) NOT VALID",
+        "REFERENCES \"Tenant A\".customers(id) NOT VALID",
+        "NOT EXISTS (SELECT 1 FROM \"Tenant A\".customers AS parent",
+        "SELECT count(*) AS n FROM \"Tenant A\".\"Orders\" WHERE \"user\" IS NULL",
+        "ALTER TABLE \"Tenant A\".customers RENAME TO \"Clients\"",
+        "UPDATE \"Tenant A\".\"Orders\" AS \"Orders\" SET \"user\" = \"Clients\".region FROM \"Tenant A\".\"Clients\" AS \"Clients\"",
+    ] {
+        assert!(text.contains(want), "missing `{want}` in:\n{text}");
+    }
+}
