@@ -31,7 +31,7 @@ SELECT json_build_object(
                        ELSE format_type(a.atttypid, a.atttypmod) END,
           'not_null', a.attnotnull,
           'default', replace(replace(pg_get_expr(d.adbin, d.adrelid),
-                        || ns.prefix, ), '::' || ns.prefix, '::')) ORDER BY a.attnum)
+                       '''' || ns.prefix, ''''), '::' || ns.prefix, '::')) ORDER BY a.attnum)
         FROM pg_attribute a
         CROSS JOIN ns
         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
