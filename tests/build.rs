@@ -124,7 +124,10 @@ fn main() {
             ("wasmig-opchain", "wasmig_opchain"),
         ],
     );
-    println!("cargo:rustc-env=WASMIG_EXAMPLE_V2_WASM={}", built[0].display());
+    println!(
+        "cargo:rustc-env=WASMIG_EXAMPLE_V2_WASM={}",
+        built[0].display()
+    );
     println!("cargo:rustc-env=WASMIG_OPCHAIN_WASM={}", built[1].display());
 }
 
@@ -173,8 +176,8 @@ fn build_plugins(root: &Path, crates: &[(&str, &str)]) -> Vec<PathBuf> {
                 .join(TARGET)
                 .join("release")
                 .join(format!("{lib}.wasm"));
-            let core = std::fs::read(&module)
-                .unwrap_or_else(|e| panic!("read {}: {e}", module.display()));
+            let core =
+                std::fs::read(&module).unwrap_or_else(|e| panic!("read {}: {e}", module.display()));
             let path = target_dir.join(format!("{lib}.component.wasm"));
             std::fs::write(&path, encode(&core, lib))
                 .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));

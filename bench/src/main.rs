@@ -508,13 +508,10 @@ async fn check(url: &str, label: &str, wasmig: &Path, v2: Option<&Path>) -> anyh
     if label.starts_with("wasmig") {
         let mut cmd = tokio::process::Command::new(wasmig);
         if label == V2 {
-            cmd.arg("--plugin").arg(v2.expect("the v2 run has a plugin"));
+            cmd.arg("--plugin")
+                .arg(v2.expect("the v2 run has a plugin"));
         }
-        let out = cmd
-            .arg("verify")
-            .env("DATABASE_URL", url)
-            .output()
-            .await?;
+        let out = cmd.arg("verify").env("DATABASE_URL", url).output().await?;
         if !out.status.success() {
             bail!(
                 "{label}: wasmig verify failed: {}",

@@ -108,13 +108,25 @@ async fn the_example_goes_up_as_predicted_and_back_down_with_its_rows() {
 
     // The downgrade's guard counts only values the backfill would not compute.
     ok(cli(Some(&url), &["down"]));
-    assert_eq!(catalog(&url, &plugin).await, before, "down does not restore the catalog");
-    assert_eq!(row_digest(&mut c).await, rows_before, "down changed the data");
+    assert_eq!(
+        catalog(&url, &plugin).await,
+        before,
+        "down does not restore the catalog"
+    );
+    assert_eq!(
+        row_digest(&mut c).await,
+        rows_before,
+        "down changed the data"
+    );
     ok(cli(Some(&url), &["verify"]));
 
     // A value the backfill would not compute is data: the downgrade is refused.
     ok(cli(Some(&url), &["up"]));
-    exec(&url, "UPDATE manufacturing_orders SET output_item_id = 99 WHERE id = 7").await;
+    exec(
+        &url,
+        "UPDATE manufacturing_orders SET output_item_id = 99 WHERE id = 7",
+    )
+    .await;
     let refused = cli(Some(&url), &["down"]);
     assert_eq!(refused.status.code(), Some(6), "{}", text(&refused));
     assert!(
@@ -131,7 +143,10 @@ async fn the_example_round_trips_and_prints_its_script() {
     let out = ok(cli(Some(&admin), &["roundtrip", "--forms", "plain"]));
     assert!(out.contains(V2), "{out}");
     let sql = ok(cli(None, &["sql", "--from", V1]));
-    assert!(sql.contains("RENAME COLUMN change_requested_by TO requested_by"), "{sql}");
+    assert!(
+        sql.contains("RENAME COLUMN change_requested_by TO requested_by"),
+        "{sql}"
+    );
     assert!(sql.contains("ck_mo_completion_percentage"), "{sql}");
     let list = ok(cli(None, &["list"]));
     assert!(list.contains(V2), "{list}");

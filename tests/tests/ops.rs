@@ -125,20 +125,36 @@ async fn every_operation_goes_up_as_predicted_verifies_and_comes_back_with_the_d
             "{to}: the live catalog is not what the plan predicted"
         );
         let (at, findings) = r.verify().await.unwrap();
-        assert_eq!((at.as_deref(), findings), (Some(to), vec![]), "verify at {to}");
+        assert_eq!(
+            (at.as_deref(), findings),
+            (Some(to), vec![]),
+            "verify at {to}"
+        );
 
         r.down(Some(from))
             .await
             .unwrap_or_else(|e| panic!("down from {to}: {e}"));
         let back = catalog(&url).await;
         if to == "drops" {
-            assert_eq!(by_column_name(back), by_column_name(before.clone()), "down from {to}");
+            assert_eq!(
+                by_column_name(back),
+                by_column_name(before.clone()),
+                "down from {to}"
+            );
         } else {
             assert_eq!(back, before, "down from {to} does not restore the catalog");
         }
         let (at, findings) = r.verify().await.unwrap();
-        assert_eq!((at.as_deref(), findings), (Some(from), vec![]), "verify back at {from}");
-        assert_eq!(data(&url).await, rows_before, "down from {to} changed the data");
+        assert_eq!(
+            (at.as_deref(), findings),
+            (Some(from), vec![]),
+            "verify back at {from}"
+        );
+        assert_eq!(
+            data(&url).await,
+            rows_before,
+            "down from {to} changed the data"
+        );
         r.up(Some(to))
             .await
             .unwrap_or_else(|e| panic!("up to {to} again: {e}"));
@@ -163,7 +179,10 @@ async fn every_operation_goes_up_as_predicted_verifies_and_comes_back_with_the_d
     // The adopted table outlives the whole chain (whose own tables hold rows:
     // refused without --allow-data-loss).
     let e = runner(&url).await.down(None).await.unwrap_err().to_string();
-    assert!(e.contains("dropping table \"Orders\" would delete its 5 row(s)"), "{e}");
+    assert!(
+        e.contains("dropping table \"Orders\" would delete its 5 row(s)"),
+        "{e}"
+    );
     runner_with(&url, true).await.down(None).await.unwrap();
     let kept: String = sqlx::query_scalar(r#"SELECT "Name" FROM legacy_accounts"#)
         .fetch_one(&mut c)

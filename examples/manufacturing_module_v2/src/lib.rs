@@ -90,7 +90,11 @@ mod tests {
         let ids: Vec<&str> = chain().iter().map(|r| r.id).collect();
         assert_eq!(
             ids,
-            ["erp_base", "manufacturing_module_v1", "manufacturing_module_v2"]
+            [
+                "erp_base",
+                "manufacturing_module_v1",
+                "manufacturing_module_v2"
+            ]
         );
     }
 }

@@ -36,7 +36,12 @@ pub fn integer_key(model: &Catalog, table: &str) -> Option<String> {
     let [col] = pk.columns.as_slice() else {
         return None;
     };
-    let ty = &model.table(table)?.columns.iter().find(|c| &c.name == col)?.data_type;
+    let ty = &model
+        .table(table)?
+        .columns
+        .iter()
+        .find(|c| &c.name == col)?
+        .data_type;
     matches!(ty.as_str(), "smallint" | "integer" | "bigint").then(|| col.clone())
 }
 
@@ -56,10 +61,7 @@ pub fn batches(range: Option<(i64, i64)>, batch_rows: u32) -> Vec<(Option<i64>, 
     (0..n)
         .map(|i| {
             let bound = |k: i128| (low as i128 + k * width) as i64;
-            (
-                (i > 0).then(|| bound(i)),
-                (i + 1 < n).then(|| bound(i + 1)),
-            )
+            ((i > 0).then(|| bound(i)), (i + 1 < n).then(|| bound(i + 1)))
         })
         .collect()
 }
@@ -287,11 +289,18 @@ mod tests {
         assert_eq!(batches(Some((1, 1000)), 1000), vec![(None, None)]);
         assert_eq!(
             batches(Some((1, 2500)), 1000),
-            vec![(None, Some(1001)), (Some(1001), Some(2001)), (Some(2001), None)]
+            vec![
+                (None, Some(1001)),
+                (Some(1001), Some(2001)),
+                (Some(2001), None)
+            ]
         );
         // A huge sparse range is cut into at most MAX_BATCHES wider batches.
         let wide = batches(Some((1, 10_000_000_000)), 1000);
         assert_eq!(wide.len() as i64, MAX_BATCHES);
-        assert_eq!(batches(Some((i64::MIN, i64::MAX)), 1).len() as i64, MAX_BATCHES);
+        assert_eq!(
+            batches(Some((i64::MIN, i64::MAX)), 1).len() as i64,
+            MAX_BATCHES
+        );
     }
 }

@@ -14,9 +14,7 @@ pub(crate) fn column<'a>(
     column: &str,
     ctx: &Ctx,
 ) -> Result<&'a Column, PlanError> {
-    let t = model
-        .table(table)
-        .ok_or_else(|| ctx.missing_table(table))?;
+    let t = model.table(table).ok_or_else(|| ctx.missing_table(table))?;
     t.columns.iter().find(|c| c.name == column).ok_or_else(|| {
         PlanError::drift(format!(
             "column {table}.{column} does not exist, but revision {} changes it: apply the earlier \
@@ -36,20 +34,35 @@ pub(crate) fn has_rows(model: &Catalog, ctx: &Ctx, table: &str) -> bool {
 /// A read-only guard that refuses the move before any change when
 /// `count_sql` (a `SELECT count(*) AS n FROM …`) counts rows: the error text
 /// starts `wasmig: ` and names the count.
-pub(crate) fn refuse_rows(ctx: &mut Ctx, objects: &[&str], count_sql: String, head: &str, tail: &str) {
+pub(crate) fn refuse_rows(
+    ctx: &mut Ctx,
+    objects: &[&str],
+    count_sql: String,
+    head: &str,
+    tail: &str,
+) {
     let sql = format!(
         "SELECT CASE WHEN found.n > 0 THEN ({} || found.n || {})::integer END AS refuse\n\
          FROM ({count_sql}) AS found",
         literal(&format!("wasmig: {head}")),
         literal(tail)
     );
-    ctx.push_guard(objects, sql, format!("refuse if {}", head.trim_end_matches(": ")));
+    ctx.push_guard(
+        objects,
+        sql,
+        format!("refuse if {}", head.trim_end_matches(": ")),
+    );
 }
 
 /// Refuses to drop a column that an index or constraint uses: `DROP COLUMN`
 /// would take those along, and the downgrade, which only re-adds the column,
 /// could not give them back. Drop them first in the same revision.
-pub fn check_droppable(table: &str, col: &ColumnDef, model: &Catalog, ctx: &Ctx) -> Result<(), PlanError> {
+pub fn check_droppable(
+    table: &str,
+    col: &ColumnDef,
+    model: &Catalog,
+    ctx: &Ctx,
+) -> Result<(), PlanError> {
     let name = [col.name.to_string()];
     let uses = |keys: &[String]| {
         keys.iter()
@@ -70,7 +83,12 @@ pub fn check_droppable(table: &str, col: &ColumnDef, model: &Catalog, ctx: &Ctx)
                     || (k.ref_table.as_deref() == Some(table)
                         && k.ref_columns.iter().any(|c| c == col.name))
             })
-            .filter(|k| !model.indexes.iter().any(|i| i.name == k.name && i.table == k.table))
+            .filter(|k| {
+                !model
+                    .indexes
+                    .iter()
+                    .any(|i| i.name == k.name && i.table == k.table)
+            })
             .map(|k| format!("constraint {} on {}", k.name, k.table)),
     );
     if users.is_empty() {
@@ -95,9 +113,7 @@ pub fn rename(
     model: &mut Catalog,
     ctx: &mut Ctx,
 ) -> Result<(), PlanError> {
-    let t = model
-        .table(table)
-        .ok_or_else(|| ctx.missing_table(table))?;
+    let t = model.table(table).ok_or_else(|| ctx.missing_table(table))?;
     let (has_from, has_to) = (
         t.columns.iter().any(|c| c.name == from),
         t.columns.iter().any(|c| c.name == to),

@@ -6,7 +6,9 @@
 //! `ADD CONSTRAINT … UNIQUE USING INDEX` (a brief lock). A read-only guard
 //! refuses the move before any change when rows would make it fail half-way.
 
-use crate::catalog::{Catalog, Constraint, ConstraintKind, Index, btree_index_definition, key_definition};
+use crate::catalog::{
+    Catalog, Constraint, ConstraintKind, Index, btree_index_definition, key_definition,
+};
 use crate::sql::{columns_mentioned, ident, truncate_ident};
 use crate::step::{Ctx, Lock, Phase, PlanError};
 
@@ -81,15 +83,16 @@ pub fn add_check(
     model: &mut Catalog,
     ctx: &mut Ctx,
 ) -> Result<(), PlanError> {
-    let t = model
-        .table(table)
-        .ok_or_else(|| ctx.missing_table(table))?;
+    let t = model.table(table).ok_or_else(|| ctx.missing_table(table))?;
     let columns: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
     let want = k.catalog(table, &columns);
     if let Some(found) = find(model, table, &want.name).cloned() {
         let same = found.kind == ConstraintKind::Check
             && (want.definition.is_none()
-                || found.definition.as_deref().map(crate::catalog::without_not_valid)
+                || found
+                    .definition
+                    .as_deref()
+                    .map(crate::catalog::without_not_valid)
                     == want.definition.as_deref());
         if !same {
             return Err(differs(&want.name, table, ctx.revision.id));
@@ -107,7 +110,10 @@ pub fn add_check(
         refuse_rows(
             ctx,
             &[table],
-            format!("SELECT count(*) AS n FROM {rel} WHERE NOT ({})", k.expression),
+            format!(
+                "SELECT count(*) AS n FROM {rel} WHERE NOT ({})",
+                k.expression
+            ),
             &format!("cannot add check constraint {} to {table}: ", want.name),
             &format!(
                 " row(s) violate CHECK ({}); fix them first; nothing was changed",
@@ -129,7 +135,11 @@ pub fn add_check(
         format!(
             "add check constraint {} to {table}{}",
             want.name,
-            if online { " (NOT VALID, no table scan)" } else { "" }
+            if online {
+                " (NOT VALID, no table scan)"
+            } else {
+                ""
+            }
         ),
     );
     if online {
@@ -246,10 +256,7 @@ pub fn add_unique(
                 Phase::After,
                 Lock::ShareUpdateExclusive,
                 &[table, &name],
-                format!(
-                    "DROP INDEX CONCURRENTLY IF EXISTS {}",
-                    ctx.rel(&name)
-                ),
+                format!("DROP INDEX CONCURRENTLY IF EXISTS {}", ctx.rel(&name)),
                 format!("drop invalid index {name} to rebuild it"),
             );
             model.indexes.retain(|i| i.name != name);
@@ -346,7 +353,10 @@ pub fn add_foreign_key(
     let objects = [table, fk.ref_table];
     if let Some(found) = find(model, table, &name).cloned() {
         let same = found.kind == ConstraintKind::ForeignKey
-            && found.definition.as_deref().map(crate::catalog::without_not_valid)
+            && found
+                .definition
+                .as_deref()
+                .map(crate::catalog::without_not_valid)
                 == want.definition.as_deref();
         if !same {
             return Err(differs(&name, table, ctx.revision.id));

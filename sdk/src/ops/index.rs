@@ -136,7 +136,9 @@ impl IndexDef {
             if concurrently { "CONCURRENTLY " } else { "" },
             ident(self.name),
             ctx.rel(self.table),
-            self.method.map(|m| format!(" USING {m}")).unwrap_or_default(),
+            self.method
+                .map(|m| format!(" USING {m}"))
+                .unwrap_or_default(),
             keys.join(", "),
             self.predicate
                 .map(|p| format!(" WHERE {}", p.sql))

@@ -184,7 +184,6 @@ impl DefaultExpr {
     }
 }
 
-
 /// A column definition.
 #[derive(Clone, Debug)]
 pub struct ColumnDef {
@@ -677,7 +676,6 @@ impl TableDef {
     }
 }
 
-
 /// Plans the upgrade of an operation the planner does not plan itself (every
 /// one but create/drop table, add/drop columns, create/drop index and allow
 /// value, which live in [`crate::plan`]).
@@ -720,9 +718,7 @@ pub(crate) fn plan_up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(),
         ),
         Op::CreateEnum(e) => enum_type::create(e, model, ctx),
         Op::DropEnum(e) => enum_type::drop(e, model, ctx),
-        Op::AddEnumValue { type_name, value } => {
-            enum_type::add_value(type_name, value, model, ctx)
-        }
+        Op::AddEnumValue { type_name, value } => enum_type::add_value(type_name, value, model, ctx),
         Op::Backfill(b) => backfill::up(b, model, ctx),
         Op::RawSql(r) => raw::plan(r, true, model, ctx),
         Op::CreateTable(_)

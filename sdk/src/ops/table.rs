@@ -9,12 +9,7 @@ use super::AdoptDef;
 
 /// `ALTER TABLE from RENAME TO to`, and the model with every index, constraint
 /// and foreign key that names the table following it.
-pub fn rename(
-    from: &str,
-    to: &str,
-    model: &mut Catalog,
-    ctx: &mut Ctx,
-) -> Result<(), PlanError> {
+pub fn rename(from: &str, to: &str, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
     if model.table(from).is_none() {
         if model.table(to).is_some() && ctx.already(format!("table {from} is already {to}"))? {
             return Ok(());
@@ -177,7 +172,9 @@ fn shape_differences(a: &AdoptDef, live: &Catalog) -> Vec<String> {
             None => out.push(format!("constraint {} is missing", k.name)),
             Some(x)
                 if x.kind != k.kind
-                    || x.definition.is_some() && k.definition.is_some() && x.definition != k.definition =>
+                    || x.definition.is_some()
+                        && k.definition.is_some()
+                        && x.definition != k.definition =>
             {
                 out.push(format!(
                     "constraint {} is `{}` where the definition says `{}`",

@@ -95,10 +95,7 @@ fn at_base(rows: bool) -> Catalog {
     plan_revision(&base(), Direction::Up, &mut model, Options::default()).unwrap();
     for t in &mut model.tables {
         t.has_rows = rows;
-        t.key_range = rows.then_some(KeyRange {
-            low: 1,
-            high: 2500,
-        });
+        t.key_range = rows.then_some(KeyRange { low: 1, high: 2500 });
     }
     model.normalized()
 }
@@ -175,7 +172,9 @@ fn create_and_drop_table_quote_every_name() {
     );
     assert_eq!(
         sql(&up),
-        ["CREATE TABLE \"Line Items\" (\n    \"order\" INTEGER NOT NULL DEFAULT -1,\n    CONSTRAINT \"Line Items_pkey\" PRIMARY KEY (\"order\"),\n    CONSTRAINT \"Line Items_order_fkey\" FOREIGN KEY (\"order\") REFERENCES \"Orders\"(id) ON DELETE SET NULL\n)"]
+        [
+            "CREATE TABLE \"Line Items\" (\n    \"order\" INTEGER NOT NULL DEFAULT -1,\n    CONSTRAINT \"Line Items_pkey\" PRIMARY KEY (\"order\"),\n    CONSTRAINT \"Line Items_order_fkey\" FOREIGN KEY (\"order\") REFERENCES \"Orders\"(id) ON DELETE SET NULL\n)"
+        ]
     );
     let t = after.table("Line Items").unwrap();
     assert_eq!(t.columns[0].default.as_deref(), Some("'-1'::integer"));
@@ -195,7 +194,11 @@ fn create_and_drop_table_quote_every_name() {
     assert!(up[0].guard && up[0].sql.contains("FROM \"Orders\")"));
     assert_eq!(up[1].sql, "DROP TABLE \"Orders\"");
     assert_eq!(up.len(), 2);
-    assert!(down[0].sql.starts_with("CREATE TABLE \"Orders\" (\n    id SERIAL,\n    \"user\" TEXT,"));
+    assert!(
+        down[0]
+            .sql
+            .starts_with("CREATE TABLE \"Orders\" (\n    id SERIAL,\n    \"user\" TEXT,")
+    );
 }
 
 #[test]
@@ -265,11 +268,9 @@ fn columns_add_drop_and_rename() {
         Some("'new'::character varying")
     );
     assert!(down[0].guard);
-    assert!(
-        down[0]
-            .sql
-            .contains("count(*) FILTER (WHERE \"Status\" IS NOT NULL AND \"Status\" IS DISTINCT FROM 'new')")
-    );
+    assert!(down[0].sql.contains(
+        "count(*) FILTER (WHERE \"Status\" IS NOT NULL AND \"Status\" IS DISTINCT FROM 'new')"
+    ));
     assert_eq!(
         down[1].sql,
         "ALTER TABLE \"Orders\"\n    DROP COLUMN \"Status\""
@@ -285,8 +286,14 @@ fn columns_add_drop_and_rename() {
     );
     assert_eq!(loosely(back), loosely(at_base(true)));
     assert!(up[0].guard && up[0].sql.contains("\"user\" IS NOT NULL"));
-    assert_eq!(up[1].sql, "ALTER TABLE \"Orders\"\n    DROP COLUMN \"user\"");
-    assert_eq!(down[0].sql, "ALTER TABLE \"Orders\"\n    ADD COLUMN \"user\" TEXT");
+    assert_eq!(
+        up[1].sql,
+        "ALTER TABLE \"Orders\"\n    DROP COLUMN \"user\""
+    );
+    assert_eq!(
+        down[0].sql,
+        "ALTER TABLE \"Orders\"\n    ADD COLUMN \"user\" TEXT"
+    );
 
     let (up, down, after) = round_trip(
         vec![
@@ -376,7 +383,10 @@ fn type_change_with_using_both_ways() {
         sql(&down),
         ["ALTER TABLE \"Orders\" ALTER COLUMN \"Qty\" TYPE INTEGER"]
     );
-    assert_eq!(after.table("Orders").unwrap().columns[2].data_type, "bigint");
+    assert_eq!(
+        after.table("Orders").unwrap().columns[2].data_type,
+        "bigint"
+    );
     // On an empty table nothing is rewritten: allowed by the plan.
     let (up, _, _) = round_trip(
         vec![Op::AlterColumnType(AlterTypeDef {
@@ -404,7 +414,9 @@ fn not_null_the_safe_way_on_a_table_with_rows() {
         sql(&up),
         [
             "SELECT CASE WHEN found.n > 0 THEN ('wasmig: cannot make Orders.user NOT NULL: ' || found.n || ' row(s) hold NULL there; fill them (a Backfill operation) first; nothing was changed')::integer END AS refuse\nFROM (SELECT count(*) AS n FROM \"Orders\" WHERE \"user\" IS NULL) AS found",
-            &format!("ALTER TABLE \"Orders\" ADD CONSTRAINT {check} CHECK (\"user\" IS NOT NULL) NOT VALID"),
+            &format!(
+                "ALTER TABLE \"Orders\" ADD CONSTRAINT {check} CHECK (\"user\" IS NOT NULL) NOT VALID"
+            ),
             &format!("ALTER TABLE \"Orders\" VALIDATE CONSTRAINT {check}"),
             "ALTER TABLE \"Orders\" ALTER COLUMN \"user\" SET NOT NULL",
             &format!("ALTER TABLE \"Orders\" DROP CONSTRAINT {check}"),
@@ -423,7 +435,12 @@ fn not_null_the_safe_way_on_a_table_with_rows() {
     );
     no_lint_errors(&up);
     assert!(after.table("Orders").unwrap().columns[1].not_null);
-    assert!(after.constraints.iter().all(|k| !k.name.ends_with("wasmig_nn")));
+    assert!(
+        after
+            .constraints
+            .iter()
+            .all(|k| !k.name.ends_with("wasmig_nn"))
+    );
     assert_eq!(
         sql(&down),
         ["ALTER TABLE \"Orders\" ALTER COLUMN \"user\" DROP NOT NULL"]
@@ -493,7 +510,12 @@ fn defaults_set_and_drop() {
     let mut live = at_base(true);
     live.table_mut("Orders").unwrap().columns[1].default = Some("'y'::text".into());
     let e = plan_revision(&r, Direction::Up, &mut live, Options::default()).unwrap_err();
-    assert!(e.message.contains("has 'y'::text where revision change expects 'x'::text"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("has 'y'::text where revision change expects 'x'::text"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -530,7 +552,10 @@ fn check_unique_and_foreign_key_online_and_offline() {
         .iter()
         .find(|k| k.name == "qty_positive")
         .unwrap();
-    assert_eq!((k.columns.as_slice(), k.validated), (&["Qty".to_string()][..], true));
+    assert_eq!(
+        (k.columns.as_slice(), k.validated),
+        (&["Qty".to_string()][..], true)
+    );
     let (up, _, _) = round_trip(
         vec![Op::AddCheck {
             table: "Orders",
@@ -569,7 +594,12 @@ fn check_unique_and_foreign_key_online_and_offline() {
         }],
         true,
     );
-    assert!(up[0].guard && up[0].sql.contains("GROUP BY \"user\", \"Qty\" HAVING count(*) > 1"));
+    assert!(
+        up[0].guard
+            && up[0]
+                .sql
+                .contains("GROUP BY \"user\", \"Qty\" HAVING count(*) > 1")
+    );
     assert_eq!(
         up[1].sql,
         "CREATE UNIQUE INDEX CONCURRENTLY uq_user ON \"Orders\" (\"user\", \"Qty\")"
@@ -579,7 +609,10 @@ fn check_unique_and_foreign_key_online_and_offline() {
         "ALTER TABLE \"Orders\" ADD CONSTRAINT uq_user UNIQUE USING INDEX uq_user"
     );
     no_lint_errors(&up);
-    assert_eq!(sql(&down), ["ALTER TABLE \"Orders\" DROP CONSTRAINT uq_user"]);
+    assert_eq!(
+        sql(&down),
+        ["ALTER TABLE \"Orders\" DROP CONSTRAINT uq_user"]
+    );
     assert_eq!(
         after.index("uq_user").unwrap().definition.as_deref(),
         Some("CREATE UNIQUE INDEX uq_user ON \"Orders\" USING btree (\"user\", \"Qty\")")
@@ -610,7 +643,12 @@ fn check_unique_and_foreign_key_online_and_offline() {
         }],
         true,
     );
-    assert!(up[0].guard && up[0].sql.contains("NOT EXISTS (SELECT 1 FROM customers AS parent WHERE parent.id = child.customer_id)"));
+    assert!(
+        up[0].guard
+            && up[0].sql.contains(
+                "NOT EXISTS (SELECT 1 FROM customers AS parent WHERE parent.id = child.customer_id)"
+            )
+    );
     assert_eq!(
         up[1].sql,
         "ALTER TABLE \"Orders\" ADD CONSTRAINT \"Orders_customer_id_fkey\" FOREIGN KEY (customer_id) REFERENCES customers(id) ON DELETE CASCADE NOT VALID"
@@ -628,7 +666,8 @@ fn check_unique_and_foreign_key_online_and_offline() {
         after
             .constraints
             .iter()
-            .any(|k| k.name == "Orders_customer_id_fkey" && k.on_delete.as_deref() == Some("CASCADE"))
+            .any(|k| k.name == "Orders_customer_id_fkey"
+                && k.on_delete.as_deref() == Some("CASCADE"))
     );
 }
 
@@ -661,7 +700,9 @@ fn indexes_partial_expression_and_method() {
     assert_eq!(i.columns, ["lower(\"user\")"]);
     assert_eq!(
         i.definition.as_deref(),
-        Some("CREATE UNIQUE INDEX ix_user_lower ON \"Orders\" USING btree (lower(\"user\")) WHERE (\"Qty\" IS NOT NULL)")
+        Some(
+            "CREATE UNIQUE INDEX ix_user_lower ON \"Orders\" USING btree (lower(\"user\")) WHERE (\"Qty\" IS NOT NULL)"
+        )
     );
     let hash = IndexDef {
         name: "ix_user_hash",
@@ -722,9 +763,15 @@ fn enum_types_create_and_add_value() {
         after.enum_type("Mood").unwrap().labels,
         ["ok", "it's", "great"]
     );
-    assert_eq!(after.table("Orders").unwrap().columns[4].data_type, "\"Mood\"");
+    assert_eq!(
+        after.table("Orders").unwrap().columns[4].data_type,
+        "\"Mood\""
+    );
     // Down: the value goes by recreating the type (guarded), then the column, then the type.
-    assert!(down.iter().any(|s| s.sql == "ALTER TYPE \"Mood\" RENAME TO \"Mood__wasmig_old\""));
+    assert!(
+        down.iter()
+            .any(|s| s.sql == "ALTER TYPE \"Mood\" RENAME TO \"Mood__wasmig_old\"")
+    );
     assert!(down.iter().any(|s| s.sql == "DROP TYPE \"Mood\""));
     assert!(
         down.iter()
@@ -752,9 +799,20 @@ fn backfill_batches_by_key_and_is_idempotent() {
         "UPDATE \"Orders\" AS \"Orders\" SET \"user\" = customers.region FROM customers AS customers\n\
          WHERE (customers.id = \"Orders\".customer_id)\n  AND \"Orders\".id < 1001\n  AND \"Orders\".\"user\" IS DISTINCT FROM (customers.region)"
     );
-    assert!(up[1].sql.contains("\"Orders\".id >= 1001\n  AND \"Orders\".id < 2001"));
-    assert!(up[2].sql.contains("\"Orders\".id >= 2001\n  AND \"Orders\".\"user\""));
-    assert!(up.iter().all(|s| s.phase == Phase::After && s.objects == ["Orders", "customers"]));
+    assert!(
+        up[1]
+            .sql
+            .contains("\"Orders\".id >= 1001\n  AND \"Orders\".id < 2001")
+    );
+    assert!(
+        up[2]
+            .sql
+            .contains("\"Orders\".id >= 2001\n  AND \"Orders\".\"user\"")
+    );
+    assert!(
+        up.iter()
+            .all(|s| s.phase == Phase::After && s.objects == ["Orders", "customers"])
+    );
     no_lint_errors(&up);
     assert!(down.is_empty());
     // Without a key range (the chain's own model), one statement.
@@ -845,7 +903,12 @@ fn adopting_a_table_runs_no_ddl_and_never_drops_it() {
     let mut live = at_base(true);
     live.table_mut("customers").unwrap().columns[1].data_type = "integer".into();
     let e = plan_revision(&r, Direction::Up, &mut live, Options::default()).unwrap_err();
-    assert!(e.message.contains("column region is integer where the definition says text"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("column region is integer where the definition says text"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]

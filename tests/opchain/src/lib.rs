@@ -35,10 +35,7 @@ fn table(name: &'static str, columns: Vec<ColumnDef>) -> TableDef {
 }
 
 fn audit_log() -> TableDef {
-    table(
-        "audit log",
-        vec![id(), col("message", SqlType::Text)],
-    )
+    table("audit log", vec![id(), col("message", SqlType::Text)])
 }
 
 fn qty_index() -> IndexDef {
