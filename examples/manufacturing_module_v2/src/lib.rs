@@ -22,6 +22,13 @@ pub fn manufacturing_module_v2() -> Revision {
         description: "MO quality status and output item (backfilled from the BOM), BOM revision requester renamed, \
                       completion range check, unique voucher numbers per organization",
         ops: vec![
+            // First: the brief ACCESS EXCLUSIVE on the busy manufacturing_orders
+            // comes last in the transaction and is held the shortest.
+            Op::RenameColumn {
+                table: "bom_revisions",
+                from: "change_requested_by",
+                to: "requested_by",
+            },
             // A NOT NULL column with a constant default: catalog-only on PostgreSQL 11+.
             Op::AddColumns {
                 table: MO,
@@ -40,11 +47,6 @@ pub fn manufacturing_module_v2() -> Revision {
                     },
                 ],
             },
-            Op::RenameColumn {
-                table: "bom_revisions",
-                from: "change_requested_by",
-                to: "requested_by",
-            },
             Op::AddCheck {
                 table: MO,
                 check: CheckDef {
@@ -56,13 +58,6 @@ pub fn manufacturing_module_v2() -> Revision {
                     ),
                 },
             },
-            Op::CreateIndex(IndexDef {
-                name: "uq_mo_org_voucher",
-                table: MO,
-                columns: vec!["organization_id", "voucher_number"],
-                unique: true,
-                ..Default::default()
-            }),
             // The output item each order produces, copied from its bill of materials.
             Op::Backfill(BackfillDef {
                 table: MO,
@@ -73,6 +68,13 @@ pub fn manufacturing_module_v2() -> Revision {
                 }),
                 filter: None,
                 batch_rows: 500,
+            }),
+            Op::CreateIndex(IndexDef {
+                name: "uq_mo_org_voucher",
+                table: MO,
+                columns: vec!["organization_id", "voucher_number"],
+                unique: true,
+                ..Default::default()
             }),
         ],
         ..Default::default()
