@@ -26,7 +26,7 @@ use wit_parser::{ManglingAndAbi, Resolve};
 
 /// Packages of the workspace that are plugins the generic suites also run
 /// over, besides the bundled one. Add an example plugin's package here.
-const EXAMPLE_PLUGINS: &[&str] = &[];
+const EXAMPLE_PLUGINS: &[&str] = &["manufacturing-module-v2"];
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -87,7 +87,8 @@ fn main() {
 
     let plugin_dir = root.join("target").join("plugin");
     let mut built = Vec::new();
-    for package in EXAMPLE_PLUGINS {
+    // The example plugins, then the chain of every operation (tests/tests/ops.rs).
+    for package in EXAMPLE_PLUGINS.iter().chain(&["wasmig-opchain"]) {
         let b = wasmig_pluginbuild::Build {
             package: Some(package.to_string()),
             target_dir: Some(plugin_dir.clone()),
@@ -106,11 +107,13 @@ fn main() {
         );
         built.push(file);
     }
-    if !EXAMPLE_PLUGINS.is_empty() {
-        for path in ["examples", "sdk/src", "lint/src"] {
-            println!("cargo:rerun-if-changed={}", root.join(path).display());
-        }
+    for path in ["examples", "tests/opchain", "sdk/src", "lint/src", "plugin/src"] {
+        println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
+    let opchain = built.pop().expect("the opchain plugin was built");
+    println!("cargo:rustc-env=WASMIG_OPCHAIN_WASM={}", opchain.display());
+    let v2 = plugin_dir.join("manufacturing_module_v2.component.wasm");
+    println!("cargo:rustc-env=WASMIG_EXAMPLE_V2_WASM={}", v2.display());
     let list = env::join_paths(&built).expect("plugin paths without the PATH separator");
     println!(
         "cargo:rustc-env=WASMIG_EXAMPLE_PLUGINS={}",
