@@ -1,6 +1,7 @@
 //! Builds the hostile components the sandbox tests load, into
 //! `target/hostile` (its own target dir: a nested cargo on the outer one would
-//! wait on its lock forever), as host/build.rs does for the reference plugin:
+//! wait on its lock forever), with the recipe every plugin build shares
+//! (`host/pluginbuild`, also behind host/build.rs and `wasmig build`):
 //!
 //! - `hostile.wasm`: `tests/hostile` for wasm32-unknown-unknown, wrapped with
 //!   wit-component: the real world, misbehaving on request;
@@ -12,74 +13,42 @@
 //! The last three are wit-component dummy modules (every export traps), which
 //! is all a load-time check needs. `WASMIG_HOSTILE_DIR` tells the tests where.
 //!
-//! It also builds the SDK plugins the harness tests load, in `target/plugin`
-//! with exactly the settings of host/build.rs (so the SDK and its SQL parser
-//! are compiled for wasm once, for all of them): `wasmig_wrong_inverse.component.wasm`
-//! (`harness/fixtures/wrong-inverse`), named by `WASMIG_WRONG_INVERSE`.
+//! It also builds the workspace's example plugins ([`EXAMPLE_PLUGINS`]), in `target/plugin`
+//! next to the bundled one (so the SDK is compiled for wasm once for all of
+//! them), and lists them in `WASMIG_EXAMPLE_PLUGINS` (separated like PATH):
+//! the generic suites run over each (`wasmig_tests::plugins`). And the
+//! harness's fixture `harness/fixtures/wrong-inverse`, named by `WASMIG_WRONG_INVERSE`.
 
 use std::env;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use wit_component::{ComponentEncoder, StringEncoding, dummy_module, embed_component_metadata};
+use wit_component::{StringEncoding, dummy_module, embed_component_metadata};
 use wit_parser::{ManglingAndAbi, Resolve};
 
-const TARGET: &str = "wasm32-unknown-unknown";
+/// Packages of the workspace that are plugins the generic suites also run
+/// over, besides the bundled one. Add an example plugin's package here.
+const EXAMPLE_PLUGINS: &[&str] = &["manufacturing-module-v2"];
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest.parent().unwrap().to_path_buf();
-    for path in [
-        "tests/hostile/src",
-        "tests/hostile/Cargo.toml",
-        "wit",
-        "harness/fixtures",
-        "sdk/src",
-        "sdk/Cargo.toml",
-        "lint/src",
-        "lint/Cargo.toml",
-    ] {
+    for path in ["tests/hostile/src", "tests/hostile/Cargo.toml", "wit"] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
     let out = root.join("target").join("hostile");
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&root)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "wasmig-hostile",
-            "--lib",
-            "--release",
-            "--target",
-            TARGET,
-        ])
-        .arg("--target-dir")
-        .arg(&out)
-        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "s")
-        .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
-        .env("CARGO_PROFILE_RELEASE_STRIP", "true");
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-    ] {
-        cmd.env_remove(var);
+    // The recipe every plugin build shares (host/pluginbuild), in its own target dir.
+    let hostile = wasmig_pluginbuild::Build {
+        package: Some("wasmig-hostile".into()),
+        target_dir: Some(out.clone()),
+        locked: true,
+        quiet: true,
+        isolate: true,
+        ..wasmig_pluginbuild::Build::new(&root)
     }
-    let status = cmd.status().expect("run cargo to build the hostile plugin");
-    if !status.success() {
-        panic!(
-            "building tests/hostile for {TARGET} failed (see above). If the error is `can't find crate for core`, \
-             the target is missing: run `rustup target add {TARGET}` (or `rustup toolchain install` in the project directory)"
-        );
-    }
-    let core = std::fs::read(out.join(TARGET).join("release").join("wasmig_hostile.wasm"))
-        .expect("read the hostile module");
-    let component = encode(&core, "the hostile module");
+    .run()
+    .unwrap_or_else(|e| panic!("{e}"));
+    let core = std::fs::read(&hostile.module).expect("read the hostile module");
+    let component = hostile.component;
     write(&out, "hostile.wasm", &component);
     write(&out, "hostile.core.wasm", &core);
 
@@ -117,76 +86,62 @@ fn main() {
     );
     println!("cargo:rustc-env=WASMIG_HOSTILE_DIR={}", out.display());
 
-    let wrong = sdk_plugin(&root, "wasmig-wrong-inverse", "wasmig_wrong_inverse");
-    println!("cargo:rustc-env=WASMIG_WRONG_INVERSE={}", wrong.display());
-}
-
-/// Builds an SDK plugin crate of the workspace as host/build.rs builds the
-/// reference plugin (same target dir, same profile), wraps it, and returns the
-/// component's path.
-fn sdk_plugin(root: &Path, package: &str, lib: &str) -> PathBuf {
-    let target_dir = root.join("target").join("plugin");
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root)
-        .args([
-            "build",
-            "--quiet",
-            "--locked",
-            "-p",
-            package,
-            "--lib",
-            "--release",
-            "--target",
-            TARGET,
-        ])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .args([
-            "--config",
-            "profile.release.package.sqlparser.opt-level=\"z\"",
-        ])
-        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "z")
-        .env("CARGO_PROFILE_RELEASE_LTO", "true")
-        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
-        .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
-        .env("CARGO_PROFILE_RELEASE_STRIP", "true");
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-    ] {
-        cmd.env_remove(var);
+    let plugin_dir = root.join("target").join("plugin");
+    let mut built = Vec::new();
+    // The example plugins, then the chain of every operation (tests/tests/ops.rs).
+    for package in EXAMPLE_PLUGINS.iter().chain(&["wasmig-opchain"]) {
+        let b = wasmig_pluginbuild::Build {
+            package: Some(package.to_string()),
+            target_dir: Some(plugin_dir.clone()),
+            locked: true,
+            quiet: true,
+            isolate: true,
+            ..wasmig_pluginbuild::Build::new(&root)
+        }
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
+        let file = plugin_dir.join(format!("{}.component.wasm", b.lib));
+        write(
+            &plugin_dir,
+            &format!("{}.component.wasm", b.lib),
+            &b.component,
+        );
+        built.push(file);
     }
-    let status = cmd
-        .status()
-        .unwrap_or_else(|e| panic!("run cargo to build {package}: {e}"));
-    if !status.success() {
-        panic!("building {package} for {TARGET} failed (see above)");
+    for path in ["examples", "tests/opchain", "sdk/src", "lint/src", "plugin/src"] {
+        println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
-    let core = std::fs::read(
-        target_dir
-            .join(TARGET)
-            .join("release")
-            .join(format!("{lib}.wasm")),
-    )
-    .unwrap_or_else(|e| panic!("read the {package} module: {e}"));
-    let component = encode(&core, package);
-    let name = format!("{lib}.component.wasm");
-    write(&target_dir, &name, &component);
-    target_dir.join(name)
+    let opchain = built.pop().expect("the opchain plugin was built");
+    println!("cargo:rustc-env=WASMIG_OPCHAIN_WASM={}", opchain.display());
+    let v2 = plugin_dir.join("manufacturing_module_v2.component.wasm");
+    println!("cargo:rustc-env=WASMIG_EXAMPLE_V2_WASM={}", v2.display());
+    // The harness's own fixture: a plugin whose declared down is wrong (tests/tests/harness.rs).
+    let wrong = wasmig_pluginbuild::Build {
+        package: Some("wasmig-wrong-inverse".to_string()),
+        target_dir: Some(plugin_dir.clone()),
+        locked: true,
+        quiet: true,
+        isolate: true,
+        ..wasmig_pluginbuild::Build::new(&root)
+    }
+    .run()
+    .unwrap_or_else(|e| panic!("{e}"));
+    let name = format!("{}.component.wasm", wrong.lib);
+    write(&plugin_dir, &name, &wrong.component);
+    println!("cargo:rerun-if-changed={}", root.join("harness/fixtures").display());
+    println!(
+        "cargo:rustc-env=WASMIG_WRONG_INVERSE={}",
+        plugin_dir.join(name).display()
+    );
+    let list = env::join_paths(&built).expect("plugin paths without the PATH separator");
+    println!(
+        "cargo:rustc-env=WASMIG_EXAMPLE_PLUGINS={}",
+        list.to_string_lossy()
+    );
 }
 
 fn encode(module: &[u8], what: &str) -> Vec<u8> {
-    ComponentEncoder::default()
-        .module(module)
-        .unwrap_or_else(|e| panic!("{what} carries its WIT world: {e:#}"))
-        .validate(true)
-        .encode()
-        .unwrap_or_else(|e| panic!("wrap {what} into a component: {e:#}"))
+    wasmig_pluginbuild::componentize(module, what).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A component whose every export traps, for `world` of `wit` (after the packages in `dirs`).

@@ -7,10 +7,15 @@
 //! connections inserting and updating manufacturing_orders at a fixed pace,
 //! every statement's latency recorded), runs alone for a few seconds, then the
 //! upgrade runs with the writer still going: (a) the seed's SQL for parts 1-3
-//! with `psql -v ON_ERROR_STOP=1 -f`, (b) `wasmig up` (the release CLI). The
-//! table compares the writer's longest stall, p99 latency and throughput
-//! during the migration (as a share of before), and the total migration time;
-//! the chart of the writer's latency over time goes to docs/bench-bigtable.svg.
+//! with `psql -v ON_ERROR_STOP=1 -f`, (b) `wasmig up` (the release CLI, the
+//! bundled plugin: erp_base to manufacturing_module_v1), (c) `wasmig --plugin
+//! … up` of the example plugin's `manufacturing_module_v2` (written against
+//! the SDK, `examples/manufacturing_module_v2`) on a copy already at v1: a NOT
+//! NULL column with a default, a rename, a CHECK, a unique index and a
+//! batched backfill of every order. The table compares the writer's longest
+//! stall, p99 latency and throughput during the migration (as a share of
+//! before), and the total migration time; the chart of the writer's latency
+//! over time goes to docs/bench-bigtable.svg.
 //!
 //! cargo run --release -p wasmig-bench -- bigtable [--rows 1000000]
 //!
@@ -86,7 +91,17 @@ struct Bigtable {
     /// copy, between the seed and wasmig (repeatable; to compare statement orders).
     #[arg(long, value_name = "FILE")]
     script: Vec<PathBuf>,
+    /// The example plugin's component for the v2 run (default: built from
+    /// examples/manufacturing_module_v2 as host/build.rs builds the reference plugin).
+    #[arg(long, value_name = "FILE")]
+    v2_plugin: Option<PathBuf>,
+    /// Skip the v2 run.
+    #[arg(long)]
+    no_v2: bool,
 }
+
+/// The label of the example plugin's run.
+const V2: &str = "wasmig up v2 (example)";
 
 /// One migration under the writer.
 pub struct Run {
@@ -307,6 +322,42 @@ async fn bigtable(args: Bigtable) -> anyhow::Result<()> {
         .execute(&mut admin)
         .await?;
     }
+    // The v2 run starts from a copy already at manufacturing_module_v1, migrated
+    // without the writer, vacuumed and analyzed like the template.
+    let v2_plugin = if args.no_v2 {
+        None
+    } else {
+        Some(v2_plugin(&args)?)
+    };
+    if v2_plugin.is_some() {
+        let v1_template = "bench_v1_template";
+        sqlx::raw_sql(&format!(
+            "CREATE DATABASE {v1_template} TEMPLATE {template}{strategy}"
+        ))
+        .execute(&mut admin)
+        .await?;
+        let v1_url = server.url(v1_template);
+        let out = tokio::process::Command::new(&wasmig)
+            .arg("up")
+            .env("DATABASE_URL", &v1_url)
+            .output()
+            .await?;
+        if !out.status.success() {
+            bail!(
+                "wasmig up (to manufacturing_module_v1) failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let mut c = connect(&v1_url).await?;
+        sqlx::raw_sql("VACUUM ANALYZE").execute(&mut c).await?;
+        c.close().await?;
+        sqlx::raw_sql(&format!(
+            "CREATE DATABASE bench_v2 TEMPLATE {v1_template}{strategy}"
+        ))
+        .execute(&mut admin)
+        .await?;
+        runs.push((V2.into(), "bench_v2".into()));
+    }
 
     let load = |tag: &str| Load {
         connections: args.writers,
@@ -341,6 +392,10 @@ async fn bigtable(args: Bigtable) -> anyhow::Result<()> {
             cmd
         } else {
             let mut cmd = tokio::process::Command::new(&wasmig);
+            if label == V2 {
+                cmd.arg("--plugin")
+                    .arg(v2_plugin.as_ref().expect("the v2 run has a plugin"));
+            }
             cmd.arg("up")
                 .args(&args.wasmig_args)
                 .env("DATABASE_URL", &url);
@@ -355,7 +410,7 @@ async fn bigtable(args: Bigtable) -> anyhow::Result<()> {
         );
         let run = measure(&url, &load(db), args.before, args.after, label, cmd).await?;
         eprintln!("{label}: {:.2} s\n{}", run.t1 - run.t0, indent(&run.output));
-        check(&url, label, &wasmig).await?;
+        check(&url, label, &wasmig, v2_plugin.as_deref()).await?;
         results.push(run);
     }
 
@@ -432,8 +487,9 @@ async fn measure(
     })
 }
 
-/// The migration did what it should: the four new indexes are there and valid.
-async fn check(url: &str, label: &str, wasmig: &Path) -> anyhow::Result<()> {
+/// The migration did what it should: the four new indexes are there and valid
+/// (and for v2 the unique index, with every order backfilled); wasmig verifies.
+async fn check(url: &str, label: &str, wasmig: &Path, v2: Option<&Path>) -> anyhow::Result<()> {
     let mut c = connect(url).await?;
     let valid: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
@@ -444,12 +500,26 @@ async fn check(url: &str, label: &str, wasmig: &Path) -> anyhow::Result<()> {
     if valid != 4 {
         bail!("{label}: {valid} of the 4 new indexes on manufacturing_orders are there and valid");
     }
+    if label == V2 {
+        let (valid, missing): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                     WHERE c.relname = 'uq_mo_org_voucher' AND i.indisvalid), \
+                    (SELECT count(*) FROM manufacturing_orders mo JOIN bill_of_materials b ON b.id = mo.bom_id \
+                     WHERE mo.output_item_id IS DISTINCT FROM b.output_item_id AND mo.voucher_number NOT LIKE 'BENCH/%')",
+        )
+        .fetch_one(&mut c)
+        .await?;
+        if (valid, missing) != (1, 0) {
+            bail!("{label}: unique index valid: {valid}; orders not backfilled: {missing}");
+        }
+    }
     if label.starts_with("wasmig") {
-        let out = tokio::process::Command::new(wasmig)
-            .arg("verify")
-            .env("DATABASE_URL", url)
-            .output()
-            .await?;
+        let mut cmd = tokio::process::Command::new(wasmig);
+        if label == V2 {
+            cmd.arg("--plugin")
+                .arg(v2.expect("the v2 run has a plugin"));
+        }
+        let out = cmd.arg("verify").env("DATABASE_URL", url).output().await?;
         if !out.status.success() {
             bail!(
                 "{label}: wasmig verify failed: {}",
@@ -468,14 +538,27 @@ fn indent(s: &str) -> String {
 }
 
 fn print_table(runs: &[Run], stats: &[Stats]) {
-    // The ratio column compares wasmig (last) with the seed (first).
-    let ratio = runs.len() >= 2 && runs[0].label.starts_with("seed");
+    let at = |label: &str| runs.iter().position(|r| r.label == label);
+    let seed = runs
+        .first()
+        .filter(|r| r.label.starts_with("seed"))
+        .map(|_| 0);
+    let v1 = at("wasmig up");
+    let v2 = at(V2);
+    // (column title, numerator run, denominator run)
+    let mut ratios: Vec<(&str, usize, usize)> = Vec::new();
+    if let (Some(s), Some(w)) = (seed, v1) {
+        ratios.push(("wasmig/seed", w, s));
+    }
+    if let (Some(a), Some(b)) = (v2, v1) {
+        ratios.push(("v2/v1", a, b));
+    }
     let mut header = format!("{:<34}", "");
     for r in runs {
         header.push_str(&format!("{:>24}", r.label));
     }
-    if ratio {
-        header.push_str(&format!("{:>14}", "wasmig/seed"));
+    for (title, _, _) in &ratios {
+        header.push_str(&format!("{title:>14}"));
     }
     println!("{header}");
     let row = |name: &str, f: &dyn Fn(&Stats) -> f64, unit: &str, prec: usize| {
@@ -483,12 +566,12 @@ fn print_table(runs: &[Run], stats: &[Stats]) {
         for s in stats {
             line.push_str(&format!("{:>24}", format!("{:.prec$}{unit}", f(s))));
         }
-        if ratio {
-            let (a, b) = (f(&stats[0]), f(&stats[stats.len() - 1]));
+        for (_, a, b) in &ratios {
+            let (a, b) = (f(&stats[*a]), f(&stats[*b]));
             line.push_str(&format!(
                 "{:>14}",
-                if a > 0.0 {
-                    format!("{:.3}x", b / a)
+                if b > 0.0 {
+                    format!("{:.3}x", a / b)
                 } else {
                     "-".into()
                 }
@@ -511,25 +594,90 @@ fn print_table(runs: &[Run], stats: &[Stats]) {
     row("writer throughput during", &|s| s.during_tput, "/s", 0);
     row("  share of before", &|s| 100.0 * s.share(), "%", 1);
     row("writer errors", &|s| s.errors as f64, "", 0);
-    let w = stats.last().expect("wasmig ran");
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
-    println!();
-    println!("goals for wasmig up:");
-    println!(
-        "  longest stall <= 15 ms:               {} ({:.1} ms)",
-        verdict(w.max_ms <= 15.0),
-        w.max_ms
-    );
-    println!(
-        "  throughput during >= 90% of before:   {} ({:.1}%)",
-        verdict(w.share() >= 0.9),
-        100.0 * w.share()
-    );
-    if ratio {
-        let r = w.total_s / stats[0].total_s;
+    if let Some(v1) = v1 {
+        let w = &stats[v1];
+        println!();
+        println!("goals for wasmig up:");
         println!(
-            "  total time <= 2x the seed's:          {} ({r:.2}x)",
-            verdict(r <= 2.0)
+            "  longest stall <= 15 ms:               {} ({:.1} ms)",
+            verdict(w.max_ms <= 15.0),
+            w.max_ms
         );
+        println!(
+            "  throughput during >= 90% of before:   {} ({:.1}%)",
+            verdict(w.share() >= 0.9),
+            100.0 * w.share()
+        );
+        if let Some(s) = seed {
+            let r = w.total_s / stats[s].total_s;
+            println!(
+                "  total time <= 2x the seed's:          {} ({r:.2}x)",
+                verdict(r <= 2.0)
+            );
+        }
+        if let Some(v2) = v2 {
+            let x = &stats[v2];
+            println!(
+                "  v2 stalls the writer no longer than v1: {} ({:.1} ms vs {:.1} ms, {:.2}x)",
+                verdict(x.max_ms <= w.max_ms),
+                x.max_ms,
+                w.max_ms,
+                x.max_ms / w.max_ms.max(1e-9)
+            );
+        }
     }
+}
+
+/// The example plugin's component: `--v2-plugin`, else built from
+/// examples/manufacturing_module_v2 for wasm32-unknown-unknown and wrapped with
+/// wit-component, as host/build.rs builds the reference plugin.
+fn v2_plugin(args: &Bigtable) -> anyhow::Result<PathBuf> {
+    if let Some(p) = &args.v2_plugin {
+        return Ok(p.clone());
+    }
+    let root = workspace();
+    let target_dir = root.join("target").join("plugin");
+    eprintln!("building the example plugin examples/manufacturing_module_v2");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .current_dir(&root)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "manufacturing-module-v2",
+            "--lib",
+            "--release",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--config",
+            "profile.release.package.sqlparser.opt-level=\"z\"",
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "z")
+        .env("CARGO_PROFILE_RELEASE_LTO", "true")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
+        .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "true")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .status()?;
+    if !status.success() {
+        bail!("building examples/manufacturing_module_v2 for wasm32-unknown-unknown failed");
+    }
+    let core = std::fs::read(
+        target_dir
+            .join("wasm32-unknown-unknown/release")
+            .join("manufacturing_module_v2.wasm"),
+    )?;
+    let component = wit_component::ComponentEncoder::default()
+        .module(&core)?
+        .validate(true)
+        .encode()?;
+    let path = target_dir.join("manufacturing_module_v2.component.wasm");
+    std::fs::write(&path, component)?;
+    Ok(path)
 }

@@ -52,6 +52,7 @@ fn ix(name: &'static str, table: &'static str, columns: &[&'static str]) -> Op {
         table,
         columns: columns.to_vec(),
         unique: false,
+        ..Default::default()
     })
 }
 fn uix(name: &'static str, table: &'static str, columns: &[&'static str]) -> Op {
@@ -60,6 +61,7 @@ fn uix(name: &'static str, table: &'static str, columns: &[&'static str]) -> Op 
         table,
         columns: columns.to_vec(),
         unique: true,
+        ..Default::default()
     })
 }
 fn table(

@@ -28,6 +28,18 @@ pub struct Table {
     /// Whether the heap has any pages: tables with rows get online index builds.
     #[serde(default)]
     pub has_rows: bool,
+    /// The smallest and largest value of the table's single integer primary
+    /// key, read only for the tables a chain backfills (they plan their
+    /// batches from it); none for every other table, or when it is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_range: Option<KeyRange>,
+}
+
+/// The bounds of a table's integer primary key, both included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRange {
+    pub low: i64,
+    pub high: i64,
 }
 
 /// A column as `format_type` and `pg_get_expr` print it.
@@ -306,6 +318,7 @@ mod tests {
                     default: None,
                 }],
                 has_rows: false,
+                key_range: None,
             }],
             indexes: vec![Index {
                 name: "i".into(),

@@ -68,7 +68,7 @@ impl<C: Chain> w::Guest for Plugin<C> {
     }
 
     fn introspection_sql() -> String {
-        introspect::SQL.into()
+        introspect::sql_for(&loaded::<C>().revisions)
     }
 
     fn decode_catalog(json: String) -> Result<w::Catalog, w::PlanError> {
@@ -203,6 +203,10 @@ fn to_wit(c: m::Catalog) -> w::Catalog {
             .map(|t| w::Table {
                 name: t.name,
                 has_rows: t.has_rows,
+                key_range: t.key_range.map(|r| w::KeyRange {
+                    low: r.low,
+                    high: r.high,
+                }),
                 columns: t
                     .columns
                     .into_iter()
@@ -246,6 +250,10 @@ fn from_wit(c: w::Catalog) -> m::Catalog {
             .map(|t| m::Table {
                 name: t.name,
                 has_rows: t.has_rows,
+                key_range: t.key_range.map(|r| m::KeyRange {
+                    low: r.low,
+                    high: r.high,
+                }),
                 columns: t
                     .columns
                     .into_iter()

@@ -135,11 +135,7 @@ pub fn disallow(v: &AllowValueDef, model: &mut Catalog, ctx: &mut Ctx) -> Result
                 ))?;
                 return Ok(());
             }
-            let what = format!("enum type {}", ctx.rel(&e.name));
-            refuse_early(ctx, model, &e.name, v, &what);
-            refuse_defaults_using(ctx, model, &e, value)?;
-            refuse_dependent_views(ctx, &e, value);
-            recreate_enum_without(ctx, model, &e, value);
+            remove_enum_value(&e, v, model, ctx)?;
         }
         Form::Check(k) => {
             let mut values = check_values(k.definition.as_deref().unwrap_or_default());
@@ -176,6 +172,23 @@ pub fn disallow(v: &AllowValueDef, model: &mut Catalog, ctx: &mut Ctx) -> Result
         }
         Form::Plain => nothing(ctx, &column, v, "left as it is"),
     }
+    Ok(())
+}
+
+/// Removes `v.value` from the enum type `e`: PostgreSQL cannot drop an enum
+/// value, so the type is recreated without it, after read-only guards refuse
+/// while rows, defaults or views still use it.
+pub(crate) fn remove_enum_value(
+    e: &EnumType,
+    v: &AllowValueDef,
+    model: &mut Catalog,
+    ctx: &mut Ctx,
+) -> Result<(), PlanError> {
+    let what = format!("enum type {}", ctx.rel(&e.name));
+    refuse_early(ctx, model, &e.name, v, &what);
+    refuse_defaults_using(ctx, model, e, v.value)?;
+    refuse_dependent_views(ctx, e, v.value);
+    recreate_enum_without(ctx, model, e, v.value);
     Ok(())
 }
 

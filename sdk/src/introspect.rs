@@ -2,6 +2,10 @@
 //! JSON text column in the shape of [`crate::catalog::Catalog`], so a host in
 //! any language needs no mapping code: it passes the text to `decode-catalog`.
 
+use crate::ops::Op;
+use crate::revision::Revision;
+use crate::sql::literal;
+
 /// The introspection query: read-only, PostgreSQL 12+, one schema, named by
 /// the bound parameter `$1` (text, the name as stored; NULL =
 /// `current_schema()`). A schema that does not exist reads as an empty catalog,
@@ -82,3 +86,63 @@ SELECT json_build_object(
       ORDER BY ty.typname)
     FROM pg_type ty WHERE ty.typtype = 'e' AND ty.typnamespace = (SELECT oid FROM ns)), '[]'::json)
 )::text AS catalog"#;
+
+/// Where [`key_range_sql`] goes into [`SQL`]: right after each table's `has_rows`.
+const HAS_ROWS: &str = "'has_rows', pg_relation_size(c.oid) > 0,";
+
+/// The introspection query for `chain`: [`SQL`] as it is, plus, when the chain
+/// backfills, the key range of each table it backfills (the batches are
+/// planned from it). Only those tables are read, with `min`/`max` over the
+/// primary key's index, so the query stays as cheap as before elsewhere.
+pub fn sql_for(chain: &[Revision]) -> String {
+    let mut tables: Vec<&str> = chain
+        .iter()
+        .flat_map(|r| &r.ops)
+        .filter_map(|op| match op {
+            Op::Backfill(b) => Some(b.table),
+            _ => None,
+        })
+        .collect();
+    tables.sort();
+    tables.dedup();
+    if tables.is_empty() {
+        return SQL.into();
+    }
+    SQL.replacen(
+        HAS_ROWS,
+        &format!("{HAS_ROWS}\n      'key_range', {},", key_range_sql(&tables)),
+        1,
+    )
+}
+
+/// The JSON `{"low": …, "high": …}` of table `c`'s single integer primary key,
+/// or NULL (another table, no such key, no rows, no SELECT privilege). The
+/// statement is built from the catalog and run through `query_to_xml`, the one
+/// way a single static query can read a table chosen at run time.
+fn key_range_sql(tables: &[&str]) -> String {
+    let names: Vec<String> = tables.iter().map(|t| literal(t)).collect();
+    format!(
+        "(SELECT CASE WHEN r.low IS NOT NULL THEN json_build_object('low', r.low, 'high', r.high) END
+        FROM pg_constraint k
+        JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1],
+        LATERAL (SELECT (xpath('/row/low/text()', x))[1]::text::bigint AS low,
+                        (xpath('/row/high/text()', x))[1]::text::bigint AS high
+                 FROM query_to_xml(format('SELECT min(%1$I)::bigint AS low, max(%1$I)::bigint AS high FROM %2$s',
+                                          a.attname, c.oid::regclass), false, true, '') AS x) AS r
+        WHERE c.relname IN ({}) AND has_table_privilege(c.oid, 'SELECT')
+          AND k.conrelid = c.oid AND k.contype = 'p' AND cardinality(k.conkey) = 1
+          AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype))",
+        names.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_without_backfills_reads_the_catalog_as_before() {
+        assert_eq!(sql_for(&[]), SQL);
+        assert!(SQL.contains(HAS_ROWS));
+    }
+}

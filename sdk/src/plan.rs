@@ -7,9 +7,9 @@
 use crate::catalog::Catalog;
 use crate::domain;
 use crate::finding::Severity;
-use crate::ops::{ColumnDef, DefaultExpr, Op, TableDef};
+use crate::ops::{ColumnDef, Op, TableDef};
 use crate::revision::Revision;
-use crate::sql::literal;
+use crate::sql::{ident, literal};
 pub use crate::step::{Ctx, Direction, Lock, Options, Phase, Plan, PlanError, PlanErrorKind, Step};
 
 /// Plans `current` → `target` (none = before the first revision) over `chain`
@@ -82,6 +82,7 @@ pub fn plan_revision(
         direction,
         options,
         steps: Vec::new(),
+        derived: Vec::new(),
     };
     match direction {
         Direction::Up => rev.ops.iter().try_for_each(|op| up(op, model, &mut ctx))?,
@@ -135,6 +136,7 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
             }
             let mut objects = vec![t.name];
             objects.extend(t.referenced());
+            objects.extend(t.columns.iter().filter_map(|c| c.named_type()));
             // A foreign key takes SHARE ROW EXCLUSIVE on the table it references.
             let lock = if t.referenced().is_empty() {
                 Lock::None
@@ -181,14 +183,16 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
             }
             let adds: Vec<String> = todo
                 .iter()
-                .map(|c| format!("ADD COLUMN {}", c.sql()))
+                .map(|c| format!("ADD COLUMN {}", c.sql_in(ctx)))
                 .collect();
             let names: Vec<&str> = todo.iter().map(|c| c.name).collect();
             let rel = ctx.rel(table);
+            let mut objects = vec![*table];
+            objects.extend(todo.iter().filter_map(|c| c.named_type()));
             ctx.push(
                 Phase::Transaction,
                 Lock::AccessExclusive,
-                &[table],
+                &objects,
                 format!("ALTER TABLE {rel}\n    {}", adds.join(",\n    ")),
                 format!(
                     "add {} column(s) to {rel}: {}",
@@ -235,6 +239,9 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                     )));
                 }
             }
+            if ix.unique && crate::ops::column::has_rows(model, ctx, ix.table) {
+                unique_guard(ix, ctx);
+            }
             let (phase, lock) = if online {
                 (Phase::After, Lock::ShareUpdateExclusive)
             } else {
@@ -250,12 +257,27 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                     "create index {} on {} ({}){how}",
                     ix.name,
                     ctx.rel(ix.table),
-                    ix.columns.join(", ")
+                    ix.keys_summary()
                 ),
             );
             model.indexes.push(ix.catalog());
         }
         Op::AllowValue(v) => domain::allow(v, model, ctx)?,
+        // Each drop is its create planned the other way.
+        Op::DropTable(t) => drop_table(t, model, ctx)?,
+        Op::DropColumn { table, column } => {
+            crate::ops::column::check_droppable(table, column, model, ctx)?;
+            down(
+                &Op::AddColumns {
+                    table,
+                    columns: vec![column.clone()],
+                },
+                model,
+                ctx,
+            )?;
+        }
+        Op::DropIndex(ix) => down(&Op::CreateIndex(ix.clone()), model, ctx)?,
+        other => crate::ops::plan_up(other, model, ctx)?,
     }
     Ok(())
 }
@@ -288,16 +310,26 @@ fn down(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                     .iter()
                     .filter_map(|n| columns.iter().find(|c| c.name == *n))
                     .collect();
+                let (guard, sources) = if ctx.derived.iter().any(|d| d.table == *table) {
+                    crate::ops::backfill::loss_guard_sql(ctx, table, &kept)
+                } else {
+                    (column_loss_guard_sql(&rel, &kept), vec![])
+                };
+                let mut objects = vec![*table];
+                objects.extend(sources.iter().map(String::as_str));
                 ctx.push_guard(
-                    &[table],
-                    column_loss_guard_sql(&rel, &kept),
+                    &objects,
+                    guard,
                     format!(
                         "refuse if dropping {} of {rel} would lose data",
                         todo.join(", ")
                     ),
                 );
             }
-            let drops: Vec<String> = todo.iter().map(|c| format!("DROP COLUMN {c}")).collect();
+            let drops: Vec<String> = todo
+                .iter()
+                .map(|c| format!("DROP COLUMN {}", ident(c)))
+                .collect();
             ctx.push(
                 Phase::Transaction,
                 Lock::AccessExclusive,
@@ -329,6 +361,17 @@ fn down(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
             model.indexes.retain(|i| i.name != ix.name);
         }
         Op::AllowValue(v) => domain::disallow(v, model, ctx)?,
+        Op::DropTable(t) => up(&Op::CreateTable(t.clone()), model, ctx)?,
+        Op::DropColumn { table, column } => up(
+            &Op::AddColumns {
+                table,
+                columns: vec![column.clone()],
+            },
+            model,
+            ctx,
+        )?,
+        Op::DropIndex(ix) => up(&Op::CreateIndex(ix.clone()), model, ctx)?,
+        other => crate::ops::plan_down(other, model, ctx)?,
     }
     Ok(())
 }
@@ -379,6 +422,34 @@ fn drop_table(t: &TableDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), Pl
     Ok(())
 }
 
+/// A read-only guard that refuses a unique index on a table with rows while
+/// its keys repeat: the build would fail half-way (a concurrent one leaving
+/// an INVALID index behind).
+fn unique_guard(ix: &crate::ops::IndexDef, ctx: &mut Ctx) {
+    let mut keys: Vec<String> = ix.columns.iter().map(|c| ident(c)).collect();
+    keys.extend(ix.expressions.iter().map(|e| format!("({})", e.sql)));
+    let mut conditions: Vec<String> = keys.iter().map(|k| format!("{k} IS NOT NULL")).collect();
+    if let Some(p) = ix.predicate {
+        conditions.insert(0, format!("({})", p.sql));
+    }
+    let rel = ctx.rel(ix.table);
+    crate::ops::column::refuse_rows(
+        ctx,
+        &[ix.table],
+        format!(
+            "SELECT count(*) AS n FROM (SELECT 1 FROM {rel} WHERE {} GROUP BY {} HAVING count(*) > 1) AS dup",
+            conditions.join(" AND "),
+            keys.join(", ")
+        ),
+        &format!(
+            "cannot build unique index {} on {rel} ({}): ",
+            ix.name,
+            ix.keys_summary()
+        ),
+        " value(s) occur more than once; remove the duplicates first; nothing was changed",
+    );
+}
+
 /// `DROP INDEX [CONCURRENTLY]` of `name` (as [`Ctx::rel`] renders it) with its phase and lock.
 fn drop_index_sql(name: &str, online: bool) -> (Phase, Lock, String) {
     if online {
@@ -412,13 +483,14 @@ pub fn guard_sql(table: &str, column: &str, value: &str, what: &str) -> String {
     ));
     format!(
         "SELECT CASE WHEN used.n > 0 THEN ({head} || used.n || {tail})::integer END AS refuse\n\
-         FROM (SELECT count(*) AS n FROM {table} WHERE {column}::text = {v}) AS used",
+         FROM (SELECT count(*) AS n FROM {table} WHERE {c}::text = {v}) AS used",
         v = literal(value),
+        c = ident(column),
     )
 }
 
 /// What every data-loss refusal says after naming what would be lost.
-const LOSS_ADVICE: &str = "; nothing was changed. Move or delete that data first, or, if losing it is intended, \
+pub(crate) const LOSS_ADVICE: &str = "; nothing was changed. Move or delete that data first, or, if losing it is intended, \
      take a backup (`wasmig down --backup DIR`) and rerun with `--allow-data-loss`";
 
 /// A plain SELECT that stops the downgrade when `table` holds rows: the error
@@ -441,14 +513,12 @@ pub fn table_loss_guard_sql(table: &str) -> String {
 /// default (`now()`) was evaluated per row, so every non-NULL value counts.
 pub fn column_loss_guard_sql(table: &str, columns: &[&ColumnDef]) -> String {
     let counted = |c: &ColumnDef| match c.default {
-        Some(DefaultExpr::Now | DefaultExpr::CurrentTimestamp) | None => {
-            format!("{} IS NOT NULL", c.name)
-        }
-        Some(d) => format!(
+        Some(d) if !d.is_volatile() => format!(
             "{n} IS NOT NULL AND {n} IS DISTINCT FROM {}",
             d.sql(),
-            n = c.name
+            n = ident(c.name)
         ),
+        _ => format!("{} IS NOT NULL", ident(c.name)),
     };
     let counts: Vec<String> = columns
         .iter()
@@ -524,6 +594,7 @@ mod tests {
                     table: "items",
                     columns: vec!["note"],
                     unique: false,
+                    ..Default::default()
                 }),
                 Op::AllowValue(AllowValueDef {
                     table: "items",
@@ -555,6 +626,7 @@ mod tests {
                     },
                 ],
                 has_rows: true,
+                key_range: None,
             }],
             enums: vec![EnumType {
                 name: "status".into(),

@@ -120,6 +120,20 @@ pub struct Ctx<'a> {
     pub direction: Direction,
     pub options: Options,
     pub(crate) steps: Vec<Step>,
+    /// Columns whose values a backfill of this revision derived, told by the
+    /// backfill's downgrade to the operation that drops them next.
+    pub(crate) derived: Vec<Derived>,
+}
+
+/// A column a backfill fills: for each row of `table`, `value` (SQL that may
+/// name the table by its own name) is what the backfill gave `column`.
+#[derive(Clone, Debug)]
+pub(crate) struct Derived {
+    pub table: String,
+    pub column: String,
+    pub value: String,
+    /// The other table `value` reads, if any.
+    pub source: Option<String>,
 }
 
 impl Ctx<'_> {

@@ -49,7 +49,12 @@ pub fn verify(chain: &[Revision], at: Option<&str>, actual: &Catalog) -> Vec<Fin
     let applied = at.map_or(0, |id| {
         chain.iter().position(|r| r.id == id).map_or(0, |p| p + 1)
     });
+    // Tables the chain creates (or renames into being) are wholly its own: one
+    // that exists where the revision says it should not is reported. Adopted
+    // tables are compared only where the revision promises them; before their
+    // adoption they are the application's business.
     let mut owned = Vec::new();
+    let mut adopted = Vec::new();
     let mut stubs = Vec::new();
     let mut domains = Vec::new();
     for (i, rev) in chain.iter().enumerate() {
@@ -57,11 +62,19 @@ pub fn verify(chain: &[Revision], at: Option<&str>, actual: &Catalog) -> Vec<Fin
             match op {
                 Op::CreateTable(t) if t.stub => stubs.push(t.name),
                 Op::CreateTable(t) => owned.push(t.name),
+                Op::RenameTable { to, .. } => owned.push(to),
+                Op::AdoptTable(a) if a.table.stub => stubs.push(a.table.name),
+                Op::AdoptTable(a) => adopted.push(a.table.name),
                 Op::AllowValue(v) => domains.push((v.clone(), i < applied, rev.id)),
                 _ => {}
             }
         }
     }
+    owned.retain(|t| !adopted.contains(t) && !stubs.contains(t));
+    owned.sort();
+    owned.dedup();
+    adopted.retain(|t| expected.table(t).is_some());
+    owned.extend(adopted);
     // A column of the domain's table whose type is the seed's enum type (the
     // seed's `transaction_type` on `inventory_transactions.transaction_type`) is
     // one of the forms parts 4-5 meet too.

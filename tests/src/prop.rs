@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
-use wasmig::forms::Form;
+use crate::forms::Form;
 use wasmig_test::{BoxFuture, Fixture, RowStrategy};
 
 /// A text value: printable unicode, sometimes empty, sometimes long.

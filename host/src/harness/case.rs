@@ -197,8 +197,9 @@ impl Bed {
                 .iter()
                 .map(|r| (r.id.clone(), r.checksum.clone()))
                 .collect();
+            let schema = crate::schema::resolve(&mut ready.conn, None).await?;
             let mut tx = ready.conn.begin().await.map_err(dberr)?;
-            crate::history::stamp(&mut tx, &records).await?;
+            crate::history::stamp(&mut tx, &schema, &records).await?;
             tx.commit().await.map_err(dberr)?;
         }
         Ok(ready)
@@ -728,7 +729,7 @@ pub async fn run(
         second,
         reused,
     } = ready;
-    let mut r = Runner::with_connection(plugin, conn, options)?;
+    let mut r = Runner::with_connection(plugin, conn, options).await?;
     let mut spare = second;
     let outcome = walk(&mut ctx, &info, &mut r, &mut spare, &mut bed.observed).await;
     let second = r.stop_observing_locks().or(spare);
