@@ -108,7 +108,13 @@ fn main() {
         );
         built.push(file);
     }
-    for path in ["examples", "tests/opchain", "sdk/src", "lint/src", "plugin/src"] {
+    for path in [
+        "examples",
+        "tests/opchain",
+        "sdk/src",
+        "lint/src",
+        "plugin/src",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
     let opchain = built.pop().expect("the opchain plugin was built");
@@ -128,7 +134,10 @@ fn main() {
     .unwrap_or_else(|e| panic!("{e}"));
     let name = format!("{}.component.wasm", wrong.lib);
     write(&plugin_dir, &name, &wrong.component);
-    println!("cargo:rerun-if-changed={}", root.join("harness/fixtures").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("harness/fixtures").display()
+    );
     println!(
         "cargo:rustc-env=WASMIG_WRONG_INVERSE={}",
         plugin_dir.join(name).display()

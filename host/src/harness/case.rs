@@ -356,11 +356,13 @@ fn script_to(
     Ok(out)
 }
 
-/// The catalog without `has_rows`, which follows the data, not the schema.
+/// The catalog without what follows the data, not the schema (`has_rows`,
+/// `key_range`).
 fn schema_only(c: &Catalog) -> Catalog {
     let mut c = c.clone();
     for t in &mut c.tables {
         t.has_rows = false;
+        t.key_range = None;
     }
     c
 }
@@ -794,7 +796,7 @@ async fn walk(
         "start with nothing applied".to_string()
     } else {
         format!(
-            "start at {} (a copy of a template the runner moved there)",
+            "start at {} (the plugin's plan from nothing, replayed)",
             name(chain, pos)
         )
     });
@@ -1154,14 +1156,11 @@ async fn walk(
             ctx.rows_loaded += loaded.len() as u64;
             let shown: Vec<String> = loaded.iter().map(|r| r.to_string()).collect();
             ctx.trace.push(format!("   rows: {}", shown.join("; ")));
-            for row in &loaded {
-                if let Some(t) = live.tables.iter_mut().find(|t| t.name == row.table) {
-                    t.has_rows = true;
-                }
-            }
         }
-        if rolled_back {
-            // A rolled-back batch leaves pages behind: `has_rows` is the server's to say.
+        if !loaded.is_empty() || rolled_back {
+            // Rows change what the catalog says about data (`has_rows`, and the
+            // key ranges a backfill plans its batches from): the next move
+            // plans against the catalog as it is now.
             live = r.catalog().await?;
         }
         ctx.timings.load += clock.elapsed();
