@@ -340,6 +340,21 @@ async fn bigtable(args: Bigtable) -> anyhow::Result<()> {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        // Compile the example component once now (wasmig caches compiled code), as
+        // the setup's `up --to erp_base` did for the bundled plugin: the compile is
+        // the host's one-time cost, and on 2 cores it would starve the writer.
+        let warm = tokio::process::Command::new(&wasmig)
+            .arg("--plugin")
+            .arg(v2_plugin.as_ref().expect("built above"))
+            .arg("list")
+            .output()
+            .await?;
+        if !warm.status.success() {
+            bail!(
+                "wasmig --plugin … list failed: {}",
+                String::from_utf8_lossy(&warm.stderr)
+            );
+        }
         let mut c = connect(&v1_url).await?;
         sqlx::raw_sql("VACUUM ANALYZE").execute(&mut c).await?;
         c.close().await?;
