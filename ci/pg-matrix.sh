@@ -36,7 +36,8 @@ for m in $majors; do
         crash+=(a_killed_up_or_down_finishes_with_one_rerun_and_keeps_every_row)
     fi
     cargo test -q -p wasmig-tests --test crash -- "${crash[@]}"
-    target/debug/wasmig roundtrip
+    target/debug/wasmig roundtrip --bare --setup-at erp_base \
+        --setup tests/fixtures/forms/enum.sql --setup tests/fixtures/forms/check.sql
     echo "== PostgreSQL $m: $(( $(date +%s) - start )) s"
 done
 echo "== version matrix ($majors): $(( $(date +%s) - total_start )) s"

@@ -1,6 +1,7 @@
 //! Builds the hostile components the sandbox tests load, into
 //! `target/hostile` (its own target dir: a nested cargo on the outer one would
-//! wait on its lock forever), as host/build.rs does for the reference plugin:
+//! wait on its lock forever), with the recipe every plugin build shares
+//! (`host/pluginbuild`, also behind host/build.rs and `wasmig build`):
 //!
 //! - `hostile.wasm`: `tests/hostile` for wasm32-unknown-unknown, wrapped with
 //!   wit-component: the real world, misbehaving on request;
@@ -11,15 +12,21 @@
 //!
 //! The last three are wit-component dummy modules (every export traps), which
 //! is all a load-time check needs. `WASMIG_HOSTILE_DIR` tells the tests where.
+//!
+//! It also builds the workspace's example plugins ([`EXAMPLE_PLUGINS`]), in `target/plugin`
+//! next to the bundled one (so the SDK is compiled for wasm once for all of
+//! them), and lists them in `WASMIG_EXAMPLE_PLUGINS` (separated like PATH):
+//! the generic suites run over each (`wasmig_tests::plugins`).
 
 use std::env;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use wit_component::{ComponentEncoder, StringEncoding, dummy_module, embed_component_metadata};
+use wit_component::{StringEncoding, dummy_module, embed_component_metadata};
 use wit_parser::{ManglingAndAbi, Resolve};
 
-const TARGET: &str = "wasm32-unknown-unknown";
+/// Packages of the workspace that are plugins the generic suites also run
+/// over, besides the bundled one. Add an example plugin's package here.
+const EXAMPLE_PLUGINS: &[&str] = &["manufacturing-module-v2"];
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -28,44 +35,19 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
     let out = root.join("target").join("hostile");
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&root)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "wasmig-hostile",
-            "--lib",
-            "--release",
-            "--target",
-            TARGET,
-        ])
-        .arg("--target-dir")
-        .arg(&out)
-        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "s")
-        .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
-        .env("CARGO_PROFILE_RELEASE_STRIP", "true");
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-    ] {
-        cmd.env_remove(var);
+    // The recipe every plugin build shares (host/pluginbuild), in its own target dir.
+    let hostile = wasmig_pluginbuild::Build {
+        package: Some("wasmig-hostile".into()),
+        target_dir: Some(out.clone()),
+        locked: true,
+        quiet: true,
+        isolate: true,
+        ..wasmig_pluginbuild::Build::new(&root)
     }
-    let status = cmd.status().expect("run cargo to build the hostile plugin");
-    if !status.success() {
-        panic!(
-            "building tests/hostile for {TARGET} failed (see above). If the error is `can't find crate for core`, \
-             the target is missing: run `rustup target add {TARGET}` (or `rustup toolchain install` in the project directory)"
-        );
-    }
-    let core = std::fs::read(out.join(TARGET).join("release").join("wasmig_hostile.wasm"))
-        .expect("read the hostile module");
-    let component = encode(&core, "the hostile module");
+    .run()
+    .unwrap_or_else(|e| panic!("{e}"));
+    let core = std::fs::read(&hostile.module).expect("read the hostile module");
+    let component = hostile.component;
     write(&out, "hostile.wasm", &component);
     write(&out, "hostile.core.wasm", &core);
 
@@ -103,96 +85,44 @@ fn main() {
     );
     println!("cargo:rustc-env=WASMIG_HOSTILE_DIR={}", out.display());
 
-    // The plugins written against the SDK: the example that continues the
-    // reference chain, and the chain of every operation (tests/tests/ops.rs).
-    for path in [
-        "examples/manufacturing_module_v2/src",
-        "examples/manufacturing_module_v2/Cargo.toml",
-        "tests/opchain/src",
-        "tests/opchain/Cargo.toml",
-        "sdk/src",
-        "sdk/Cargo.toml",
-        "plugin/src",
-        "lint/src",
-    ] {
+    let plugin_dir = root.join("target").join("plugin");
+    let mut built = Vec::new();
+    // The example plugins, then the chain of every operation (tests/tests/ops.rs).
+    for package in EXAMPLE_PLUGINS.iter().chain(&["wasmig-opchain"]) {
+        let b = wasmig_pluginbuild::Build {
+            package: Some(package.to_string()),
+            target_dir: Some(plugin_dir.clone()),
+            locked: true,
+            quiet: true,
+            isolate: true,
+            ..wasmig_pluginbuild::Build::new(&root)
+        }
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
+        let file = plugin_dir.join(format!("{}.component.wasm", b.lib));
+        write(
+            &plugin_dir,
+            &format!("{}.component.wasm", b.lib),
+            &b.component,
+        );
+        built.push(file);
+    }
+    for path in ["examples", "tests/opchain", "sdk/src", "lint/src", "plugin/src"] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
-    let built = build_plugins(
-        &root,
-        &[
-            ("manufacturing-module-v2", "manufacturing_module_v2"),
-            ("wasmig-opchain", "wasmig_opchain"),
-        ],
-    );
+    let opchain = built.pop().expect("the opchain plugin was built");
+    println!("cargo:rustc-env=WASMIG_OPCHAIN_WASM={}", opchain.display());
+    let v2 = plugin_dir.join("manufacturing_module_v2.component.wasm");
+    println!("cargo:rustc-env=WASMIG_EXAMPLE_V2_WASM={}", v2.display());
+    let list = env::join_paths(&built).expect("plugin paths without the PATH separator");
     println!(
-        "cargo:rustc-env=WASMIG_EXAMPLE_V2_WASM={}",
-        built[0].display()
+        "cargo:rustc-env=WASMIG_EXAMPLE_PLUGINS={}",
+        list.to_string_lossy()
     );
-    println!("cargo:rustc-env=WASMIG_OPCHAIN_WASM={}", built[1].display());
-}
-
-/// Builds plugin crates into components exactly as host/build.rs builds the
-/// reference plugin (same target dir, profile and flags, so they share its
-/// compiled dependencies), until `wasmig build PATH` does it for anyone.
-/// Returns the component paths, in the order of `crates` (package, lib name).
-fn build_plugins(root: &Path, crates: &[(&str, &str)]) -> Vec<PathBuf> {
-    let target_dir = root.join("target").join("plugin");
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root).args(["build", "--quiet", "--locked"]);
-    for (package, _) in crates {
-        cmd.args(["-p", package]);
-    }
-    cmd.args(["--lib", "--release", "--target", TARGET])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .args([
-            "--config",
-            "profile.release.package.sqlparser.opt-level=\"z\"",
-        ])
-        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "z")
-        .env("CARGO_PROFILE_RELEASE_LTO", "true")
-        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
-        .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
-        .env("CARGO_PROFILE_RELEASE_STRIP", "true");
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-    ] {
-        cmd.env_remove(var);
-    }
-    let status = cmd.status().expect("run cargo to build the SDK plugins");
-    if !status.success() {
-        panic!("building the SDK plugins for {TARGET} failed (see above)");
-    }
-    crates
-        .iter()
-        .map(|(_, lib)| {
-            let module = target_dir
-                .join(TARGET)
-                .join("release")
-                .join(format!("{lib}.wasm"));
-            let core =
-                std::fs::read(&module).unwrap_or_else(|e| panic!("read {}: {e}", module.display()));
-            let path = target_dir.join(format!("{lib}.component.wasm"));
-            std::fs::write(&path, encode(&core, lib))
-                .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-            path
-        })
-        .collect()
 }
 
 fn encode(module: &[u8], what: &str) -> Vec<u8> {
-    ComponentEncoder::default()
-        .module(module)
-        .unwrap_or_else(|e| panic!("{what} carries its WIT world: {e:#}"))
-        .validate(true)
-        .encode()
-        .unwrap_or_else(|e| panic!("wrap {what} into a component: {e:#}"))
+    wasmig_pluginbuild::componentize(module, what).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A component whose every export traps, for `world` of `wit` (after the packages in `dirs`).

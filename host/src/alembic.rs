@@ -1,7 +1,7 @@
 //! Living with an application's Alembic history.
 //!
-//! FastApiv1.6 deploys with `alembic upgrade head`, so its `alembic_version`
-//! row must only ever hold a revision id its own scripts contain: Alembic
+//! An application that deploys with `alembic upgrade head` (FastApiv1.6 does)
+//! keeps its `alembic_version` row holding a revision id its own scripts contain: Alembic
 //! fails on any other id, and re-runs its whole history when the row is gone.
 //! wasmig therefore follows two rules (see [`crate::history`]):
 //!
@@ -227,7 +227,7 @@ mod test {
     #[test]
     fn refuses_ids_alembic_cannot_store() {
         let rev = Revision {
-            id: "manufacturing_module_v1".into(),
+            id: "add_widget_owner".into(),
             down_revision: None,
             description: "d".into(),
             checksum: "c".into(),

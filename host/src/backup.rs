@@ -1,8 +1,8 @@
 //! `--backup DIR`: before the first change, `pg_dump --format=custom` of the
 //! database into `DIR/<db>-<UTC timestamp>.dump`, then proof that it restores:
 //! a scratch database is created, the dump is restored into it with
-//! `pg_restore`, the tables of its public schema and their row counts are
-//! compared with the source's, and the scratch database is dropped. The dump
+//! `pg_restore`, the tables of the schema being migrated and their row
+//! counts are compared with the source's, and the scratch database is dropped. The dump
 //! and the counts read one exported snapshot, so the check is exact even while
 //! applications keep writing. Any failure refuses the migration.
 //!
@@ -30,14 +30,16 @@ pub struct Backup {
     pub path: PathBuf,
     /// Its size in bytes.
     pub bytes: u64,
-    /// Tables of the public schema, with their row counts, as restored.
+    /// The schema whose tables were checked: the one being migrated.
+    pub schema: String,
+    /// Its tables, with their row counts, as restored.
     pub tables: Vec<(String, i64)>,
     /// Time for the dump and the restore check, in ms.
     pub ms: u128,
 }
 
 impl Backup {
-    /// Total rows over all public tables.
+    /// Total rows over the checked tables.
     pub fn rows(&self) -> i64 {
         self.tables.iter().map(|(_, n)| n).sum()
     }
@@ -66,8 +68,10 @@ fn command(info: &ConnInfo, program: &Path) -> tokio::process::Command {
     cmd
 }
 
-/// Dumps the database `info` names into `dir` and proves the dump restores.
-pub async fn run(info: &ConnInfo, dir: &Path) -> Result<Backup, MigrateError> {
+/// Dumps the database `info` names into `dir` (all of it) and proves the dump
+/// restores: the tables of `schema`, the one being migrated, and their rows
+/// must come back exactly.
+pub async fn run(info: &ConnInfo, dir: &Path, schema: &str) -> Result<Backup, MigrateError> {
     let started = Instant::now();
     let database = info.database();
     std::fs::create_dir_all(dir).map_err(|e| {
@@ -89,7 +93,7 @@ pub async fn run(info: &ConnInfo, dir: &Path) -> Result<Backup, MigrateError> {
             return Err(e);
         }
     };
-    let source = dump_with_counts(&mut conn, info, &path, &tools).await;
+    let source = dump_with_counts(&mut conn, info, &path, &tools, schema).await;
     let _ = conn.close().await;
     let source = match source {
         Ok(s) => s,
@@ -111,7 +115,7 @@ pub async fn run(info: &ConnInfo, dir: &Path) -> Result<Backup, MigrateError> {
             Err(_) => why,
         }
     };
-    let restored = check_restore(info, &path, &tools)
+    let restored = check_restore(info, &path, &tools, schema)
         .await
         .map_err(unverified)?;
     if restored != source {
@@ -123,14 +127,16 @@ pub async fn run(info: &ConnInfo, dir: &Path) -> Result<Backup, MigrateError> {
     let backup = Backup {
         path,
         bytes,
+        schema: schema.to_string(),
         tables: restored,
         ms: started.elapsed().as_millis(),
     };
     tracing::info!(
-        "backup: {} ({:.1} MB) restores: {} table(s), {} row(s) match ({} ms)",
+        "backup: {} ({:.1} MB) restores: {} table(s) of schema {}, {} row(s) match ({} ms)",
         backup.path.display(),
         backup.bytes as f64 / 1e6,
         backup.tables.len(),
+        backup.schema,
         backup.rows(),
         backup.ms
     );
@@ -142,6 +148,7 @@ async fn dump_with_counts(
     info: &ConnInfo,
     path: &Path,
     tools: &ClientTools,
+    schema: &str,
 ) -> Result<Vec<(String, i64)>, MigrateError> {
     let q = |e: sqlx::Error| refuse(format!("reading the database: {}", scrub(&describe(&e))));
     let mut tx = conn.begin().await.map_err(q)?;
@@ -152,7 +159,7 @@ async fn dump_with_counts(
         .fetch_one(&mut *tx)
         .await
         .map_err(q)?;
-    let counts = counts(&mut tx).await.map_err(q)?;
+    let counts = counts(&mut tx, schema).await.map_err(q)?;
     let mut cmd = command(info, &tools.pg_dump);
     cmd.args([
         "--format=custom",
@@ -171,6 +178,7 @@ async fn check_restore(
     info: &ConnInfo,
     path: &Path,
     tools: &ClientTools,
+    schema: &str,
 ) -> Result<Vec<(String, i64)>, MigrateError> {
     let scratch = scratch_name(&info.database());
     let mut admin = db::connect_info(info, Duration::from_secs(10)).await?;
@@ -201,7 +209,7 @@ async fn check_restore(
         .arg(path);
         tool(cmd, "pg_restore").await?;
         let mut c = db::connect_info(&target, Duration::from_secs(10)).await?;
-        let counts = counts(&mut c).await.map_err(|e| {
+        let counts = counts(&mut c, schema).await.map_err(|e| {
             refuse(format!(
                 "reading the restored copy: {}",
                 scrub(&describe(&e))
@@ -222,20 +230,24 @@ async fn check_restore(
     restored
 }
 
-/// Every table of the public schema with its exact row count, by name.
-async fn counts(conn: &mut PgConnection) -> Result<Vec<(String, i64)>, sqlx::Error> {
+/// Every table of `schema` with its exact row count, by name.
+async fn counts(conn: &mut PgConnection, schema: &str) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1",
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY 1",
     )
+    .bind(schema)
     .fetch_all(&mut *conn)
     .await?;
     let mut out = Vec::with_capacity(tables.len());
     for t in tables {
-        let n: i64 =
-            sqlx::query_scalar(&format!("SELECT count(*) FROM public.{}", quote_ident(&t)))
-                .fetch_one(&mut *conn)
-                .await?;
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {}.{}",
+            quote_ident(schema),
+            quote_ident(&t)
+        ))
+        .fetch_one(&mut *conn)
+        .await?;
         out.push((t, n));
     }
     Ok(out)

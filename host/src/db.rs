@@ -12,6 +12,8 @@ use crate::conninfo::{ConnInfo, Endpoint, SslMode, secrets};
 
 use crate::component::{Catalog, Plugin};
 use crate::error::MigrateError;
+// Re-exported: most callers format driver errors next to their other database calls.
+pub use crate::error::describe;
 
 /// Opens one connection to the server a connection string names (URL, keyword/value
 /// string, or empty for the `PG*` environment), with a timeout and a clear error.
@@ -461,20 +463,27 @@ fn explain_tls(
     format!("TLS failed: {raw}")
 }
 
-/// Reads the live catalog: the plugin's own query, decoded by the plugin.
-pub async fn catalog(conn: &mut PgConnection, plugin: &Plugin) -> Result<Catalog, MigrateError> {
-    let json = catalog_json(conn, plugin).await?;
+/// Reads the live catalog of `schema` (none = `current_schema()`): the
+/// plugin's own query, decoded by the plugin.
+pub async fn catalog(
+    conn: &mut PgConnection,
+    plugin: &Plugin,
+    schema: Option<&str>,
+) -> Result<Catalog, MigrateError> {
+    let json = catalog_json(conn, plugin, schema).await?;
     Ok(plugin.decode_catalog(&json)??)
 }
 
-/// The catalog as the JSON text the introspection query returns.
+/// The catalog of `schema` (none = `current_schema()`) as the JSON text the
+/// introspection query returns; the query takes the schema as `$1`.
 pub async fn catalog_json(
     conn: &mut PgConnection,
     plugin: &Plugin,
+    schema: Option<&str>,
 ) -> Result<String, MigrateError> {
     let sql = plugin.introspection_sql()?;
     sqlx::query_scalar::<_, String>(&sql)
-        .bind(None::<String>)
+        .bind(schema)
         .fetch_one(conn)
         .await
         .map_err(|e| MigrateError::Db(format!("reading the catalog: {e}")))
@@ -486,21 +495,4 @@ pub fn sqlstate(e: &sqlx::Error) -> Option<String> {
         sqlx::Error::Database(db) => db.code().map(|c| c.to_string()),
         _ => None,
     }
-}
-
-/// A driver error as one line: the server's message plus its detail and hint.
-pub fn describe(e: &sqlx::Error) -> String {
-    if let sqlx::Error::Database(db) = e
-        && let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-    {
-        let mut s = pg.message().to_string();
-        if let Some(d) = pg.detail() {
-            s.push_str(&format!(" ({d})"));
-        }
-        if let Some(h) = pg.hint() {
-            s.push_str(&format!("; hint: {h}"));
-        }
-        return s;
-    }
-    e.to_string()
 }

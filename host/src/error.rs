@@ -67,6 +67,10 @@ pub enum MigrateError {
     /// A local I/O error (snapshot files, backups).
     #[error("{0}")]
     Io(String),
+    /// The schema to migrate does not exist, is wasmig's own or a system
+    /// schema, or the search path names none (see [`crate::schema`]). Nothing ran.
+    #[error("{0}")]
+    Schema(String),
     /// The server or the connection is not one wasmig can run on: PostgreSQL
     /// older than 13, or a pooler that does not keep the session. Nothing ran.
     #[error("{0}")]
@@ -81,7 +85,8 @@ impl MigrateError {
             MigrateError::BadUrl { .. }
             | MigrateError::Plan { .. }
             | MigrateError::ChecksumMismatch { .. }
-            | MigrateError::Lint(_) => 4,
+            | MigrateError::Lint(_)
+            | MigrateError::Schema(_) => 4,
             MigrateError::Connect { .. } => 5,
             MigrateError::DataInUse(_) => 6,
             MigrateError::LockTimeout(_) | MigrateError::LockNotAvailable(_) => 7,
@@ -100,4 +105,21 @@ impl From<crate::component::PlanError> for MigrateError {
             message: e.message,
         }
     }
+}
+
+/// A driver error as one line: the server's message plus its detail and hint.
+pub fn describe(e: &sqlx::Error) -> String {
+    if let sqlx::Error::Database(db) = e
+        && let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+    {
+        let mut s = pg.message().to_string();
+        if let Some(d) = pg.detail() {
+            s.push_str(&format!(" ({d})"));
+        }
+        if let Some(h) = pg.hint() {
+            s.push_str(&format!("; hint: {h}"));
+        }
+        return s;
+    }
+    e.to_string()
 }

@@ -8,6 +8,7 @@ pub mod component;
 
 pub use component::{Limits, Plugin, PluginError};
 pub mod backup;
+pub mod build;
 pub mod conninfo;
 pub mod db;
 pub mod error;
@@ -16,10 +17,11 @@ pub mod preflight;
 pub mod progress;
 pub mod runner;
 pub mod sandbox;
+pub mod schema;
 pub mod server;
 
 pub use error::MigrateError;
 pub use runner::{RunOptions, Runner};
-pub mod forms;
 pub mod roundtrip;
+pub mod scaffold;
 pub mod script;

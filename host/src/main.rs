@@ -10,19 +10,18 @@ use serde_json::json;
 
 use wasmig::component::{Catalog, Finding, LockLevel, PlanOptions, Step};
 use wasmig::conninfo::{CONNECTION_ENV, ConnInfo, secrets};
-use wasmig::forms::Form;
 use wasmig::{Limits, MigrateError, Plugin, RunOptions, Runner, db, roundtrip, script};
 
 /// PostgreSQL schema migrations that live in a sandboxed WebAssembly component.
 ///
-/// The bundled plugin carries the FastApiv1.6 manufacturing-module migration
-/// (revisions erp_base -> manufacturing_module_v1). Commands that touch a
-/// database read DATABASE_URL or --database-url (any form libpq takes), else
-/// the PG* environment variables.
+/// The bundled plugin is the FastApiv1.6 manufacturing chain; --plugin FILE
+/// runs another one (`wasmig new` scaffolds a plugin crate, `wasmig build`
+/// turns it into FILE). Commands that touch a database read DATABASE_URL or
+/// --database-url (any form libpq takes), else the PG* environment variables.
 ///
 /// Exit codes: 0 ok, 1 a step or the database failed, 2 bad command line,
 /// 3 verify found mismatches, 4 refused input (unknown revision, drift,
-/// checksum mismatch, lint error), 5 cannot connect, 6 data in the way (rows still use what a
+/// checksum mismatch, lint error, a non-empty path for `new`), 5 cannot connect, 6 data in the way (rows still use what a
 /// downgrade removes, or it would drop data), 7 lock not available, 8 missing privilege, 9 plugin error (a trap, a bad component, or plan SQL the sandbox refuses),
 /// 10 unsupported server or connection (PostgreSQL older than 13, or a pooler in transaction or statement mode).
 #[derive(Parser)]
@@ -55,6 +54,12 @@ struct Global {
         value_name = "CONNINFO"
     )]
     database_url: Option<String>,
+    /// The schema to migrate, read and record, by its name as stored (`--schema 'Tenant B'`, no
+    /// inner quotes). Default: the first schema of the search path that exists (current_schemas),
+    /// never wasmig's own history schema `wasmig`. Each schema has its own history. With `sql`,
+    /// qualifies every name of the script with it (without, names stay unqualified).
+    #[arg(long, global = true, env = "WASMIG_SCHEMA", value_name = "NAME")]
+    schema: Option<String>,
     /// Machine-readable JSON on stdout.
     #[arg(long, global = true)]
     json: bool,
@@ -129,9 +134,18 @@ enum Command {
     /// Up, verify, down, verify, up for every revision in scratch databases; with no
     /// database URL it starts a throwaway PostgreSQL itself.
     Roundtrip {
-        /// Forms of parts 4-5 to check: plain, enum, check (comma-separated).
-        #[arg(long, value_delimiter = ',', default_value = "plain,enum,check")]
-        forms: Vec<Form>,
+        /// Run this SQL file in a scratch database of its own before the walk (repeatable: one
+        /// scratch database per file, e.g. one per form the application's schema takes). Without
+        /// any, one bare round trip runs.
+        #[arg(long, value_name = "FILE.sql")]
+        setup: Vec<PathBuf>,
+        /// Run the --setup files once this revision is applied, instead of on the empty database;
+        /// the revisions up to it are then only applied and verified in those variants.
+        #[arg(long, value_name = "REV", requires = "setup")]
+        setup_at: Option<String>,
+        /// Also run the bare round trip (no set-up) when --setup is given.
+        #[arg(long)]
+        bare: bool,
     },
     /// Lint SQL files with the plugin's linter, read as `psql -f` runs them (autocommit outside
     /// BEGIN ... COMMIT); exit 4 when a finding at or above --fail-on is reported.
@@ -155,6 +169,35 @@ enum Command {
     Plugin {
         #[arg(long, value_name = "PATH")]
         out: PathBuf,
+    },
+    /// Scaffold a plugin crate at PATH: a chain with one example revision (a table and an
+    /// index) on the wasmig SDK, a unit test that plans it, a README on building and running it,
+    /// and a workspace of its own. PATH must be new or an empty directory (else exit 4).
+    New {
+        /// Where to write the crate: a new or empty directory.
+        path: PathBuf,
+        /// The crate's name (default: the last component of PATH).
+        #[arg(long)]
+        name: Option<String>,
+        /// The wasmig SDK to depend on, by path; the default is the `sdk` directory of the
+        /// checkout this binary was built from.
+        #[arg(long, value_name = "PATH", default_value_os_t = wasmig::scaffold::default_sdk())]
+        sdk: PathBuf,
+    },
+    /// Build a plugin crate into a zero-import component (cargo for wasm32-unknown-unknown, size
+    /// profile, wit-component; the wasm target is added with rustup when missing), check that
+    /// the host loads it and that its chain plans from an empty schema to its last revision and
+    /// back, and write it (default: TARGET_DIR/wasmig/LIB.wasm). Run it with `--plugin FILE`.
+    Build {
+        /// The plugin crate's directory.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Where to write the component.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The package to build when PATH is a workspace.
+        #[arg(long, short = 'p')]
+        package: Option<String>,
     },
 }
 
@@ -287,8 +330,9 @@ impl AlembicRevisionArgs {
 }
 
 impl RunArgs {
-    fn options(&self) -> RunOptions {
+    fn options(&self, g: &Global) -> RunOptions {
         RunOptions {
+            schema: g.schema.clone(),
             online: if self.online {
                 Some(true)
             } else if self.offline {
@@ -369,9 +413,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            let code = e
-                .downcast_ref::<MigrateError>()
-                .map_or(1, MigrateError::exit_code);
+            let code = exit_code(&e);
             let message = secrets::scrub(&format!("{e:#}"));
             // A script that asked for JSON gets its failure as JSON on stdout too.
             if json {
@@ -380,6 +422,19 @@ fn main() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::from(code)
         }
+    }
+}
+
+/// The documented exit code of an error (1 when it has none of its own).
+fn exit_code(e: &anyhow::Error) -> u8 {
+    if let Some(e) = e.downcast_ref::<MigrateError>() {
+        e.exit_code()
+    } else if let Some(e) = e.downcast_ref::<wasmig::scaffold::ScaffoldError>() {
+        e.exit_code()
+    } else if let Some(e) = e.downcast_ref::<wasmig::build::BuildCheckError>() {
+        e.exit_code()
+    } else {
+        1
     }
 }
 
@@ -503,6 +558,14 @@ fn print_findings(findings: &[Finding]) {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
+    // The plugin tooling works on crates, not on a loaded plugin.
+    match &cli.command {
+        Command::New { path, name, sdk } => return new_cmd(g, path, name.as_deref(), sdk),
+        Command::Build { path, out, package } => {
+            return build_cmd(g, path, out.clone(), package.clone());
+        }
+        _ => {}
+    }
     let plugin = load_plugin(g)?;
     match &cli.command {
         Command::List => {
@@ -605,7 +668,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 resume: false,
                 online: online.then_some(true),
                 allow_data_loss: *allow_data_loss,
-                schema: None,
+                schema: g.schema.clone(),
             };
             let plan = plugin
                 .plan(from.as_deref(), to.as_deref(), &live, options)?
@@ -625,18 +688,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Up { to, run } => {
-            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, run.options()).await?;
+            let mut r = connect(&plugin, g, run.options(g)).await?;
             let drift = accepted_drift(&mut r, run).await?;
             let moves = r.up(to.as_deref()).await?;
             let (current, findings) = r.verify().await?;
             let findings = without_accepted(&drift, findings);
-            report_moves(g, &moves, current.as_deref(), &findings);
+            report_moves(g, r.schema(), &moves, current.as_deref(), &findings);
             if !findings.is_empty() {
                 return Err(MigrateError::Verify(findings.len()).into());
             }
         }
         Command::Down { to, steps, run } => {
-            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, run.options()).await?;
+            let mut r = connect(&plugin, g, run.options(g)).await?;
             let drift = accepted_drift(&mut r, run).await?;
             let moves = match (to.as_deref(), steps) {
                 (Some("base"), _) => r.down(None).await?,
@@ -645,13 +708,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let (current, findings) = r.verify().await?;
             let findings = without_accepted(&drift, findings);
-            report_moves(g, &moves, current.as_deref(), &findings);
+            report_moves(g, r.schema(), &moves, current.as_deref(), &findings);
             if !findings.is_empty() {
                 return Err(MigrateError::Verify(findings.len()).into());
             }
         }
         Command::Current => {
-            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
+            let mut r = connect(
+                &plugin,
+                g,
+                RunOptions {
+                    schema: g.schema.clone(),
+                    ..RunOptions::default()
+                },
+            )
+            .await?;
             let status = r.status().await?;
             if g.json {
                 print_json(&json!(status));
@@ -659,18 +730,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", status.current.as_deref().unwrap_or("(none)"));
                 if let Some((rev, state)) = status.in_progress {
                     println!(
-                        "{rev} is {state}: a run stopped part-way; rerun `wasmig up` or `wasmig down` to finish it"
+                        "{rev} is {state} in schema {}: a run stopped part-way; rerun `wasmig up` or `wasmig down` to finish it",
+                        status.schema
                     );
                 }
             }
         }
         Command::History => {
-            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
-            let log = wasmig::history::log(r.connection()).await?;
+            let mut r = connect(
+                &plugin,
+                g,
+                RunOptions {
+                    schema: g.schema.clone(),
+                    ..RunOptions::default()
+                },
+            )
+            .await?;
+            let schema = r.schema().to_string();
+            let log = wasmig::history::log(r.connection(), &schema).await?;
             if g.json {
                 print_json(&json!(log));
             } else if log.is_empty() {
-                println!("no history: wasmig has not touched this database");
+                println!("no history: wasmig has not touched schema {schema} of this database");
             } else {
                 for e in log {
                     let ms = e
@@ -690,39 +771,63 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Verify => {
-            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
+            let mut r = connect(
+                &plugin,
+                g,
+                RunOptions {
+                    schema: g.schema.clone(),
+                    ..RunOptions::default()
+                },
+            )
+            .await?;
             let (current, findings) = r.verify().await?;
             if g.json {
                 print_json(
-                    &json!({ "revision": current, "findings": findings.iter().map(finding_json).collect::<Vec<_>>() }),
+                    &json!({ "schema": r.schema(), "revision": current, "findings": findings.iter().map(finding_json).collect::<Vec<_>>() }),
                 );
             } else if findings.is_empty() {
                 println!(
-                    "ok: the schema is what {} promises",
-                    current.as_deref().unwrap_or("the empty chain")
+                    "ok: the schema is what {} promises (schema {})",
+                    current.as_deref().unwrap_or("the empty chain"),
+                    r.schema()
                 );
             } else {
                 print_findings(&findings);
+                eprintln!(
+                    "schema {}: {} mismatch(es) with what {} promises",
+                    r.schema(),
+                    findings.len(),
+                    current.as_deref().unwrap_or("the empty chain")
+                );
             }
             if !findings.is_empty() {
                 return Ok(ExitCode::from(3));
             }
         }
         Command::Stamp { revision, force } => {
-            let mut r = Runner::connect_info(&plugin, &conninfo(g)?, RunOptions::default()).await?;
+            let mut r = connect(
+                &plugin,
+                g,
+                RunOptions {
+                    schema: g.schema.clone(),
+                    ..RunOptions::default()
+                },
+            )
+            .await?;
             let findings = r.stamp(revision, *force).await?;
             if findings.is_empty() {
                 if g.json {
-                    print_json(&json!({ "stamped": revision }));
+                    print_json(&json!({ "stamped": revision, "schema": r.schema() }));
                 } else {
-                    println!("stamped {revision}");
+                    println!("stamped {revision} (schema {})", r.schema());
                 }
             } else {
                 print_findings(&findings);
                 anyhow::bail!(MigrateError::Plan {
                     kind: wasmig::component::ErrorKind::Drift,
                     message: format!(
-                        "the schema is not what {revision} promises ({} mismatch(es) above): nothing recorded; fix the schema or pass --force",
+                        "schema {} is not what {revision} promises ({} mismatch(es) above): nothing recorded; fix the schema or pass --force",
+                        r.schema(),
                         findings.len()
                     ),
                 });
@@ -730,12 +835,36 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Catalog => {
             let mut conn = db::connect_info(&conninfo(g)?, Duration::from_secs(10)).await?;
-            let text = db::catalog_json(&mut conn, &plugin).await?;
+            let schema = wasmig::schema::resolve(&mut conn, g.schema.as_deref()).await?;
+            tracing::info!("schema {schema}");
+            let text = db::catalog_json(&mut conn, &plugin, Some(&schema)).await?;
             let value: serde_json::Value = serde_json::from_str(&text)
                 .context("the introspection query returned invalid JSON")?;
             print_json(&value);
         }
-        Command::Roundtrip { forms } => return roundtrip_cmd(g, &plugin, forms).await,
+        Command::Roundtrip {
+            setup,
+            setup_at,
+            bare,
+        } => {
+            let mut variants = Vec::new();
+            if setup.is_empty() || *bare {
+                variants.push(wasmig::roundtrip::Variant::bare());
+            }
+            for file in setup {
+                let sql = std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read the set-up file {}", file.display()))?;
+                variants.push(wasmig::roundtrip::Variant {
+                    name: file.file_stem().map_or_else(
+                        || file.display().to_string(),
+                        |s| s.to_string_lossy().into_owned(),
+                    ),
+                    setup_sql: sql,
+                    setup_at: setup_at.clone(),
+                });
+            }
+            return roundtrip_cmd(g, &plugin, &variants).await;
+        }
         Command::Lint {
             files,
             single_transaction,
@@ -781,6 +910,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::AlembicRevision(args) => args.run(g, &plugin)?,
+        Command::New { .. } | Command::Build { .. } => {
+            unreachable!("handled before loading a plugin")
+        }
         Command::Plugin { out } => {
             std::fs::write(out, wasmig::component::BUNDLED)
                 .with_context(|| format!("cannot write {}", out.display()))?;
@@ -824,26 +956,27 @@ fn without_accepted(accepted: &[Finding], after: Vec<Finding>) -> Vec<Finding> {
 
 fn report_moves(
     g: &Global,
+    schema: &str,
     moves: &[wasmig::runner::Move],
     current: Option<&str>,
     findings: &[Finding],
 ) {
     if g.json {
         print_json(&json!({
-            "moves": moves, "current": current, "findings": findings.iter().map(finding_json).collect::<Vec<_>>(),
+            "schema": schema, "moves": moves, "current": current, "findings": findings.iter().map(finding_json).collect::<Vec<_>>(),
         }));
         return;
     }
     if moves.is_empty() {
         println!(
-            "nothing to do: the database is at {}",
+            "nothing to do: the database is at {} (schema {schema})",
             current.unwrap_or("(none)")
         );
     }
     for m in moves {
         let resumed = if m.resumed { ", resumed" } else { "" };
         println!(
-            "{} {} in {} ms ({} step(s){resumed})",
+            "{} {} in schema {schema}: {} ms ({} step(s){resumed})",
             if m.direction == "up" {
                 "applied"
             } else {
@@ -855,13 +988,32 @@ fn report_moves(
         );
     }
     if findings.is_empty() {
-        println!("verify: clean at {}", current.unwrap_or("(none)"));
+        println!(
+            "verify: clean at {} (schema {schema})",
+            current.unwrap_or("(none)")
+        );
     } else {
         print_findings(findings);
     }
 }
 
-async fn roundtrip_cmd(g: &Global, plugin: &Plugin, forms: &[Form]) -> anyhow::Result<ExitCode> {
+/// A runner on the command line's database and schema; says at `-v` which
+/// schema it resolved (the moves and verify lines name it too).
+async fn connect<'p>(
+    plugin: &'p Plugin,
+    g: &Global,
+    options: RunOptions,
+) -> anyhow::Result<Runner<'p>> {
+    let r = Runner::connect_info(plugin, &conninfo(g)?, options).await?;
+    tracing::debug!("schema {}", r.schema());
+    Ok(r)
+}
+
+async fn roundtrip_cmd(
+    g: &Global,
+    plugin: &Plugin,
+    variants: &[wasmig::roundtrip::Variant],
+) -> anyhow::Result<ExitCode> {
     // With no URL, a throwaway server (Docker, else local binaries) lives for this command.
     let mut server = None;
     let info = match given_conninfo(g)? {
@@ -885,7 +1037,7 @@ async fn roundtrip_cmd(g: &Global, plugin: &Plugin, forms: &[Form]) -> anyhow::R
         }
     };
     let json = g.json;
-    let report = roundtrip::run(plugin, &info, forms, |c| {
+    let report = roundtrip::run(plugin, &info, variants, |c| {
         if !json {
             let mark = if c.ok { "ok  " } else { "FAIL" };
             let detail = if c.detail.is_empty() {
@@ -895,10 +1047,7 @@ async fn roundtrip_cmd(g: &Global, plugin: &Plugin, forms: &[Form]) -> anyhow::R
             };
             println!(
                 "{mark} {:<6} {:<26} {:<26} {:>6} ms{detail}",
-                c.form.to_string(),
-                c.revision,
-                c.action,
-                c.ms
+                c.variant, c.revision, c.action, c.ms
             );
         }
     })
@@ -919,4 +1068,69 @@ async fn roundtrip_cmd(g: &Global, plugin: &Plugin, forms: &[Form]) -> anyhow::R
     } else {
         ExitCode::from(3)
     })
+}
+
+/// `wasmig new`.
+fn new_cmd(
+    g: &Global,
+    path: &std::path::Path,
+    name: Option<&str>,
+    sdk: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let done = wasmig::scaffold::create(path, name, sdk)?;
+    if g.json {
+        print_json(&json!(done));
+    } else {
+        println!(
+            "wrote the plugin crate {} in {} (SDK: {})",
+            done.name,
+            done.path.display(),
+            done.sdk.display()
+        );
+        println!(
+            "next: cd {} && cargo test && wasmig build .",
+            done.path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `wasmig build`.
+fn build_cmd(
+    g: &Global,
+    path: &std::path::Path,
+    out: Option<PathBuf>,
+    package: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let built = wasmig::build::build(&wasmig::build::BuildOptions {
+        crate_dir: path.to_path_buf(),
+        package,
+        out,
+        limits: Limits {
+            memory: g.plugin_memory << 20,
+            deadline: Duration::from_millis(g.plugin_deadline),
+        },
+    })?;
+    for w in &built.sandbox {
+        tracing::warn!("{w}");
+    }
+    if g.json {
+        print_json(&json!(built));
+    } else {
+        if built.target_added {
+            println!("added the wasm32-unknown-unknown target with rustup");
+        }
+        println!(
+            "wrote {} ({} bytes): {} revision(s), {}; plans empty -> {} in {} step(s) and back in {}",
+            built.component.display(),
+            built.bytes,
+            built.revisions.len(),
+            built.revisions.join(" -> "),
+            built.revisions.last().map_or("", String::as_str),
+            built.up_steps,
+            built.down_steps
+        );
+        println!("run it: wasmig --plugin {} list", built.component.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }

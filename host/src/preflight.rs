@@ -48,6 +48,8 @@ pub async fn check(
     options: PlanOptions,
     allow_sql: &crate::sandbox::Allowances,
 ) -> Result<Vec<String>, MigrateError> {
+    // The schema the plan's qualified names must stay in.
+    let home = options.schema.clone().unwrap_or_else(|| "public".into());
     let mut model = live.clone();
     let mut touched: Vec<String> = Vec::new();
     let mut guards: Vec<Step> = Vec::new();
@@ -84,7 +86,7 @@ pub async fn check(
                 ),
             }
         })?;
-        crate::sandbox::check_plan(&plan.steps, allow_sql)
+        crate::sandbox::check_plan_in(&plan.steps, allow_sql, &home)
             .map_err(|v| MigrateError::Sandbox(v.to_string()))?;
         touched.extend(
             plan.steps
@@ -181,6 +183,7 @@ pub fn refusal(reason: &str) -> Option<String> {
 /// even then, a mismatch on an object that the walk itself touches is refused.
 pub fn drift(
     findings: &[Finding],
+    schema: &str,
     current: Option<&str>,
     accept: bool,
     touched: &[String],
@@ -200,7 +203,7 @@ pub fn drift(
         return Err(MigrateError::Plan {
             kind: crate::component::ErrorKind::Drift,
             message: format!(
-                "the schema is not what {at} promises ({} mismatch(es)); nothing was changed:\n{}\n\
+                "schema {schema} is not what {at} promises ({} mismatch(es)); nothing was changed:\n{}\n\
                  Fix the schema (see `wasmig verify`), or pass --accept-drift to move anyway when no mismatch \
                  touches what the move changes",
                 all.len(),
@@ -230,7 +233,7 @@ pub fn drift(
     Err(MigrateError::Plan {
         kind: crate::component::ErrorKind::Drift,
         message: format!(
-            "the schema is not what {at} promises, and the move changes the drifted object(s); nothing was changed \
+            "schema {schema} is not what {at} promises, and the move changes the drifted object(s); nothing was changed \
              (--accept-drift only lets through drift the move does not touch):\n{}",
             list(&hit)
         ),

@@ -285,8 +285,8 @@ mod tests {
     fn recognises_index_builds_and_their_names() {
         for (sql, name) in [
             (
-                "CREATE INDEX CONCURRENTLY idx_mo_operator ON manufacturing_orders (a)",
-                "idx_mo_operator",
+                "CREATE INDEX CONCURRENTLY idx_orders_operator ON orders (a)",
+                "idx_orders_operator",
             ),
             ("CREATE INDEX idx_a ON t (a)", "idx_a"),
             (

@@ -1,7 +1,8 @@
 //! The round trip: for every revision, up, verify, down, verify, up, verify,
 //! with the catalog compared before and after each move, in scratch databases
-//! (one per form) that it creates on the server it is given and drops on every
-//! exit path, so no user data is ever touched.
+//! (one per [`Variant`]: set-up SQL the caller gives, e.g. the forms an
+//! application's schema meets in the wild) that it creates on the server it is
+//! given and drops on every exit path, so no user data is ever touched.
 
 use std::time::{Duration, Instant};
 
@@ -12,13 +13,36 @@ use crate::component::{Catalog, Plugin};
 use crate::conninfo::ConnInfo;
 use crate::db::{self, describe};
 use crate::error::MigrateError;
-use crate::forms::Form;
 use crate::runner::{RunOptions, Runner};
+
+/// One scratch database's round trip: what to run in it before the walk.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Variant {
+    /// Names the variant in the report (`bare` for none; a set-up file's stem).
+    pub name: String,
+    /// SQL run in the scratch database (several statements allowed); empty for none.
+    pub setup_sql: String,
+    /// Run `setup_sql` once this revision is applied (none: on the empty
+    /// database, before the first revision). The revisions up to it are only
+    /// applied and verified in this variant; they are round-tripped in a bare one.
+    pub setup_at: Option<String>,
+}
+
+impl Variant {
+    /// The variant with no set-up: every revision round-tripped from an empty database.
+    pub fn bare() -> Variant {
+        Variant {
+            name: "bare".into(),
+            ..Variant::default()
+        }
+    }
+}
 
 /// One line of the report.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Check {
-    pub form: Form,
+    /// The variant's name.
+    pub variant: String,
     pub revision: String,
     pub action: String,
     pub ok: bool,
@@ -39,9 +63,13 @@ impl Report {
     }
 }
 
-/// Runs the round trip for `forms`, each in a scratch database that it creates on the server
-/// `server` names (any connection-string form; only its server and credentials are used) and
-/// drops afterwards, on every exit path: success, error, Ctrl-C or SIGTERM.
+/// Runs the round trip for each of `variants` in a scratch database that it creates on the
+/// server `server` names (any connection-string form; only its server and credentials are used)
+/// and drops afterwards, on every exit path: success, error, Ctrl-C or SIGTERM.
+///
+/// Errors: the server cannot be reached or refuses `CREATE DATABASE`, a variant's `setup_at`
+/// is not a revision of the plugin, or its set-up SQL fails. A failed move or verify is not an
+/// error: it is a failed [`Check`] in the report.
 ///
 /// It never changes any other database: before every change it checks, with
 /// `current_database()` on the very connection it is about to use, that this is the scratch
@@ -49,20 +77,38 @@ impl Report {
 pub async fn run(
     plugin: &Plugin,
     server: &ConnInfo,
-    forms: &[Form],
+    variants: &[Variant],
     mut progress: impl FnMut(&Check),
 ) -> Result<Report, MigrateError> {
+    let chain = plugin.revisions()?;
+    for v in variants {
+        if let Some(at) = &v.setup_at
+            && !chain.iter().any(|r| &r.id == at)
+        {
+            return Err(MigrateError::Plan {
+                kind: crate::component::ErrorKind::UnknownRevision,
+                message: format!(
+                    "--setup-at {at}: unknown revision; the plugin has {}",
+                    chain
+                        .iter()
+                        .map(|r| r.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+    }
     let mut admin = db::connect_info(server, Duration::from_secs(10)).await?;
     let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
         .fetch_one(&mut admin)
         .await
         .map_err(|e| MigrateError::Db(describe(&e)))?;
     let mut report = Report::default();
-    for &form in forms {
-        let name = create_scratch(&mut admin, form).await?;
+    for (i, variant) in variants.iter().enumerate() {
+        let name = create_scratch(&mut admin, i).await?;
         let scratch = server.with_database(&name);
         let result = tokio::select! {
-            r = one_form(plugin, &scratch, &name, form, &mut report, &mut progress) => r,
+            r = one_variant(plugin, &scratch, &name, variant, &mut report, &mut progress) => r,
             signal = interrupted() => Err(MigrateError::Io(format!("roundtrip interrupted by {signal}"))),
         };
         let dropped = drop_scratch(&mut admin, server, &name, version).await;
@@ -94,13 +140,13 @@ async fn interrupted() -> &'static str {
 
 /// Creates a scratch database with a fresh name; an existing database of the same name
 /// (another run's) is never touched: another name is tried.
-async fn create_scratch(admin: &mut PgConnection, form: Form) -> Result<String, MigrateError> {
+async fn create_scratch(admin: &mut PgConnection, variant: usize) -> Result<String, MigrateError> {
     for attempt in 0..20u32 {
         let name = if attempt == 0 {
-            format!("wasmig_roundtrip_{}_{form}", std::process::id())
+            format!("wasmig_roundtrip_{}_{variant}", std::process::id())
         } else {
             format!(
-                "wasmig_roundtrip_{}_{form}_{}",
+                "wasmig_roundtrip_{}_{variant}_{}",
                 std::process::id(),
                 rand::random::<u32>()
             )
@@ -201,19 +247,11 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-async fn exec(conn: &mut PgConnection, sql: &str) -> Result<(), MigrateError> {
-    sqlx::raw_sql(sql)
-        .execute(conn)
-        .await
-        .map_err(|e| MigrateError::Db(describe(&e)))?;
-    Ok(())
-}
-
-async fn one_form(
+async fn one_variant(
     plugin: &Plugin,
     scratch: &ConnInfo,
     name: &str,
-    form: Form,
+    variant: &Variant,
     report: &mut Report,
     progress: &mut impl FnMut(&Check),
 ) -> Result<(), MigrateError> {
@@ -221,7 +259,7 @@ async fn one_form(
     let chain: Vec<String> = r.chain().iter().map(|c| c.id.clone()).collect();
     let mut push = |revision: &str, action: &str, started: Instant, outcome: Result<(), String>| {
         let check = Check {
-            form,
+            variant: variant.name.clone(),
             revision: revision.into(),
             action: action.into(),
             ok: outcome.is_ok(),
@@ -231,22 +269,28 @@ async fn one_form(
         progress(&check);
         report.checks.push(check);
     };
+    // The revisions up to the set-up point are applied under the set-up, not
+    // round-tripped: reverting them would undo the set-up too.
+    let setup_after = variant
+        .setup_at
+        .as_ref()
+        .and_then(|at| chain.iter().position(|c| c == at));
+    if setup_after.is_none() && !variant.setup_sql.trim().is_empty() {
+        setup(r.connection(), name, variant).await?;
+    }
     for (i, id) in chain.iter().enumerate() {
         let before = r.catalog().await?;
         in_scratch(r.connection(), name).await?;
         let t = Instant::now();
         let up = r.up(Some(id)).await.map(|_| ()).map_err(|e| e.to_string());
         push(id, "up", t, up);
-        if i == 0 && form != Form::Plain {
-            in_scratch(r.connection(), name).await?;
-            exec(r.connection(), form.setup_sql()).await?;
+        if setup_after == Some(i) {
+            setup(r.connection(), name, variant).await?;
         }
         let t = Instant::now();
         push(id, "verify", t, clean(&mut r).await);
         let after_up = r.catalog().await?;
-        if i == 0 && form != Form::Plain {
-            // The form is set up by hand on top of the first revision; reverting it
-            // would undo that too, so the first revision's round trip is the plain form's.
+        if setup_after.is_some_and(|p| i <= p) {
             continue;
         }
         in_scratch(r.connection(), name).await?;
@@ -277,6 +321,22 @@ async fn one_form(
         );
     }
     Ok(())
+}
+
+/// Runs a variant's set-up SQL in its scratch database.
+async fn setup(conn: &mut PgConnection, name: &str, variant: &Variant) -> Result<(), MigrateError> {
+    in_scratch(conn, name).await?;
+    sqlx::raw_sql(&variant.setup_sql)
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            MigrateError::Db(format!(
+                "the set-up SQL of variant {}: {}",
+                variant.name,
+                describe(&e)
+            ))
+        })
 }
 
 async fn clean(r: &mut Runner<'_>) -> Result<(), String> {

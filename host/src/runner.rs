@@ -51,6 +51,9 @@ pub struct RunOptions {
     /// Move even though the schema differs from what the current revision
     /// promises, as long as the move does not touch a drifted object (`--accept-drift`).
     pub accept_drift: bool,
+    /// The schema to migrate, as stored (`--schema`); none = the first schema
+    /// of the search path that exists, never wasmig's own (see [`crate::schema`]).
+    pub schema: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -67,13 +70,16 @@ impl Default for RunOptions {
             alembic_versions: None,
             allow_data_loss: false,
             accept_drift: false,
+            schema: None,
         }
     }
 }
 
-/// Where the database stands.
+/// Where the target schema stands.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Status {
+    /// The schema this is about.
+    pub schema: String,
     /// The last revision of the applied prefix of the chain (none = nothing applied).
     pub current: Option<String>,
     /// A revision a stopped run left part-way, and whether it was `applying` or `reverting`.
@@ -97,6 +103,8 @@ pub struct Runner<'p> {
     conn: PgConnection,
     chain: Vec<Revision>,
     options: RunOptions,
+    /// The schema this runner migrates, resolved once at connect.
+    schema: String,
     /// The connection settings (they hold the password: show only their redacted form)
     /// and this connection's backend, for the progress watcher and backups.
     watch: Option<crate::progress::Target>,
@@ -149,7 +157,7 @@ impl<'p> Runner<'p> {
             .await
             .map_err(|e| MigrateError::Db(describe(&e)))?;
         let token = format!("{:016x}", rand::rng().random::<u64>());
-        let mut runner = Runner::with_connection(plugin, conn, options)?;
+        let mut runner = Runner::with_connection(plugin, conn, options).await?;
         runner.watch = Some(crate::progress::Target::new(info, pid));
         runner.session = Some((pid, token));
         Ok(runner)
@@ -217,21 +225,29 @@ impl<'p> Runner<'p> {
         }
     }
 
-    /// Uses an open connection.
-    pub fn with_connection(
+    /// Uses an open connection, and resolves the schema to migrate on it
+    /// (refusing, exit 4, one that does not exist or a search path that names none).
+    pub async fn with_connection(
         plugin: &'p Plugin,
-        conn: PgConnection,
+        mut conn: PgConnection,
         options: RunOptions,
     ) -> Result<Runner<'p>, MigrateError> {
         let chain = plugin.revisions()?;
+        let schema = crate::schema::resolve(&mut conn, options.schema.as_deref()).await?;
         Ok(Runner {
             plugin,
             conn,
             chain,
             options,
+            schema,
             watch: None,
             session: None,
         })
+    }
+
+    /// The schema this runner migrates (as stored, unquoted).
+    pub fn schema(&self) -> &str {
+        &self.schema
     }
 
     /// The plugin's chain.
@@ -274,7 +290,7 @@ impl<'p> Runner<'p> {
 
     /// Reads where the database stands.
     pub async fn status(&mut self) -> Result<Status, MigrateError> {
-        let recorded = history::recorded(&mut self.conn).await?;
+        let recorded = history::recorded(&mut self.conn, &self.schema).await?;
         let mut current = 0;
         while current < self.chain.len()
             && recorded
@@ -288,26 +304,33 @@ impl<'p> Runner<'p> {
             .find(|r| r.state != "applied")
             .map(|r| (r.revision.clone(), r.state.clone()));
         Ok(Status {
+            schema: self.schema.clone(),
             current: self.id_at(current),
             in_progress,
         })
     }
 
     async fn check_checksums(&mut self) -> Result<(), MigrateError> {
-        for r in history::recorded(&mut self.conn).await? {
+        for r in history::recorded(&mut self.conn, &self.schema).await? {
             let Some(rev) = self.chain.iter().find(|c| c.id == r.revision) else {
                 return Err(MigrateError::Plan {
                     kind: crate::component::ErrorKind::UnknownRevision,
                     message: format!(
-                        "the database records revision {} which this plugin does not have: use the plugin that applied it",
-                        r.revision
+                        "the history of schema {} records revision {} which this plugin does not have: use the plugin that applied it",
+                        self.schema, r.revision
                     ),
                 });
             };
             if rev.checksum != r.checksum && rev.previous_checksums.contains(&r.checksum) {
                 // Recorded by an earlier wasmig that computed checksums another way.
-                history::rechecksum(&mut self.conn, &r.revision, &r.checksum, &rev.checksum)
-                    .await?;
+                history::rechecksum(
+                    &mut self.conn,
+                    &self.schema,
+                    &r.revision,
+                    &r.checksum,
+                    &rev.checksum,
+                )
+                .await?;
                 tracing::info!(
                     revision = %r.revision,
                     "recorded checksum {} is this revision's earlier form; recorded {} instead",
@@ -325,9 +348,9 @@ impl<'p> Runner<'p> {
         Ok(())
     }
 
-    /// The live catalog.
+    /// The live catalog of the target schema.
     pub async fn catalog(&mut self) -> Result<Catalog, MigrateError> {
-        db::catalog(&mut self.conn, self.plugin).await
+        db::catalog(&mut self.conn, self.plugin, Some(&self.schema)).await
     }
 
     /// Compares the live catalog with what the current revision promises.
@@ -363,9 +386,10 @@ impl<'p> Runner<'p> {
                     return Err(MigrateError::Plan {
                         kind: crate::component::ErrorKind::Drift,
                         message: format!(
-                            "another wasmig run moved the database from {} to {} while this one waited for the migration \
+                            "another wasmig run moved schema {} from {} to {} while this one waited for the migration \
                              lock; nothing was changed. A relative move counts from where it started: check `wasmig current` \
                              and run again, or name the target with `--to`",
+                            r.schema,
                             seen.current.as_deref().unwrap_or("(nothing applied)"),
                             status.current.as_deref().unwrap_or("(nothing applied)")
                         ),
@@ -411,7 +435,7 @@ impl<'p> Runner<'p> {
                     .await
                     .map_err(|e| MigrateError::Db(describe(&e)))?;
                 history::ensure(&mut tx).await?;
-                history::stamp(&mut tx, &records).await?;
+                history::stamp(&mut tx, &r.schema, &records).await?;
                 tx.commit()
                     .await
                     .map_err(|e| MigrateError::Db(describe(&e)))?;
@@ -522,7 +546,13 @@ impl<'p> Runner<'p> {
             Vec::new()
         };
         if !self.options.accept_drift {
-            crate::preflight::drift(&findings, status.current.as_deref(), false, &[])?;
+            crate::preflight::drift(
+                &findings,
+                &self.schema,
+                status.current.as_deref(),
+                false,
+                &[],
+            )?;
         }
         let legs: Vec<crate::preflight::Leg> = legs
             .iter()
@@ -536,7 +566,7 @@ impl<'p> Runner<'p> {
             resume: false,
             online: self.options.online,
             allow_data_loss: self.options.allow_data_loss,
-            schema: None,
+            schema: Some(self.schema.clone()),
         };
         let touched = crate::preflight::check(
             &mut self.conn,
@@ -547,7 +577,13 @@ impl<'p> Runner<'p> {
             &self.options.allow_sql,
         )
         .await?;
-        crate::preflight::drift(&findings, status.current.as_deref(), true, &touched)
+        crate::preflight::drift(
+            &findings,
+            &self.schema,
+            status.current.as_deref(),
+            true,
+            &touched,
+        )
     }
 
     async fn walk(&mut self, to: usize, way: Way) -> Result<Vec<Move>, MigrateError> {
@@ -587,7 +623,8 @@ impl<'p> Runner<'p> {
                             return Err(MigrateError::Plan {
                                 kind: crate::component::ErrorKind::Drift,
                                 message: format!(
-                                    "revision {id} was being {verb} when an earlier run stopped: finish that first with `{cmd}`"
+                                    "revision {id} of schema {} was being {verb} when an earlier run stopped: finish that first with `{cmd}`",
+                                    self.schema
                                 ),
                             });
                         }
@@ -604,7 +641,7 @@ impl<'p> Runner<'p> {
                 let info = self.watch.as_ref().map(|w| w.conninfo().clone()).ok_or_else(|| {
                     MigrateError::Io("backup failed, so nothing was migrated: a runner made from a connection has no connection settings for pg_dump".into())
                 })?;
-                crate::backup::run(&info, dir).await?;
+                crate::backup::run(&info, dir, &self.schema).await?;
                 backed_up = true;
             }
             match self.move_one(&rev, up, resume).await {
@@ -651,20 +688,21 @@ impl<'p> Runner<'p> {
             resume,
             online: self.options.online,
             allow_data_loss: self.options.allow_data_loss,
-            schema: None,
+            schema: Some(self.schema.clone()),
         };
         let plan = self
             .plugin
             .plan(from.as_deref(), to.as_deref(), &catalog, options)??;
         // Every step is checked before the first one runs: a refused plan changes nothing.
-        crate::sandbox::check_plan(&plan.steps, &self.options.allow_sql)
+        crate::sandbox::check_plan_in(&plan.steps, &self.options.allow_sql, &self.schema)
             .map_err(|v| MigrateError::Sandbox(v.to_string()))?;
         self.check_lint(&plan.steps)?;
         self.check_privileges(&plan.steps, &catalog).await?;
         tracing::info!(
-            "{} {} ({} step(s){})",
+            "{} {} in schema {} ({} step(s){})",
             if up { "applying" } else { "reverting" },
             rev.id,
+            self.schema,
             plan.steps.len(),
             if resume {
                 ", resuming a stopped run"
@@ -677,7 +715,8 @@ impl<'p> Runner<'p> {
         let alembic_to = if up {
             None
         } else {
-            history::alembic_restore_target(&mut self.conn, &rev.id, scripts.as_ref()).await?
+            history::alembic_restore_target(&mut self.conn, &self.schema, &rev.id, scripts.as_ref())
+                .await?
         };
         let alembic = Alembic {
             scripts: scripts.as_ref(),
@@ -717,7 +756,7 @@ impl<'p> Runner<'p> {
                     // With non-transactional steps still to come, the marker commits with this
                     // transaction: a crash right after it must leave a resumable revision, not drift.
                     if !marked && segments[i + 1..].iter().any(|(tx, s)| !*tx && s.iter().any(|s| s.lock != crate::component::LockLevel::AccessShare)) {
-                        history::mark(&mut t, &rev.id, &rev.checksum, marker).await.map_err(|e| (e, steps[0]))?;
+                        history::mark(&mut t, &self.schema, &rev.id, &rev.checksum, marker).await.map_err(|e| (e, steps[0]))?;
                         marked = true;
                     }
                     for step in steps {
@@ -726,7 +765,7 @@ impl<'p> Runner<'p> {
                             .map_err(|e| (e, *step))?;
                     }
                     if Some(i) == last_tx && record_in_last_tx {
-                        record(&mut t, rev, up, ms(), &alembic).await.map_err(|e| (e, steps[0]))?;
+                        record(&mut t, &self.schema, rev, up, ms(), &alembic).await.map_err(|e| (e, steps[0]))?;
                     }
                     Ok(())
                 }
@@ -750,7 +789,8 @@ impl<'p> Runner<'p> {
             } else {
                 for step in steps {
                     if !marked && step.lock != crate::component::LockLevel::AccessShare {
-                        history::mark(&mut self.conn, &rev.id, &rev.checksum, marker).await?;
+                        history::mark(&mut self.conn, &self.schema, &rev.id, &rev.checksum, marker)
+                            .await?;
                         marked = true;
                     }
                     // Only statements that block writers get the short lock_timeout;
@@ -786,7 +826,7 @@ impl<'p> Runner<'p> {
                 .begin()
                 .await
                 .map_err(|e| MigrateError::Db(describe(&e)))?;
-            record(&mut t, rev, up, ms(), &alembic).await?;
+            record(&mut t, &self.schema, rev, up, ms(), &alembic).await?;
             t.commit()
                 .await
                 .map_err(|e| MigrateError::Db(describe(&e)))?;
@@ -807,7 +847,7 @@ impl<'p> Runner<'p> {
         match e {
             MigrateError::LockNotAvailable(why) => MigrateError::LockNotAvailable(format!(
                 "{why}{}",
-                blockers(&mut self.conn, &step.objects).await
+                blockers(&mut self.conn, &self.schema, &step.objects).await
             )),
             e => e,
         }
@@ -869,28 +909,30 @@ impl<'p> Runner<'p> {
         let creates = steps
             .iter()
             .any(|s| s.sql.starts_with("CREATE TABLE") || s.sql.starts_with("CREATE TYPE"));
-        let (not_owned, can_create, role, schema): (Vec<String>, bool, String, String) = sqlx::query_as(
+        type Row = (Vec<String>, bool, bool, String, String);
+        let (not_owned, can_use, can_create, role, schema): Row = sqlx::query_as(
             "SELECT COALESCE(array_agg(c.relname::text ORDER BY c.relname) FILTER (WHERE NOT pg_has_role(c.relowner, 'USAGE')), '{}'), \
-                    coalesce(has_schema_privilege(current_schema(), 'CREATE'), false), quote_ident(current_user::text), \
-                    coalesce(quote_ident(current_schema()::text), '') \
+                    has_schema_privilege($2, 'USAGE'), has_schema_privilege($2, 'CREATE'), quote_ident(current_user::text), \
+                    quote_ident($2) \
              FROM (SELECT 1) one LEFT JOIN pg_class c \
-               ON c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) AND c.relname = ANY($1)",
+               ON c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $2) AND c.relname = ANY($1)",
         )
         .bind(&owned)
+        .bind(&self.schema)
         .fetch_one(&mut self.conn)
         .await
         .map_err(|e| MigrateError::Db(describe(&e)))?;
-        if !not_owned.is_empty() {
+        if !can_use {
             return Err(MigrateError::Privilege(format!(
-                "role {role} does not own table(s) {}: ALTER TABLE, CREATE INDEX and DROP need the owner's rights. \
-                 Run wasmig as the owning role, or GRANT that role to {role}. Nothing was changed",
-                not_owned.join(", ")
+                "role {role} may not use schema {schema} (no USAGE); nothing was changed. As its owner run: \
+                 GRANT USAGE, CREATE ON SCHEMA {schema} TO {role};"
             )));
         }
-        if creates && schema.is_empty() {
+        if !not_owned.is_empty() {
             return Err(MigrateError::Privilege(format!(
-                "role {role} has no schema to create tables in: no schema of its search_path exists or is usable \
-                 (SHOW search_path). Nothing was changed"
+                "role {role} does not own table(s) {} of schema {schema}: ALTER TABLE, CREATE INDEX and DROP need the owner's rights. \
+                 Run wasmig as the owning role, or GRANT that role to {role}. Nothing was changed",
+                not_owned.join(", ")
             )));
         }
         if creates && !can_create {
@@ -918,15 +960,16 @@ struct Alembic<'a> {
 
 async fn record(
     conn: &mut PgConnection,
+    schema: &str,
     rev: &Revision,
     up: bool,
     ms: i64,
     alembic: &Alembic<'_>,
 ) -> Result<(), MigrateError> {
     if up {
-        history::applied(conn, &rev.id, &rev.checksum, ms, alembic.scripts).await
+        history::applied(conn, schema, &rev.id, &rev.checksum, ms, alembic.scripts).await
     } else {
-        history::reverted(conn, &rev.id, &rev.checksum, ms, alembic.restore).await
+        history::reverted(conn, schema, &rev.id, &rev.checksum, ms, alembic.restore).await
     }
 }
 
@@ -984,7 +1027,7 @@ async fn run_step(
 
 /// Who holds locks on `objects`, for the message when we give up waiting:
 /// pid, user, application, state, for how long, and the query, at most five.
-async fn blockers(conn: &mut PgConnection, objects: &[String]) -> String {
+async fn blockers(conn: &mut PgConnection, schema: &str, objects: &[String]) -> String {
     type Row = (i32, String, String, String, f64, String);
     let rows: Result<Vec<Row>, _> = sqlx::query_as(
         "SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), coalesce(a.state, ''), \
@@ -992,9 +1035,11 @@ async fn blockers(conn: &mut PgConnection, objects: &[String]) -> String {
                 left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 80) \
          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid JOIN pg_class c ON c.oid = l.relation \
          WHERE l.granted AND l.pid <> pg_backend_pid() AND c.relname = ANY($1) \
+           AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $2) \
          GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 5 DESC, 1 LIMIT 5",
     )
     .bind(objects)
+    .bind(schema)
     .fetch_all(conn)
     .await;
     match rows {

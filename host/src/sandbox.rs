@@ -21,7 +21,8 @@
 //!   (`pg_read_file`, `lo_import`, `dblink`, `pg_terminate_backend`,
 //!   `pg_advisory_unlock_all`, `CREATE EXTENSION`, `LOAD`, …) (`server-access`);
 //! - names a table, index or type its `objects` do not declare, names one
-//!   outside the public schema, or is a statement kind whose objects this
+//!   outside the schema being migrated (`public` unless the run names
+//!   another: [`check_plan_in`]), or is a statement kind whose objects this
 //!   checker cannot enumerate (`undeclared-objects`); a name an earlier step
 //!   of the same plan gave a declared object by `RENAME TO` counts as that
 //!   object;
@@ -192,17 +193,29 @@ impl fmt::Display for SandboxViolation {
 
 impl std::error::Error for SandboxViolation {}
 
-/// Checks one step on its own.
+/// Checks one step on its own, for a plan of the `public` schema.
 pub fn check_step(step: &Step, allowed: &Allowances) -> Result<(), SandboxViolation> {
-    check(step, allowed, &BTreeMap::new()).map(|_| ())
+    check(step, allowed, &BTreeMap::new(), "public").map(|_| ())
 }
 
-/// Checks every step of a plan, in order, before any of it runs. A name that
-/// an earlier step gave a declared object by `RENAME TO` counts as that object.
+/// Checks every step of a plan of the `public` schema: [`check_plan_in`] with `public`.
 pub fn check_plan(steps: &[Step], allowed: &Allowances) -> Result<(), SandboxViolation> {
+    check_plan_in(steps, allowed, "public")
+}
+
+/// Checks every step of a plan, in order, before any of it runs. Its names
+/// must be unqualified or qualified with `schema` (the target schema, as
+/// stored); one qualified with another schema must be declared as such. A
+/// name that an earlier step gave a declared object by `RENAME TO` counts as
+/// that object.
+pub fn check_plan_in(
+    steps: &[Step],
+    allowed: &Allowances,
+    schema: &str,
+) -> Result<(), SandboxViolation> {
     let mut aliases = BTreeMap::new();
     for step in steps {
-        for (new, old) in check(step, allowed, &aliases)? {
+        for (new, old) in check(step, allowed, &aliases, schema)? {
             let root = aliases.get(&old).cloned().unwrap_or(old);
             aliases.insert(new, root);
         }
@@ -217,6 +230,7 @@ fn check(
     step: &Step,
     allowed: &Allowances,
     aliases: &BTreeMap<Name, Name>,
+    home: &str,
 ) -> Result<Vec<(Name, Name)>, SandboxViolation> {
     let refuse =
         |rule: Rule, object: Option<String>, detail: String| -> Result<(), SandboxViolation> {
@@ -285,7 +299,10 @@ fn check(
     let declared: BTreeSet<Name> = step.objects.iter().cloned().collect();
     let mut renames = Vec::new();
     for statement in &parsed {
-        let mut seen = Seen::default();
+        let mut seen = Seen {
+            home: home.to_string(),
+            ..Seen::default()
+        };
         if let Some((rule, what)) = statement_rule(statement) {
             refuse(rule, Some(kind(statement)), what)?;
         }
@@ -320,9 +337,9 @@ fn check(
                     format!(
                         "it names {what} {}that the step does not declare (declared: {})",
                         if outside {
-                            "outside the public schema "
+                            format!("outside the schema it migrates ({home}) ")
                         } else {
-                            ""
+                            String::new()
                         },
                         if step.objects.is_empty() {
                             "nothing".to_string()
@@ -581,10 +598,11 @@ fn kind(s: &Statement) -> String {
     }
 }
 
-/// An object name, resolved against the public schema.
+/// An object name, resolved against the target schema (`public` unless the
+/// run names another).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Resolved {
-    /// Unqualified or `public.`-qualified: the bare name.
+    /// Unqualified or qualified with the target schema: the bare name.
     Public(Name),
     /// Qualified with another schema: the full dotted name.
     Other(Name),
@@ -608,11 +626,11 @@ fn last(n: &ObjectName) -> Name {
     parts(n).pop().unwrap_or_default()
 }
 
-fn resolve(n: &ObjectName) -> Resolved {
+fn resolve(n: &ObjectName, home: &str) -> Resolved {
     let p = parts(n);
     match p.as_slice() {
         [name] => Resolved::Public(name.clone()),
-        [schema, name] if schema == "public" => Resolved::Public(name.clone()),
+        [schema, name] if schema == home => Resolved::Public(name.clone()),
         _ => Resolved::Other(p.join(".")),
     }
 }
@@ -628,22 +646,24 @@ struct Seen {
     functions: Vec<(String, Rule, String)>,
     /// CTE names: relations by those names are not schema objects.
     ctes: BTreeSet<Name>,
+    /// The target schema, as stored: names qualified with it are the step's own.
+    home: Name,
 }
 
 impl Seen {
     fn table(&mut self, n: &ObjectName) {
-        self.objects.insert(("table", resolve(n)));
+        self.objects.insert(("table", resolve(n, &self.home)));
     }
     fn index(&mut self, n: &ObjectName) {
-        self.objects.insert(("index", resolve(n)));
+        self.objects.insert(("index", resolve(n, &self.home)));
     }
     fn object(&mut self, what: &'static str, n: &ObjectName) {
-        self.objects.insert((what, resolve(n)));
+        self.objects.insert((what, resolve(n, &self.home)));
     }
     fn data_type(&mut self, t: &DataType) {
         match t {
             DataType::Custom(n, _) => {
-                let r = resolve(n);
+                let r = resolve(n, &self.home);
                 let builtin = match &r {
                     Resolved::Public(name) => BUILTIN_TYPES.contains(&name.as_str()),
                     Resolved::Other(full) => full.starts_with("pg_catalog."),
@@ -807,7 +827,7 @@ impl Visitor for Seen {
     }
 
     fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
-        let r = resolve(relation);
+        let r = resolve(relation, &self.home);
         if !matches!(&r, Resolved::Public(n) if self.ctes.contains(n)) {
             self.objects.insert(("table", r));
         }
@@ -904,7 +924,8 @@ fn names(s: &Statement, seen: &mut Seen) -> bool {
                     AlterTableOperation::RenameTable {
                         table_name: RenameTableNameKind::To(n) | RenameTableNameKind::As(n),
                     } => {
-                        seen.renames.push((resolve(&t.name), resolve(n)));
+                        seen.renames
+                            .push((resolve(&t.name, &seen.home), resolve(n, &seen.home)));
                     }
                     AlterTableOperation::ChangeColumn { data_type, .. }
                     | AlterTableOperation::ModifyColumn { data_type, .. } => {
@@ -946,7 +967,8 @@ fn names(s: &Statement, seen: &mut Seen) -> bool {
         Statement::AlterIndex { name, operation } => {
             seen.index(name);
             let AlterIndexOperation::RenameIndex { index_name } = operation;
-            seen.renames.push((resolve(name), resolve(index_name)));
+            seen.renames
+                .push((resolve(name, &seen.home), resolve(index_name, &seen.home)));
         }
         Statement::CreateType { name, .. } => seen.object("type", name),
         Statement::AlterType(t) => {
@@ -956,7 +978,8 @@ fn names(s: &Statement, seen: &mut Seen) -> bool {
                 if let Some(last) = new.0.last_mut() {
                     *last = sqlparser::ast::ObjectNamePart::Identifier(r.new_name.clone());
                 }
-                seen.renames.push((resolve(&t.name), resolve(&new)));
+                seen.renames
+                    .push((resolve(&t.name, &seen.home), resolve(&new, &seen.home)));
             }
         }
         Statement::Comment { object_name, .. } => {

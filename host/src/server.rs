@@ -10,8 +10,7 @@
 use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
-use crate::db::describe;
-use crate::error::MigrateError;
+use crate::error::{MigrateError, describe};
 
 /// The oldest supported major: `DROP DATABASE … WITH (FORCE)` and the catalog
 /// columns the introspection query reads need 13.

@@ -16,9 +16,32 @@ fn help_explains_the_commands_and_exit_codes() {
     let out = wasmig(&["--help"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for word in ["roundtrip", "stamp", "verify", "Exit codes"] {
+    for word in ["roundtrip", "stamp", "verify", "new", "build", "Exit codes"] {
         assert!(text.contains(word), "--help lacks {word}");
     }
+    // The host is generic: the bundled chain is named once, and nothing of it beyond that.
+    let all: String = [
+        "list",
+        "sql",
+        "up",
+        "down",
+        "verify",
+        "stamp",
+        "roundtrip",
+        "lint",
+        "new",
+        "build",
+    ]
+    .iter()
+    .map(|c| String::from_utf8_lossy(&wasmig(&[c, "--help"]).stdout).into_owned())
+    .chain([text.replace("the FastApiv1.6 manufacturing chain", "")])
+    .collect();
+    for erp in ["erp_base", "manufacturing", "FastApi", "parts 4"] {
+        assert!(!all.contains(erp), "the help names {erp}");
+    }
+    // `new` says where its SDK comes from by default.
+    let new = String::from_utf8_lossy(&wasmig(&["new", "--help"]).stdout).into_owned();
+    assert!(new.contains("--sdk") && new.contains("[default: "), "{new}");
 }
 
 #[test]

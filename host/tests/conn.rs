@@ -437,7 +437,7 @@ fn the_password_never_appears_in_any_output() {
             "/dev/null/not-a-dir",
             "-vvv",
         ],
-        &["roundtrip", "--forms", "plain", "--json"],
+        &["roundtrip", "--json"],
     ];
     let mut runs = 0;
     for (s, works) in strings
@@ -544,7 +544,7 @@ fn roundtrip_never_touches_the_database_named_in_the_url() {
         "postgres://plain:{enc}@127.0.0.1:{}/postgres?dbname=userdb",
         c.port
     );
-    let out = wasmig(&url, &["roundtrip", "--forms", "plain"]);
+    let out = wasmig(&url, &["roundtrip"]);
     ok(&out, "roundtrip with ?dbname=userdb");
     assert!(text(&out).contains("0 failed"), "{}", text(&out));
     assert_eq!(
@@ -555,7 +555,15 @@ fn roundtrip_never_touches_the_database_named_in_the_url() {
     assert_eq!(scratch_left(&c), "", "scratch databases left behind");
     // A keyword/value string naming userdb, over TLS.
     let kv = c.kv("127.0.0.1", "dbname=userdb sslmode=require");
-    let out = wasmig(&kv, &["roundtrip", "--forms", "enum"]);
+    // With a set-up file (the reference plugin's enum form): its SQL runs in the scratch database only.
+    let enum_form = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/forms/enum.sql"
+    );
+    let out = wasmig(
+        &kv,
+        &["roundtrip", "--setup-at", "erp_base", "--setup", enum_form],
+    );
     ok(&out, "roundtrip with dbname=userdb");
     assert_eq!(
         fingerprint(&c, "userdb"),
@@ -571,7 +579,23 @@ fn roundtrip_cleans_up_when_it_fails_or_is_interrupted() {
     let before = userdb(&c);
     // Ctrl-C while it runs.
     let mut child = std::process::Command::new(common::bin())
-        .args(["roundtrip"])
+        // Three scratch databases one after the other: long enough to be interrupted.
+        .args([
+            "roundtrip",
+            "--bare",
+            "--setup-at",
+            "erp_base",
+            "--setup",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/fixtures/forms/enum.sql"
+            ),
+            "--setup",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/fixtures/forms/check.sql"
+            ),
+        ])
         .env(
             "DATABASE_URL",
             format!(
@@ -622,7 +646,7 @@ fn roundtrip_cleans_up_when_it_fails_or_is_interrupted() {
         "host=127.0.0.1 port={} user=limited password={PASSWORD} dbname=userdb sslmode=require",
         c.port
     );
-    let out = wasmig(&kv, &["roundtrip", "--forms", "plain"]);
+    let out = wasmig(&kv, &["roundtrip"]);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("too many connections"),

@@ -38,6 +38,31 @@ def test_empty_database_up_and_down_records_the_history_the_cli_reads(db_url, pl
         assert log == [("up", i) for i in r.ids] + [("down", i) for i in reversed(r.ids)]
 
 
+def test_each_schema_has_its_own_history_and_a_search_path_naming_none_is_refused(db_url, plugin):
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute('CREATE SCHEMA "Tenant A"; CREATE SCHEMA tenant_b')
+        a = Runner(plugin, PsycopgSession(conn), schema="Tenant A")
+        head = a.ids[-1]
+        assert a.upgrade(head, adopt=False) == [f"up {i}" for i in a.ids]
+        assert a.verify(head) == []
+        b = Runner(plugin, PsycopgSession(conn), schema="tenant_b")
+        assert b.status() == (None, None)
+        b.upgrade(a.ids[0], adopt=False)
+        assert (a.status()[0], b.status()[0]) == (head, a.ids[0])
+        # Nothing went to public, whose history is empty too.
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0] == 0
+        assert runner(conn, plugin).status() == (None, None)
+        rows = conn.execute("SELECT schema, count(*) FROM wasmig.revisions GROUP BY 1 ORDER BY 1").fetchall()
+        assert [tuple(r) for r in rows] == [("Tenant A", len(a.ids)), ("tenant_b", 1)]
+        assert a.downgrade(None) == [f"down {i}" for i in reversed(a.ids)]
+        assert b.status() == (a.ids[0], None)
+        with pytest.raises(Refused, match="does not exist"):
+            Runner(plugin, PsycopgSession(conn), schema="nosuch").status()
+        conn.execute("SET search_path = nosuch")
+        with pytest.raises(Refused, match="nosuch"):
+            runner(conn, plugin).status()
+
+
 def test_the_fastapi_schema_is_adopted_and_alembic_version_is_left_to_alembic(fastapi_db, plugin):
     db_url = fastapi_db
     run_sql_file(db_url, ROWS)

@@ -71,7 +71,9 @@ def _runner(op, script_file, plugin_file, revision, checksum) -> Runner:
             f"print the script with `wasmig sql --from <previous wasmig revision> --to {revision}` instead")
     plugin = _plugin(script_file, plugin_file)
     allow_data_loss = os.environ.get("WASMIG_ALLOW_DATA_LOSS", "") not in ("", "0", "false", "no")
-    runner = Runner(plugin, AlembicSession(op), allow_data_loss=allow_data_loss)
+    # The CLI's --schema; unset = the first existing schema of the search path, as there.
+    schema = os.environ.get("WASMIG_SCHEMA") or None
+    runner = Runner(plugin, AlembicSession(op), allow_data_loss=allow_data_loss, schema=schema)
     revs = {field(r, "id"): field(r, "checksum") for r in runner.revisions}
     previous = {field(r, "id"): list(field(r, "previous-checksums")) for r in runner.revisions}
     if revision not in revs:

@@ -3,7 +3,9 @@ Rust host's runner does (`host/src/runner.rs`), and into the same history
 tables (`wasmig.revisions`, `wasmig.log`), so `wasmig current`, `history` and
 `verify` see what a Python run did, and the reverse.
 
-What matches the Rust host: one session advisory lock per database (same
+What matches the Rust host: the target schema (`schema=`, else the first
+existing schema of the search path, never wasmig's own), every plan qualified
+with it and one history per schema; one session advisory lock per database (same
 key), recorded checksums checked before anything runs, each revision planned
 against the live catalog at that moment, error-level lint findings refused,
 consecutive transactional steps in one transaction with the history row, the
@@ -32,17 +34,25 @@ log = logging.getLogger("wasmig")
 #: The advisory lock key the Rust runner takes (`host/src/runner.rs`, LOCK_KEY).
 LOCK_KEY = "2063385703, hashtext(current_database())"
 
+#: The default target schema (`host/src/schema.rs`, DEFAULT_SQL): the first schema of the
+#: effective search path that is neither wasmig's history schema nor a system schema.
+DEFAULT_SCHEMA_SQL = ("(SELECT s FROM unnest(current_schemas(false)) WITH ORDINALITY AS p(s, i) "
+                      "WHERE s <> 'wasmig' AND s NOT LIKE 'pg\\_%%' AND s <> 'information_schema' ORDER BY i LIMIT 1)")
+
 HISTORY_DDL = """
 CREATE SCHEMA IF NOT EXISTS wasmig;
 CREATE TABLE IF NOT EXISTS wasmig.revisions (
-    revision text PRIMARY KEY,
+    schema text NOT NULL,
+    revision text NOT NULL,
     checksum text NOT NULL,
     state text NOT NULL CHECK (state IN ('applying', 'applied', 'reverting')),
     alembic_before text,
-    applied_at timestamptz NOT NULL DEFAULT now()
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (schema, revision)
 );
 CREATE TABLE IF NOT EXISTS wasmig.log (
     id bigserial PRIMARY KEY,
+    schema text NOT NULL,
     revision text NOT NULL,
     action text NOT NULL CHECK (action IN ('up', 'down', 'stamp')),
     checksum text NOT NULL,
@@ -119,12 +129,16 @@ class Runner:
     CLI's `--allow`). `online`: force CONCURRENTLY index builds on or off
     (None: when the table has rows). `allow_data_loss`: leave out the guards
     that refuse a downgrade dropping data (`--allow-data-loss`). `lock_wait`:
-    seconds to wait for another run's advisory lock.
+    seconds to wait for another run's advisory lock. `schema`: the schema to
+    migrate, as stored (the CLI's `--schema`); None = the first existing
+    schema of the search path other than wasmig's own.
     """
 
     def __init__(self, plugin: Plugin, session: Session, allow_lint=(), online=None, lock_wait: float = 60.0,
-                 allow_data_loss: bool = False):
+                 allow_data_loss: bool = False, schema: Optional[str] = None):
         self.plugin = plugin
+        self._requested_schema = schema or None
+        self._schema: Optional[str] = None
         self.allow_data_loss = allow_data_loss
         self.session = session
         self.allow_lint = set(allow_lint)
@@ -148,17 +162,86 @@ class Runner:
     def _id_at(self, pos: int) -> Optional[str]:
         return self.ids[pos - 1] if pos > 0 else None
 
+    @property
+    def schema(self) -> str:
+        """The schema this runner migrates, resolved on first use (as the Rust host does at connect)."""
+        if self._schema is None:
+            self._schema = self._resolve_schema()
+        return self._schema
+
+    def _resolve_schema(self) -> str:
+        name = self._requested_schema
+        if name is not None:
+            if name == "wasmig":
+                raise Refused("schema wasmig is wasmig's own history schema and holds no application tables: "
+                              "name the application's schema. Nothing was changed")
+            if name.startswith("pg_") or name == "information_schema":
+                raise Refused(f"schema {name} is a PostgreSQL system schema: name the application's schema. "
+                              "Nothing was changed")
+            if not _value(self.session, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s)", (name,)):
+                quoted = _value(self.session, "SELECT quote_ident(%s)", (name,))
+                raise Refused(f"schema {quoted} does not exist: create it first (CREATE SCHEMA {quoted};) or check "
+                              "the name (as stored, without quotes). Nothing was changed")
+            return name
+        rows = self.session.rows(f"SELECT {DEFAULT_SCHEMA_SQL}, current_setting('search_path')")
+        found, path = rows[0][0], rows[0][1]
+        if found is None:
+            raise Refused(f"no schema to migrate: search_path is `{path}` and names no schema that exists and this "
+                          "role may use (wasmig's own aside). Name it (schema=, WASMIG_SCHEMA, the CLI's --schema), "
+                          "create the schema, or fix the search_path. Nothing was changed")
+        return found
+
+    def history_layout(self) -> str:
+        """'missing', 'unscoped' (written before schemas were explicit) or 'per-schema'."""
+        tables, scoped = self.session.rows(
+            "SELECT count(DISTINCT c.relname), count(a.attname) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'schema' AND NOT a.attisdropped "
+            "WHERE n.nspname = 'wasmig' AND c.relname IN ('revisions', 'log')")[0]
+        if tables != 2:
+            return "missing"
+        return "per-schema" if scoped == 2 else "unscoped"
+
     def history_exists(self) -> bool:
-        return bool(_value(self.session,
-            "SELECT count(*) = 2 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = 'wasmig' AND c.relname IN ('revisions', 'log')"))
+        return self.history_layout() != "missing"
+
+    def _unscoped_rows_are_ours(self) -> bool:
+        # Rows written before schemas were explicit belong to the schema the default rule picks.
+        default = _value(self.session, f"SELECT {DEFAULT_SCHEMA_SQL}") or "public"
+        return default == self.schema
 
     def recorded(self) -> list:
-        """(revision, checksum, state, alembic_before) rows of wasmig.revisions."""
-        if not self.history_exists():
+        """(revision, checksum, state, alembic_before) rows of wasmig.revisions for this schema."""
+        layout = self.history_layout()
+        if layout == "missing" or (layout == "unscoped" and not self._unscoped_rows_are_ours()):
             return []
+        if layout == "unscoped":
+            return self.session.rows(
+                "SELECT revision, checksum, state, alembic_before FROM wasmig.revisions ORDER BY applied_at, revision")
         return self.session.rows(
-            "SELECT revision, checksum, state, alembic_before FROM wasmig.revisions ORDER BY applied_at, revision")
+            "SELECT revision, checksum, state, alembic_before FROM wasmig.revisions WHERE schema = %s "
+            "ORDER BY applied_at, revision", (self.schema,))
+
+    def _ensure_history(self):
+        """Creates the history tables, or moves unscoped ones to one history per schema, once
+        (the rows already there keep the schema they were written for); inside a transaction."""
+        layout = self.history_layout()
+        if layout == "missing":
+            self.session.execute(HISTORY_DDL)
+        elif layout == "unscoped":
+            owner = _value(self.session, f"SELECT {DEFAULT_SCHEMA_SQL}") or "public"
+            key = _value(self.session, "SELECT quote_ident(conname::text) FROM pg_constraint "
+                                       "WHERE conrelid = 'wasmig.revisions'::regclass AND contype = 'p'")
+            self.session.execute("ALTER TABLE wasmig.revisions ADD COLUMN schema text")
+            self.session.execute("ALTER TABLE wasmig.log ADD COLUMN schema text")
+            if key:
+                self.session.execute(f"ALTER TABLE wasmig.revisions DROP CONSTRAINT {key}")
+            self.session.rows("UPDATE wasmig.revisions SET schema = %s RETURNING revision", (owner,))
+            self.session.rows("UPDATE wasmig.log SET schema = %s RETURNING id", (owner,))
+            self.session.execute("ALTER TABLE wasmig.revisions ALTER COLUMN schema SET NOT NULL, "
+                                 "ADD PRIMARY KEY (schema, revision)")
+            self.session.execute("ALTER TABLE wasmig.log ALTER COLUMN schema SET NOT NULL")
+            log.info("wasmig: history tables now keep one history per schema; the rows already there are %s's", owner)
 
     def status(self):
         """(current revision or None, (revision, state) of a stopped run or None)."""
@@ -171,15 +254,19 @@ class Runner:
         return self._id_at(pos), stopped
 
     def alembic_version(self) -> Optional[str]:
-        if not _value(self.session, "SELECT to_regclass('alembic_version') IS NOT NULL"):
+        """The target schema's alembic_version row, if any."""
+        table = _value(self.session, "SELECT format('%%I.alembic_version', %s::text) "
+                                     "WHERE to_regclass(format('%%I.alembic_version', %s::text)) IS NOT NULL",
+                       (self.schema, self.schema))
+        if table is None:
             return None
-        return _value(self.session, "SELECT version_num::text FROM alembic_version LIMIT 1")
+        return _value(self.session, f"SELECT version_num::text FROM {table} LIMIT 1")
 
     def catalog(self):
         """The live catalog, read with the plugin's own introspection query."""
         # The query's one parameter is `$1` (the schema); sessions take `%s`.
         sql = self.plugin.introspection_sql().replace("$1", "%s")
-        text = _value(self.session, sql, (None,))
+        text = _value(self.session, sql, (self.schema,))
         if not isinstance(text, str):
             import json
 
@@ -197,12 +284,14 @@ class Runner:
         for revision, checksum, _state, _before in self.recorded():
             if revision not in by_id:
                 raise Refused(
-                    f"the database records revision {revision} which this plugin does not have: use the plugin that applied it")
+                    f"the history of schema {self.schema} records revision {revision} which this plugin does not have: "
+                    "use the plugin that applied it")
             if by_id[revision] != checksum and checksum in previous[revision]:
                 # Recorded by an earlier wasmig that computed checksums another way.
+                scoped = "AND schema = %s" if self.history_layout() == "per-schema" else "AND %s::text IS NOT NULL"
                 self.session.rows(
-                    "UPDATE wasmig.revisions SET checksum = %s WHERE revision = %s AND checksum = %s RETURNING revision",
-                    (by_id[revision], revision, checksum))
+                    f"UPDATE wasmig.revisions SET checksum = %s WHERE revision = %s AND checksum = %s {scoped} "
+                    "RETURNING revision", (by_id[revision], revision, checksum, self.schema))
                 log.info("wasmig: %s's recorded checksum is its earlier form; recorded the current one", revision)
             elif by_id[revision] != checksum:
                 raise ChecksumMismatch(
@@ -300,48 +389,50 @@ class Runner:
         findings = self.verify(current)
         if findings:
             err = VerifyFailed(current, findings)
-            raise Refused(f"refused before any change: the database was changed outside wasmig ({err}); "
+            raise Refused(f"refused before any change: schema {self.schema} was changed outside wasmig ({err}); "
                           f"undo the change, or check it with `wasmig verify`") from None
 
     def _verify_or_raise(self, at):
         findings = self.verify(at)
         if findings:
             raise VerifyFailed(at, findings)
-        log.info("wasmig: verify clean at %s", at or "(nothing applied)")
+        log.info("wasmig: verify clean at %s (schema %s)", at or "(nothing applied)", self.schema)
 
     def _stamp(self, start: int, end: int):
         with self.session.transaction():
-            self.session.execute(HISTORY_DDL)
+            self._ensure_history()
             for rev in self.revisions[start:end]:
                 rid, checksum = field(rev, "id"), field(rev, "checksum")
-                log.info("wasmig: stamped %s (the schema already verifies at it)", rid)
+                log.info("wasmig: stamped %s in schema %s (it already verifies at it)", rid, self.schema)
                 self.session.rows(
-                    "INSERT INTO wasmig.revisions (revision, checksum, state) VALUES (%s, %s, 'applied') "
-                    "ON CONFLICT (revision) DO UPDATE SET state = 'applied', checksum = EXCLUDED.checksum "
-                    "RETURNING revision", (rid, checksum))
+                    "INSERT INTO wasmig.revisions (schema, revision, checksum, state) VALUES (%s, %s, %s, 'applied') "
+                    "ON CONFLICT (schema, revision) DO UPDATE SET state = 'applied', checksum = EXCLUDED.checksum "
+                    "RETURNING revision", (self.schema, rid, checksum))
                 self._log(rid, "stamp", checksum, None)
 
     def _log(self, revision, action, checksum, ms):
         self.session.rows(
-            "INSERT INTO wasmig.log (revision, action, checksum, execution_ms) VALUES (%s, %s, %s, %s) RETURNING id",
-            (revision, action, checksum, ms))
+            "INSERT INTO wasmig.log (schema, revision, action, checksum, execution_ms) VALUES (%s, %s, %s, %s, %s) "
+            "RETURNING id", (self.schema, revision, action, checksum, ms))
 
     def _mark(self, rev, state):
         self.session.rows(
-            "INSERT INTO wasmig.revisions (revision, checksum, state, alembic_before) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (revision) DO UPDATE SET state = EXCLUDED.state RETURNING revision",
-            (field(rev, "id"), field(rev, "checksum"), state, self.alembic_version()))
+            "INSERT INTO wasmig.revisions (schema, revision, checksum, state, alembic_before) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (schema, revision) DO UPDATE SET state = EXCLUDED.state RETURNING revision",
+            (self.schema, field(rev, "id"), field(rev, "checksum"), state, self.alembic_version()))
 
     def _record(self, rev, up: bool, ms: int):
         rid, checksum = field(rev, "id"), field(rev, "checksum")
         if up:
             # alembic_version is Alembic's: it is read (restored by a CLI downgrade), never written.
             self.session.rows(
-                "INSERT INTO wasmig.revisions (revision, checksum, state, alembic_before) VALUES (%s, %s, 'applied', %s) "
-                "ON CONFLICT (revision) DO UPDATE SET state = 'applied', checksum = EXCLUDED.checksum, applied_at = now() "
-                "RETURNING revision", (rid, checksum, self.alembic_version()))
+                "INSERT INTO wasmig.revisions (schema, revision, checksum, state, alembic_before) "
+                "VALUES (%s, %s, %s, 'applied', %s) ON CONFLICT (schema, revision) DO UPDATE SET state = 'applied', "
+                "checksum = EXCLUDED.checksum, applied_at = now() RETURNING revision",
+                (self.schema, rid, checksum, self.alembic_version()))
         else:
-            self.session.rows("DELETE FROM wasmig.revisions WHERE revision = %s RETURNING revision", (rid,))
+            self.session.rows("DELETE FROM wasmig.revisions WHERE schema = %s AND revision = %s RETURNING revision",
+                              (self.schema, rid))
         self._log(rid, "up" if up else "down", checksum, ms)
 
     def _check_lint(self, steps):
@@ -358,12 +449,12 @@ class Runner:
         rid, down = field(rev, "id"), field(rev, "down-revision")
         frm, to = (down, rid) if up else (rid, down)
         plan = self.plugin.plan(frm, to, self.catalog(), resume=resume, online=self.online,
-                                allow_data_loss=self.allow_data_loss)
+                                allow_data_loss=self.allow_data_loss, schema=self.schema)
         steps = list(field(plan, "steps"))
         # Every step is checked before the first one runs: a refused plan changes nothing.
         self._check_lint(steps)
         with self.session.transaction():
-            self.session.execute(HISTORY_DDL)
+            self._ensure_history()
         marker = "applying" if up else "reverting"
         segments: list = []
         for s in steps:
@@ -399,7 +490,8 @@ class Runner:
         if not record_in_last_tx:
             with self.session.transaction():
                 self._record(rev, up, ms())
-        log.info("wasmig: %s %s in %d ms (%d step(s)%s)", "applied" if up else "reverted", rid, ms(), len(steps),
+        log.info("wasmig: %s %s in schema %s: %d ms (%d step(s)%s)", "applied" if up else "reverted", rid, self.schema,
+                 ms(), len(steps),
                  ", resumed" if resume else "")
 
     def _run(self, revision: str, step):

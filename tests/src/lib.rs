@@ -1,7 +1,13 @@
-//! Shared test bed: the real plugin component, one throwaway PostgreSQL server
+//! Shared test bed: the real plugin components, one throwaway PostgreSQL server
 //! per test binary, a fresh database per test, and helpers to look at what a
 //! database holds (catalog, rows, history) so tests can assert that bad input
 //! changed nothing.
+//!
+//! Two kinds of suites use it. The reference plugin's own tests (its ERP
+//! rows, the three forms of parts 4–5) use [`plugin`], [`chain`], [`head`].
+//! The generic suites (round trips, crash, locks, refusals) run over
+//! [`plugins`]: the bundled plugin, the workspace's example plugins that
+//! `tests/build.rs` builds, and every component in `WASMIG_TEST_PLUGINS`.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -11,8 +17,10 @@ use std::time::Duration;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 use wasmig::component::{Catalog, PlanOptions};
-use wasmig::forms::Form;
 use wasmig::{Plugin, RunOptions, Runner};
+
+pub mod forms;
+use forms::Form;
 
 /// The bundled plugin, loaded once per test binary.
 pub fn plugin() -> &'static Plugin {
@@ -20,14 +28,107 @@ pub fn plugin() -> &'static Plugin {
     PLUGIN.get_or_init(|| Plugin::bundled().expect("the bundled plugin loads"))
 }
 
-/// The revision ids, oldest first.
+/// The bundled plugin's revision ids, oldest first.
 pub fn chain() -> Vec<String> {
-    plugin()
-        .revisions()
-        .unwrap()
-        .into_iter()
-        .map(|r| r.id)
-        .collect()
+    ids(plugin())
+}
+
+/// The bundled plugin's last revision.
+pub fn head() -> &'static str {
+    static HEAD: OnceLock<String> = OnceLock::new();
+    HEAD.get_or_init(|| chain().pop().expect("the bundled chain has revisions"))
+}
+
+fn ids(p: &Plugin) -> Vec<String> {
+    p.revisions().unwrap().into_iter().map(|r| r.id).collect()
+}
+
+/// A plugin the generic suites run over.
+pub struct TestPlugin {
+    /// For messages: `bundled`, or the component file's name.
+    pub name: String,
+    /// The component file, for the CLI's `--plugin` (none: the bundled plugin).
+    pub file: Option<PathBuf>,
+    pub plugin: &'static Plugin,
+}
+
+impl TestPlugin {
+    /// The revision ids, oldest first.
+    pub fn chain(&self) -> Vec<String> {
+        ids(self.plugin)
+    }
+
+    /// The last revision.
+    pub fn head(&self) -> String {
+        self.chain().pop().expect("a plugin has revisions")
+    }
+
+    /// `args` for the CLI, after `--plugin FILE` when the plugin is not the bundled one.
+    pub fn args(&self, args: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = match &self.file {
+            Some(f) => vec!["--plugin".into(), f.display().to_string()],
+            None => vec![],
+        };
+        v.extend(args.iter().map(|a| a.to_string()));
+        v
+    }
+
+    /// Runs the CLI with this plugin, `args` and the given DATABASE_URL.
+    pub fn wasmig(&self, url: Option<&str>, args: &[&str]) -> Output {
+        let args = self.args(args);
+        wasmig(url, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// A runner on `url` with default options.
+    pub async fn runner(&self, url: &str) -> Runner<'static> {
+        Runner::connect(self.plugin, url, RunOptions::default())
+            .await
+            .expect("connect")
+    }
+
+    /// The catalog this plugin's chain produces at `at`.
+    pub fn model_at(&self, at: Option<&str>) -> Catalog {
+        model_of(self.plugin, at)
+    }
+}
+
+impl std::fmt::Display for TestPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// Every plugin the generic suites run over, loaded once per test binary: the
+/// bundled plugin, the example plugins `tests/build.rs` builds
+/// (`WASMIG_EXAMPLE_PLUGINS`, set at build time) and the component files
+/// listed in `WASMIG_TEST_PLUGINS` (separated like PATH) at run time.
+pub fn plugins() -> &'static [TestPlugin] {
+    static PLUGINS: OnceLock<Vec<TestPlugin>> = OnceLock::new();
+    PLUGINS.get_or_init(|| {
+        let mut all = vec![TestPlugin {
+            name: "bundled".into(),
+            file: None,
+            plugin: plugin(),
+        }];
+        let built = option_env!("WASMIG_EXAMPLE_PLUGINS").unwrap_or_default();
+        let given = std::env::var_os("WASMIG_TEST_PLUGINS").unwrap_or_default();
+        let files = std::env::split_paths(built)
+            .chain(std::env::split_paths(&given))
+            .filter(|f| !f.as_os_str().is_empty());
+        for file in files {
+            let plugin = Plugin::from_file(&file, wasmig::Limits::default())
+                .unwrap_or_else(|e| panic!("test plugin {}: {e}", file.display()));
+            all.push(TestPlugin {
+                name: file.file_name().map_or_else(
+                    || file.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                ),
+                file: Some(file),
+                plugin: Box::leak(Box::new(plugin)),
+            });
+        }
+        all
+    })
 }
 
 /// The catalog of an empty schema.
@@ -40,23 +141,27 @@ pub fn empty() -> Catalog {
     }
 }
 
-/// The catalog the chain itself produces at `at`.
+/// The catalog the bundled chain produces at `at`.
 pub fn model_at(at: Option<&str>) -> Catalog {
-    plugin()
-        .plan(
-            None,
-            at,
-            &empty(),
-            PlanOptions {
-                resume: false,
-                online: Some(false),
-                allow_data_loss: false,
-                schema: None,
-            },
-        )
-        .unwrap()
-        .unwrap()
-        .expected
+    model_of(plugin(), at)
+}
+
+/// The catalog `p`'s chain produces at `at`.
+pub fn model_of(p: &Plugin, at: Option<&str>) -> Catalog {
+    p.plan(
+        None,
+        at,
+        &empty(),
+        PlanOptions {
+            resume: false,
+            online: Some(false),
+            allow_data_loss: false,
+            schema: None,
+        },
+    )
+    .unwrap()
+    .unwrap()
+    .expected
 }
 
 /// erp_base with the alert and reference types as native enums.
@@ -183,7 +288,7 @@ pub async fn exec(url: &str, sql: &str) {
 /// The live catalog, read through the plugin.
 pub async fn catalog(url: &str) -> Catalog {
     let mut c = conn(url).await;
-    wasmig::db::catalog(&mut c, plugin())
+    wasmig::db::catalog(&mut c, plugin(), None)
         .await
         .expect("read catalog")
 }

@@ -17,8 +17,8 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 use tokio::sync::Mutex;
 
+use crate::forms::Form;
 use wasmig::component::{Catalog, PlanOptions};
-use wasmig::forms::Form;
 
 use crate::{chain, conn, plugin, runner};
 
@@ -401,7 +401,7 @@ async fn walk_case(
         .await
         .map_err(|e| format!("loading rows: {e}"))?;
     t.load = clock.elapsed();
-    let start = wasmig::db::catalog(&mut c, plugin())
+    let start = wasmig::db::catalog(&mut c, plugin(), None)
         .await
         .map_err(|e| e.to_string())?;
     let rows_before = crate::base_rows(&mut c).await;
@@ -436,7 +436,7 @@ async fn walk_case(
             ));
         }
         let clock = Instant::now();
-        let live = wasmig::db::catalog(&mut c, plugin())
+        let live = wasmig::db::catalog(&mut c, plugin(), None)
             .await
             .map_err(|e| e.to_string())?;
         let predicted = plugin()
@@ -469,7 +469,7 @@ async fn walk_case(
                 "after move {i} ({m:?}) at {at}: rows changed in {changed:?}"
             ));
         }
-        if at == "manufacturing_module_v1" {
+        if at == crate::head() {
             head_properties(&mut c)
                 .await
                 .map_err(|e| format!("after move {i} ({m:?}): {e}"))?;

@@ -4,9 +4,7 @@
 
 use wasmig::component::{Catalog, ErrorKind, LockLevel, MigrationPlan, PlanOptions, Step};
 use wasmig::{Limits, Plugin, PluginError};
-use wasmig_tests::{chain, check_form, empty, enum_form, model_at, plugin};
-
-const HEAD: &str = "manufacturing_module_v1";
+use wasmig_tests::{chain, check_form, empty, enum_form, head, model_at, plugin};
 
 /// The plan from `from` to `to` on `live`, with the default options.
 fn full_plan(from: Option<&str>, to: Option<&str>, live: &Catalog) -> MigrationPlan {
@@ -46,15 +44,15 @@ fn the_component_imports_nothing_and_exports_the_contract() {
 #[test]
 fn the_chain_is_erp_base_then_the_manufacturing_module() {
     let revs = plugin().revisions().unwrap();
-    assert_eq!(chain(), ["erp_base", HEAD]);
+    assert_eq!(chain(), ["erp_base", head()]);
     assert_eq!(revs[0].down_revision, None);
     assert_eq!(revs[1].down_revision.as_deref(), Some("erp_base"));
     assert!(revs.iter().all(|r| r.checksum.len() == 64));
     assert_ne!(revs[0].checksum, revs[1].checksum);
     // Rendering is deterministic: the same call twice gives the same bytes.
     assert_eq!(
-        plan(None, Some(HEAD), &empty()),
-        plan(None, Some(HEAD), &empty())
+        plan(None, Some(head()), &empty()),
+        plan(None, Some(head()), &empty())
     );
 }
 
@@ -90,14 +88,14 @@ fn every_revision_up_then_down_on_the_model_gives_back_the_start_in_every_form()
 
 #[test]
 fn verify_is_clean_on_the_model_and_names_mismatches() {
-    for at in [None, Some("erp_base"), Some(HEAD)] {
+    for at in [None, Some("erp_base"), Some(head())] {
         assert_eq!(
             plugin().verify(at, &model_at(at)).unwrap(),
             vec![],
             "{at:?}"
         );
     }
-    let mut broken = model_at(Some(HEAD));
+    let mut broken = model_at(Some(head()));
     broken.indexes.retain(|i| i.name != "idx_mo_machine");
     for t in &mut broken.tables {
         if t.name == "manufacturing_orders" {
@@ -110,7 +108,7 @@ fn verify_is_clean_on_the_model_and_names_mismatches() {
         }
     }
     let rules: Vec<String> = plugin()
-        .verify(Some(HEAD), &broken)
+        .verify(Some(head()), &broken)
         .unwrap()
         .into_iter()
         .map(|f| f.rule)
@@ -120,7 +118,7 @@ fn verify_is_clean_on_the_model_and_names_mismatches() {
     }
     // Leftovers after a bad downgrade are mismatches too.
     let rules: Vec<String> = plugin()
-        .verify(Some("erp_base"), &model_at(Some(HEAD)))
+        .verify(Some("erp_base"), &model_at(Some(head())))
         .unwrap()
         .into_iter()
         .map(|f| f.rule)
@@ -134,7 +132,7 @@ fn verify_is_clean_on_the_model_and_names_mismatches() {
 
 #[test]
 fn the_head_sql_contains_every_seed_object() {
-    let sql: String = plan(None, Some(HEAD), &empty())
+    let sql: String = plan(None, Some(head()), &empty())
         .iter()
         .map(|s| s.sql.clone() + "\n")
         .collect();
@@ -192,7 +190,7 @@ fn find<'a>(steps: &'a [Step], needle: &str) -> &'a Step {
 
 #[test]
 fn parts_4_and_5_follow_the_enum_form() {
-    let up = plan(Some("erp_base"), Some(HEAD), &enum_form());
+    let up = plan(Some("erp_base"), Some(head()), &enum_form());
     let add = find(
         &up,
         "ALTER TYPE alert_type ADD VALUE IF NOT EXISTS 'shortage_for_mo'",
@@ -208,9 +206,9 @@ fn parts_4_and_5_follow_the_enum_form() {
     assert!(up[first_alone..].iter().all(|s| !s.transactional));
 
     let down = plan(
-        Some(HEAD),
+        Some(head()),
         Some("erp_base"),
-        &expected(Some("erp_base"), Some(HEAD), &enum_form()),
+        &expected(Some("erp_base"), Some(head()), &enum_form()),
     );
     let lock = find(&down, "LOCK TABLE inventory_alerts IN SHARE MODE");
     assert!(lock.transactional);
@@ -246,7 +244,7 @@ fn parts_4_and_5_follow_the_enum_form() {
 
 #[test]
 fn parts_4_and_5_follow_the_check_form() {
-    let up = plan(Some("erp_base"), Some(HEAD), &check_form());
+    let up = plan(Some("erp_base"), Some(head()), &check_form());
     let replace = find(
         &up,
         "ADD CONSTRAINT inventory_alerts_alert_type_check CHECK (alert_type IN ('low_stock', 'out_of_stock', 'reorder', 'shortage_for_mo')) NOT VALID",
@@ -272,9 +270,9 @@ fn parts_4_and_5_follow_the_check_form() {
     );
 
     let down = plan(
-        Some(HEAD),
+        Some(head()),
         Some("erp_base"),
-        &expected(Some("erp_base"), Some(HEAD), &check_form()),
+        &expected(Some("erp_base"), Some(head()), &check_form()),
     );
     find(
         &down,
@@ -291,8 +289,8 @@ fn parts_4_and_5_follow_the_check_form() {
 #[test]
 fn parts_4_and_5_say_nothing_to_change_on_plain_varchar() {
     for (from, to) in [
-        (Some("erp_base"), Some(HEAD)),
-        (Some(HEAD), Some("erp_base")),
+        (Some("erp_base"), Some(head())),
+        (Some(head()), Some("erp_base")),
     ] {
         let live = model_at(from);
         let steps = plan(from, to, &live);
@@ -340,7 +338,7 @@ fn unknown_revisions_and_drift_are_refused_with_a_reason() {
     let e = plugin()
         .plan(
             Some("erp_base"),
-            Some(HEAD),
+            Some(head()),
             &empty(),
             PlanOptions {
                 resume: false,
@@ -358,11 +356,11 @@ fn unknown_revisions_and_drift_are_refused_with_a_reason() {
         e.message
     );
     // A column already added by hand.
-    let by_hand = expected(Some("erp_base"), Some(HEAD), &model_at(Some("erp_base")));
+    let by_hand = expected(Some("erp_base"), Some(head()), &model_at(Some("erp_base")));
     let e = plugin()
         .plan(
             Some("erp_base"),
-            Some(HEAD),
+            Some(head()),
             &by_hand,
             PlanOptions {
                 resume: false,
@@ -378,7 +376,7 @@ fn unknown_revisions_and_drift_are_refused_with_a_reason() {
     let steps = plugin()
         .plan(
             Some("erp_base"),
-            Some(HEAD),
+            Some(head()),
             &by_hand,
             PlanOptions {
                 resume: true,
@@ -401,7 +399,7 @@ fn unknown_revisions_and_drift_are_refused_with_a_reason() {
     let e = plugin()
         .plan(
             Some("erp_base"),
-            Some(HEAD),
+            Some(head()),
             &partial,
             PlanOptions {
                 resume: true,
@@ -426,7 +424,7 @@ fn tables_with_rows_get_online_index_builds() {
     for t in &mut live.tables {
         t.has_rows = t.name == "manufacturing_orders";
     }
-    let steps = plan(Some("erp_base"), Some(HEAD), &live);
+    let steps = plan(Some("erp_base"), Some(head()), &live);
     let mo = find(
         &steps,
         "CREATE INDEX CONCURRENTLY idx_mo_operator ON manufacturing_orders",
@@ -436,9 +434,9 @@ fn tables_with_rows_get_online_index_builds() {
     // New tables are empty: their indexes stay in the transaction.
     assert!(find(&steps, "CREATE INDEX idx_bom_rev_status").transactional);
     let down = plan(
-        Some(HEAD),
+        Some(head()),
         Some("erp_base"),
-        &expected(Some("erp_base"), Some(HEAD), &live),
+        &expected(Some("erp_base"), Some(head()), &live),
     );
     assert!(!find(&down, "DROP INDEX CONCURRENTLY IF EXISTS idx_mo_operator").transactional);
 }
@@ -446,9 +444,9 @@ fn tables_with_rows_get_online_index_builds() {
 #[test]
 fn the_plugins_own_plan_lints_without_errors() {
     for (from, to, live) in [
-        (None, Some(HEAD), empty()),
-        (Some("erp_base"), Some(HEAD), enum_form()),
-        (Some("erp_base"), Some(HEAD), check_form()),
+        (None, Some(head()), empty()),
+        (Some("erp_base"), Some(head()), enum_form()),
+        (Some("erp_base"), Some(head()), check_form()),
     ] {
         for s in plan(from, to, &live) {
             let errors: Vec<_> = s
@@ -464,7 +462,7 @@ fn the_plugins_own_plan_lints_without_errors() {
         }
     }
     // Known hazard the plan carries knowingly: bom_revisions' user FKs have no index (the seed's shape).
-    let head = plan(None, Some(HEAD), &empty());
+    let head = plan(None, Some(head()), &empty());
     assert!(
         head.iter()
             .flat_map(|s| &s.lint)
@@ -535,7 +533,7 @@ fn a_trap_in_the_plugin_is_a_clear_error_and_the_next_call_works() {
     let e = small
         .plan(
             None,
-            Some(HEAD),
+            Some(head()),
             &empty(),
             PlanOptions {
                 resume: false,

@@ -29,7 +29,6 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 use wasmig_tests::*;
 
-const HEAD: &str = "manufacturing_module_v1";
 const BASE: &str = "erp_base";
 const ROWS: i64 = 200_000;
 
@@ -141,7 +140,7 @@ async fn state(c: &mut PgConnection) -> State {
     State { revisions, invalid }
 }
 
-fn spawn(url: &str, args: &[&str]) -> Child {
+fn spawn(url: &str, args: &[String]) -> Child {
     Command::new(wasmig_bin())
         .args(args)
         .env("DATABASE_URL", url)
@@ -187,7 +186,7 @@ struct Kill {
     output: Output,
 }
 
-async fn kill_when(url: &str, args: &[&str], trigger: &Trigger) -> Kill {
+async fn kill_when(url: &str, args: &[String], trigger: &Trigger) -> Kill {
     let mut c = conn(url).await;
     let mut child = spawn(url, args);
     let started = Instant::now();
@@ -311,15 +310,21 @@ fn ok(out: &Output, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-struct Scenario {
+struct Scenario<'a> {
+    plugin: &'a TestPlugin,
     args: Vec<&'static str>,
     trigger: Trigger,
-    target: &'static str,
+    /// What `wasmig current` says after the rerun.
+    target: &'a str,
+    /// The erp_base rows must survive (the reference plugin on a loaded database): an
+    /// application reads manufacturing_orders meanwhile, and every row is compared.
+    erp_rows: Option<&'a str>,
 }
 
 /// One kill and one rerun; returns a report line.
-async fn kill_and_rerun(url: &str, s: &Scenario, rows: &str) -> (String, Option<State>) {
+async fn kill_and_rerun(url: &str, s: &Scenario<'_>) -> (String, Option<State>) {
     let args = s.args.clone();
+    let cli = s.plugin.args(&args);
     let mut c = conn(url).await;
     // For `Blocked`, another session holds what the runner's first concurrent build
     // (a snapshot: "waiting for old snapshots") or drop (a lock on the table) waits for.
@@ -334,8 +339,9 @@ async fn kill_and_rerun(url: &str, s: &Scenario, rows: &str) -> (String, Option<
         sqlx::raw_sql(sql).execute(&mut b).await.unwrap();
         blocker = Some(b);
     }
-    let reader = (!matches!(s.trigger, Trigger::Blocked)).then(|| reader(url));
-    let kill = kill_when(url, &args, &s.trigger).await;
+    let reader =
+        (s.erp_rows.is_some() && !matches!(s.trigger, Trigger::Blocked)).then(|| reader(url));
+    let kill = kill_when(url, &cli, &s.trigger).await;
     if let Some(reader) = reader {
         reader.abort();
         let _ = reader.await;
@@ -365,6 +371,7 @@ async fn kill_and_rerun(url: &str, s: &Scenario, rows: &str) -> (String, Option<
     // revert one more revision. An operator looks at `wasmig current` first; so does the test.
     let finished_relative_down =
         args == ["down"] && after.revisions == "erp_base:applied" && after.invalid.is_empty();
+    let p = s.plugin;
     let said = if kill.at.is_none() {
         // It finished before the trigger: it must have succeeded, and there is nothing to rerun
         // (`down` again would revert one more revision).
@@ -379,17 +386,17 @@ async fn kill_and_rerun(url: &str, s: &Scenario, rows: &str) -> (String, Option<
     } else if finished_relative_down {
         String::from("(the killed run had committed its move; nothing to rerun)")
     } else {
-        ok(&wasmig(Some(url), &args), &what)
+        ok(&p.wasmig(Some(url), &args), &what)
     };
     let rerun_ms = t.elapsed().as_millis();
-    let current = ok(&wasmig(Some(url), &["current"]), "wasmig current");
+    let current = ok(&p.wasmig(Some(url), &["current"]), "wasmig current");
     assert_eq!(
         current.trim(),
         s.target,
         "after {what}: {said}\nthe killed run said: {}",
         text(&kill.output)
     );
-    let verify = wasmig(Some(url), &["verify"]);
+    let verify = p.wasmig(Some(url), &["verify"]);
     assert_eq!(
         verify.status.code(),
         Some(0),
@@ -402,13 +409,15 @@ async fn kill_and_rerun(url: &str, s: &Scenario, rows: &str) -> (String, Option<
         end.invalid.is_empty(),
         "invalid indexes left after the rerun: {end}"
     );
-    assert_eq!(
-        rows_of(url).await,
-        rows,
-        "rows changed after a kill {} and a rerun of `wasmig {}`",
-        s.trigger,
-        args.join(" ")
-    );
+    if let Some(rows) = s.erp_rows {
+        assert_eq!(
+            rows_of(url).await,
+            rows,
+            "rows changed after a kill {} and a rerun of `wasmig {}`",
+            s.trigger,
+            args.join(" ")
+        );
+    }
 
     let at = kill.at.map_or("finished first".to_string(), |d| {
         format!("killed at {:>4} ms", d.as_millis())
@@ -433,6 +442,7 @@ async fn kill_and_rerun(url: &str, s: &Scenario, rows: &str) -> (String, Option<
 
 #[tokio::test]
 async fn a_killed_up_or_down_finishes_with_one_rerun_and_keeps_every_row() {
+    let bundled = &plugins()[0];
     let started = Instant::now();
     let url = loaded_db(ROWS).await;
     let rows = rows_of(&url).await;
@@ -482,11 +492,13 @@ async fn a_killed_up_or_down_finishes_with_one_rerun_and_keeps_every_row() {
     for i in 0..ups.len().max(downs.len()) {
         if let Some(trigger) = ups.get(i) {
             let s = Scenario {
+                plugin: bundled,
                 args: vec!["up"],
                 trigger: trigger.clone(),
-                target: HEAD,
+                target: head(),
+                erp_rows: Some(&rows),
             };
-            let (line, after) = kill_and_rerun(&url, &s, &rows).await;
+            let (line, after) = kill_and_rerun(&url, &s).await;
             up_kills += after.is_some() as usize;
             states.extend(after.map(|a| (s.trigger.clone(), "up", a)));
             report.push(line);
@@ -499,11 +511,13 @@ async fn a_killed_up_or_down_finishes_with_one_rerun_and_keeps_every_row() {
                 vec!["down", "--to", BASE]
             };
             let s = Scenario {
+                plugin: bundled,
                 args,
                 trigger: trigger.clone(),
                 target: BASE,
+                erp_rows: Some(&rows),
             };
-            let (line, after) = kill_and_rerun(&url, &s, &rows).await;
+            let (line, after) = kill_and_rerun(&url, &s).await;
             down_kills += after.is_some() as usize;
             states.extend(after.map(|a| (s.trigger.clone(), "down", a)));
             report.push(line);
@@ -516,8 +530,8 @@ async fn a_killed_up_or_down_finishes_with_one_rerun_and_keeps_every_row() {
     println!("{}", report.join("\n"));
 
     // The kills landed where they were meant to: part-way through the revision.
-    let applying = format!("{BASE}:applied {HEAD}:applying");
-    let reverting = format!("{BASE}:applied {HEAD}:reverting");
+    let applying = format!("{BASE}:applied {}:applying", head());
+    let reverting = format!("{BASE}:applied {}:reverting", head());
     let left = |way: &str, pred: &dyn Fn(&Trigger, &State) -> bool| {
         states
             .iter()
@@ -554,40 +568,47 @@ async fn a_killed_up_or_down_finishes_with_one_rerun_and_keeps_every_row() {
     );
 }
 
+/// Every plugin on an empty database, and the reference plugin on a loaded one at erp_base.
 #[tokio::test]
 async fn eight_simultaneous_ups_apply_each_revision_exactly_once() {
-    for loaded in [false, true] {
+    let cases = plugins()
+        .iter()
+        .map(|p| (p, false))
+        .chain([(&plugins()[0], true)]);
+    for (p, loaded) in cases {
         let url = if loaded {
             loaded_db(20_000).await
         } else {
             fresh_db().await
         };
-        let children: Vec<Child> = (0..8).map(|_| spawn(&url, &["up"])).collect();
+        let chain = p.chain();
+        let head = p.head();
+        let children: Vec<Child> = (0..8).map(|_| spawn(&url, &p.args(&["up"]))).collect();
         let outputs: Vec<Output> = children
             .into_iter()
             .map(|c| c.wait_with_output().unwrap())
             .collect();
         let mut applied = 0;
         for o in &outputs {
-            let out = ok(o, "one of eight simultaneous `wasmig up`");
+            let out = ok(o, &format!("{p}: one of eight simultaneous `wasmig up`"));
             assert!(
-                out.contains("verify: clean at manufacturing_module_v1"),
-                "{out}"
+                out.contains(&format!("verify: clean at {head}")),
+                "{p}: {out}"
             );
             if out.contains("applied ") {
-                assert!(out.contains(&format!("applied {HEAD}")), "{out}");
+                assert!(out.contains(&format!("applied {head}")), "{p}: {out}");
                 applied += 1;
             } else {
                 assert!(
-                    out.contains("nothing to do: the database is at manufacturing_module_v1"),
-                    "{out}"
+                    out.contains(&format!("nothing to do: the database is at {head}")),
+                    "{p}: {out}"
                 );
             }
         }
         assert_eq!(
             applied,
             1,
-            "exactly one process applies: {:?}",
+            "{p}: exactly one process applies: {:?}",
             outputs.iter().map(text).collect::<Vec<_>>()
         );
         let mut c = conn(&url).await;
@@ -596,14 +617,66 @@ async fn eight_simultaneous_ups_apply_each_revision_exactly_once() {
                 .fetch_all(&mut c)
                 .await
                 .unwrap();
-        assert_eq!(
-            ups,
-            vec![(BASE.to_string(), 1), (HEAD.to_string(), 1)],
-            "loaded: {loaded}"
-        );
+        let mut want: Vec<(String, i64)> = chain.iter().map(|r| (r.clone(), 1)).collect();
+        want.sort();
+        assert_eq!(ups, want, "{p}, loaded: {loaded}");
         let st = state(&mut c).await;
-        assert_eq!(st.revisions, format!("{BASE}:applied {HEAD}:applied"));
-        assert!(st.invalid.is_empty(), "{st}");
+        let all: Vec<String> = chain.iter().map(|r| format!("{r}:applied")).collect();
+        assert_eq!(st.revisions, all.join(" "), "{p}");
+        assert!(st.invalid.is_empty(), "{p}: {st}");
+    }
+}
+
+/// Every plugin, on an empty database: `up` and `down --to base` killed at a
+/// spread of points (timed on a clean run of each), then run once more. The
+/// rerun must reach the target, verify clean and leave no INVALID index.
+#[tokio::test]
+async fn a_killed_up_or_down_of_every_plugin_finishes_with_one_rerun() {
+    for p in plugins() {
+        let url = fresh_db().await;
+        let head = p.head();
+        let timed = |args: &[&str]| {
+            let t = Instant::now();
+            ok(&p.wasmig(Some(&url), args), &format!("{p}: a clean run"));
+            t.elapsed()
+        };
+        // Compile the plugin into the cache first: the timed runs are what the kills see.
+        ok(&p.wasmig(None, &["list"]), &format!("{p}: list"));
+        // Starting, loading the plugin and connecting take most of a run on an empty
+        // database: `current` does only that, so the kills are spread over the rest.
+        let start = timed(&["current"]);
+        let (up_time, down_time) = (timed(&["up"]), timed(&["down", "--to", "base"]));
+        let mut report = vec![format!(
+            "{p}: start {} ms, clean up {} ms, clean down {} ms",
+            start.as_millis(),
+            up_time.as_millis(),
+            down_time.as_millis()
+        )];
+        let at = |total: Duration, f: f64| start + total.saturating_sub(start).mul_f64(f);
+        let mut kills = 0;
+        for f in [0.0, 0.2, 0.4, 0.6, 0.8, 0.95] {
+            for (args, target, total) in [
+                (vec!["up"], head.as_str(), up_time),
+                (vec!["down", "--to", "base"], "(none)", down_time),
+            ] {
+                let s = Scenario {
+                    plugin: p,
+                    args,
+                    trigger: Trigger::After(at(total, f)),
+                    target,
+                    erp_rows: None,
+                };
+                let (line, after) = kill_and_rerun(&url, &s).await;
+                kills += after.is_some() as usize;
+                report.push(line);
+            }
+        }
+        println!("{}", report.join("\n"));
+        assert!(
+            kills >= 4,
+            "{p}: too few kills landed:\n{}",
+            report.join("\n")
+        );
     }
 }
 
@@ -751,7 +824,7 @@ async fn backup_dumps_and_proves_the_restore_before_changing_anything_or_refuses
     // It works: a verified dump of erp_base, then the migration.
     let out = wasmig(Some(&url), &["up", "--backup", dir.to_str().unwrap()]);
     let said = ok(&out, "up --backup");
-    assert!(said.contains(&format!("applied {HEAD}")), "{said}");
+    assert!(said.contains(&format!("applied {}", head())), "{said}");
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(
         log.contains("restores:") && log.contains("row(s) match"),

@@ -5,10 +5,8 @@
 
 use wasmig::MigrateError;
 use wasmig::component::PlanOptions;
-use wasmig::forms::Form;
+use wasmig_tests::forms::Form;
 use wasmig_tests::*;
-
-const HEAD: &str = "manufacturing_module_v1";
 
 fn stdout(o: &std::process::Output) -> String {
     assert!(o.status.success(), "wasmig failed: {}", text(o));
@@ -77,7 +75,7 @@ async fn every_form_goes_up_verifies_and_comes_back_to_the_same_catalog() {
         let predicted = plugin()
             .plan(
                 Some("erp_base"),
-                Some(HEAD),
+                Some(head()),
                 &before,
                 PlanOptions {
                     resume: false,
@@ -92,7 +90,7 @@ async fn every_form_goes_up_verifies_and_comes_back_to_the_same_catalog() {
         let mut r = runner(&url).await;
         let moves = r.up(None).await.unwrap();
         let (at, findings) = r.verify().await.unwrap();
-        assert_eq!((at.as_deref(), findings), (Some(HEAD), vec![]), "{form}");
+        assert_eq!((at.as_deref(), findings), (Some(head()), vec![]), "{form}");
         assert_eq!(
             catalog(&url).await,
             predicted,
@@ -207,7 +205,7 @@ async fn a_downgrade_refuses_while_rows_use_the_new_value_and_then_succeeds() {
         assert!(matches!(err, MigrateError::DataInUse(_)), "{form}: {err}");
         let msg = err.to_string();
         assert!(
-            msg.contains("1 row(s) of inventory_alerts.alert_type")
+            msg.contains("1 row(s) of public.inventory_alerts.alert_type")
                 && msg.contains("shortage_for_mo"),
             "{form}: {msg}"
         );
@@ -453,7 +451,7 @@ async fn an_alembic_database_adopts_wasmig_with_stamp_and_alembic_version_keeps_
  {
     let url = alembic_db_at_base().await;
     // Stamping a revision the schema does not match is refused.
-    let out = wasmig(Some(&url), &["stamp", HEAD]);
+    let out = wasmig(Some(&url), &["stamp", head()]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("missing-table"), "{}", text(&out));
 
@@ -477,7 +475,7 @@ async fn a_downgrade_after_stamping_the_head_keeps_the_alembic_row() {
     stdout(&wasmig(Some(&url), &["stamp", "erp_base"]));
     stdout(&wasmig(Some(&url), &["up"]));
     exec(&url, "DROP SCHEMA wasmig CASCADE").await;
-    stdout(&wasmig(Some(&url), &["stamp", HEAD]));
+    stdout(&wasmig(Some(&url), &["stamp", head()]));
     stdout(&wasmig(Some(&url), &["down"]));
     // The old code deleted the row here, and the next `alembic upgrade head` re-ran the app's first migration.
     assert_eq!(alembic_row(&url).await.as_deref(), Some("e63da1a343bc"));
@@ -498,9 +496,9 @@ async fn alembic_version_follows_only_revisions_the_alembic_versions_directory_h
 
     // With it, up writes the wasmig id Alembic now knows, and down restores the app's head.
     let dir = alembic_versions(true);
-    let script = std::fs::read_to_string(dir.path().join(format!("{HEAD}_wasmig.py"))).unwrap();
+    let script = std::fs::read_to_string(dir.path().join(format!("{}_wasmig.py", head()))).unwrap();
     assert!(
-        script.contains(&format!("revision = '{HEAD}'"))
+        script.contains(&format!("revision = '{}'", head()))
             && script.contains("down_revision = 'e63da1a343bc'"),
         "{script}"
     );
@@ -509,7 +507,7 @@ async fn alembic_version_follows_only_revisions_the_alembic_versions_directory_h
         Some(&url),
         &["up", "--alembic-versions", dir.path().to_str().unwrap()],
     ));
-    assert_eq!(alembic_row(&url).await.as_deref(), Some(HEAD));
+    assert_eq!(alembic_row(&url).await.as_deref(), Some(head()));
     stdout(&wasmig(Some(&url), &["down"]));
     assert_eq!(alembic_row(&url).await.as_deref(), Some("e63da1a343bc"));
 }
@@ -520,7 +518,7 @@ async fn a_downgrade_that_cannot_tell_alembic_s_previous_revision_is_refused_unt
     stdout(&wasmig(Some(&url), &["stamp", "erp_base"]));
     stdout(&wasmig(Some(&url), &["up"]));
     // As if Alembic had run the generated script: the row holds the wasmig id, nothing recorded before it.
-    exec(&url, &format!("UPDATE alembic_version SET version_num = '{HEAD}'; UPDATE wasmig.revisions SET alembic_before = NULL")).await;
+    exec(&url, &format!("UPDATE alembic_version SET version_num = '{}'; UPDATE wasmig.revisions SET alembic_before = NULL", head())).await;
     let before = snapshot(&url).await;
     let out = wasmig(Some(&url), &["down"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
@@ -530,7 +528,7 @@ async fn a_downgrade_that_cannot_tell_alembic_s_previous_revision_is_refused_unt
         text(&out)
     );
     assert_eq!(snapshot(&url).await, before);
-    assert_eq!(alembic_row(&url).await.as_deref(), Some(HEAD));
+    assert_eq!(alembic_row(&url).await.as_deref(), Some(head()));
     // Told where the scripts are, it restores the script's down_revision.
     let dir = alembic_versions(true);
     stdout(&wasmig(
@@ -566,7 +564,14 @@ fn alembic_revision_refuses_an_id_alembic_cannot_store() {
 async fn a_changed_checksum_stops_the_run() {
     let url = fresh_db().await;
     runner(&url).await.up(None).await.unwrap();
-    exec(&url, "UPDATE wasmig.revisions SET checksum = 'deadbeef' WHERE revision = 'manufacturing_module_v1'").await;
+    exec(
+        &url,
+        &format!(
+            "UPDATE wasmig.revisions SET checksum = 'deadbeef' WHERE revision = '{}'",
+            head()
+        ),
+    )
+    .await;
     let before = snapshot(&url).await;
     let out = wasmig(Some(&url), &["down"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
@@ -626,7 +631,7 @@ async fn catalog_snapshots_plan_offline_like_the_live_database() {
         "{script}"
     );
     run_psql(&url, &script);
-    stdout(&wasmig(Some(&url), &["stamp", HEAD]));
+    stdout(&wasmig(Some(&url), &["stamp", head()]));
     let _ = std::fs::remove_file(file);
 }
 
@@ -695,7 +700,7 @@ async fn verify_compares_the_whole_index_and_constraint_definition_and_stamp_ref
         }
         // stamp adopts only an exact match: refused, nothing recorded.
         let before = snapshot(&url).await;
-        let refused = r.stamp(HEAD, false).await.unwrap();
+        let refused = r.stamp(head(), false).await.unwrap();
         assert!(
             refused.iter().any(|f| f.rule == *rule),
             "{what}: stamp did not refuse: {refused:#?}"
@@ -709,7 +714,7 @@ async fn verify_compares_the_whole_index_and_constraint_definition_and_stamp_ref
             let out = wasmig(Some(&url), &["verify"]);
             assert_eq!(out.status.code(), Some(3), "{}", text(&out));
             assert!(text(&out).contains("WHERE false"), "{}", text(&out));
-            let out = wasmig(Some(&url), &["stamp", HEAD]);
+            let out = wasmig(Some(&url), &["stamp", head()]);
             assert_eq!(out.status.code(), Some(4), "{}", text(&out));
             assert!(text(&out).contains("wrong-index"), "{}", text(&out));
             assert_eq!(snapshot(&url).await, before);
@@ -742,7 +747,7 @@ async fn verify_reports_a_check_whose_expression_was_changed_by_hand() {
         );
         let before = snapshot(&url).await;
         assert!(
-            !r.stamp(HEAD, false).await.unwrap().is_empty(),
+            !r.stamp(head(), false).await.unwrap().is_empty(),
             "{check}: stamp adopted it"
         );
         assert_eq!(snapshot(&url).await, before);

@@ -153,7 +153,7 @@ async fn advisory_locks(url: &str) -> i64 {
 #[tokio::test]
 async fn a_transaction_mode_pooler_is_refused_before_any_change() {
     let bouncer = Bouncer::start("transaction", 4).await;
-    let url = db_at_base(wasmig::forms::Form::Plain).await;
+    let url = db_at_base(wasmig_tests::forms::Form::Plain).await;
     let before = snapshot(&url).await;
     let pooled = bouncer.url_for(&url);
     // Four runners at once, the way a deploy with several replicas starts them.
@@ -242,7 +242,7 @@ async fn no_session_setting_is_left_on_a_pooled_server_connection() {
     // Transaction mode, one server connection: whatever wasmig does before it refuses
     // happens on the connection the next client gets.
     let bouncer = Bouncer::start_with("transaction", 1, "").await;
-    let url = db_at_base(wasmig::forms::Form::Plain).await;
+    let url = db_at_base(wasmig_tests::forms::Form::Plain).await;
     let pooled = bouncer.url_for(&url);
     let out = wasmig(Some(&pooled), &["up"]);
     assert_eq!(out.status.code(), Some(10), "{}", text(&out));
@@ -295,7 +295,7 @@ fn db_name(url: &str) -> String {
 
 #[tokio::test]
 async fn a_roles_statement_timeout_does_not_cancel_a_concurrent_index_build() {
-    let url = db_at_base(wasmig::forms::Form::Plain).await;
+    let url = db_at_base(wasmig_tests::forms::Form::Plain).await;
     let as_role = role_with(
         &url,
         &format!("short_{}", db_name(&url)),
@@ -339,7 +339,7 @@ async fn a_roles_statement_timeout_does_not_cancel_a_concurrent_index_build() {
 
 #[tokio::test]
 async fn a_statement_timeout_given_on_the_command_line_stops_a_long_build_with_a_hint() {
-    let url = db_at_base(wasmig::forms::Form::Plain).await;
+    let url = db_at_base(wasmig_tests::forms::Form::Plain).await;
     let mut reader = conn(&url).await;
     sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM pg_class")
         .execute(&mut reader)
@@ -364,7 +364,7 @@ async fn a_statement_timeout_given_on_the_command_line_stops_a_long_build_with_a
 #[tokio::test]
 async fn a_short_idle_in_transaction_timeout_survives_lock_retries_and_the_error_names_the_blocker()
 {
-    let url = db_at_base(wasmig::forms::Form::Plain).await;
+    let url = db_at_base(wasmig_tests::forms::Form::Plain).await;
     let as_role = role_with(
         &url,
         &format!("brisk_{}", db_name(&url)),

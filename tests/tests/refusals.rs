@@ -27,7 +27,7 @@ fn v1() -> String {
 /// A database at the chain's second revision, with rows in the tables it kept
 /// from `erp_base` (new columns at their defaults).
 async fn db_at_v1_with_rows() -> String {
-    let url = db_at_base(wasmig::forms::Form::Plain).await;
+    let url = db_at_base(wasmig_tests::forms::Form::Plain).await;
     exec(&url, &rows(3)).await;
     let out = wasmig(Some(&url), &["up", "--to", &v1()]);
     assert!(out.status.success(), "{}", text(&out));
@@ -83,8 +83,10 @@ async fn down_refuses_while_a_table_the_revision_created_holds_rows() {
     exec(
         &url,
         &format!(
-            "SET session_replication_role = replica; INSERT INTO {created} ({}) VALUES ({})",
-            columns.0, columns.1
+            "SET session_replication_role = replica; INSERT INTO {} ({}) VALUES ({})",
+            quote(&created),
+            columns.0,
+            columns.1
         ),
     )
     .await;
@@ -94,7 +96,7 @@ async fn down_refuses_while_a_table_the_revision_created_holds_rows() {
     assert_eq!(out.status.code(), Some(6), "{t}");
     assert!(
         t.contains(&format!(
-            "dropping table {created} would delete its 1 row(s)"
+            "dropping table public.{created} would delete its 1 row(s)"
         )),
         "{t}"
     );
@@ -146,7 +148,7 @@ async fn the_offline_downgrade_script_stops_in_psql_before_any_change() {
 
 #[tokio::test]
 async fn up_refuses_to_start_from_a_drifted_schema_and_changes_nothing() {
-    let url = db_at_base(wasmig::forms::Form::Plain).await;
+    let url = db_at_base(wasmig_tests::forms::Form::Plain).await;
     exec(&url, "ALTER TABLE products ALTER COLUMN name TYPE text").await;
     let before = snapshot(&url).await;
     let out = wasmig(Some(&url), &["up"]);
@@ -163,7 +165,7 @@ async fn up_refuses_to_start_from_a_drifted_schema_and_changes_nothing() {
 
 #[tokio::test]
 async fn accept_drift_still_refuses_drift_on_an_object_the_move_changes() {
-    let url = db_at_base(wasmig::forms::Form::Plain).await;
+    let url = db_at_base(wasmig_tests::forms::Form::Plain).await;
     // manufacturing_orders is what the next revision alters.
     exec(
         &url,
@@ -238,15 +240,24 @@ async fn insertable(url: &str, table: &str) -> (String, String) {
         .iter()
         .filter(|c| c.not_null && c.default.is_none())
     {
-        cols.push(c.name.clone());
-        vals.push(match c.data_type.as_str() {
-            t if t.starts_with("character") || t == "text" => "'x'".to_string(),
-            t if t.starts_with("timestamp") => "now()".to_string(),
-            "boolean" => "false".to_string(),
+        cols.push(quote(&c.name));
+        let label = model.enums.iter().find(|e| e.name == c.data_type);
+        vals.push(match (c.data_type.as_str(), label) {
+            (_, Some(e)) => format!("'{}'", e.labels[0].replace('\'', "''")),
+            (t, _) if t.starts_with("character") || t == "text" => "'x'".to_string(),
+            (t, _) if t.starts_with("timestamp") || t == "date" => "now()".to_string(),
+            ("boolean", _) => "false".to_string(),
+            ("json" | "jsonb", _) => "'{}'".to_string(),
+            ("uuid", _) => "gen_random_uuid()".to_string(),
             _ => "1".to_string(),
         });
     }
     (cols.join(", "), vals.join(", "))
+}
+
+/// `name` as a quoted identifier.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 trait Names {
@@ -261,10 +272,17 @@ impl Names for wasmig::component::Catalog {
 
 #[tokio::test]
 async fn two_relative_downgrades_started_together_revert_one_revision() {
+    for p in plugins().iter().filter(|p| p.chain().len() >= 2) {
+        two_relative_downgrades(p).await;
+    }
+}
+
+async fn two_relative_downgrades(p: &TestPlugin) {
     let url = fresh_db().await;
-    let out = wasmig(Some(&url), &["up"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let head = chain().len();
+    let out = p.wasmig(Some(&url), &["up"]);
+    assert!(out.status.success(), "{p}: {}", text(&out));
+    let chain = p.chain();
+    let head = chain.len();
     // Hold the migration lock so both runs read where the database is, then wait.
     let mut holder = conn(&url).await;
     sqlx::query("SELECT pg_advisory_lock(2063385703, hashtext(current_database()))")
@@ -273,7 +291,7 @@ async fn two_relative_downgrades_started_together_revert_one_revision() {
         .unwrap();
     let spawn = || {
         std::process::Command::new(wasmig_bin())
-            .args(["down", "--steps", "1", "--lock-wait", "60"])
+            .args(p.args(&["down", "--steps", "1", "--lock-wait", "60"]))
             .env("DATABASE_URL", &url)
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::piped())
@@ -294,7 +312,7 @@ async fn two_relative_downgrades_started_together_revert_one_revision() {
         n >= 2
     })
     .await;
-    assert!(both, "the two runs never connected");
+    assert!(both, "{p}: the two runs never connected");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     sqlx::query("SELECT pg_advisory_unlock_all()")
         .execute(&mut holder)
@@ -310,15 +328,15 @@ async fn two_relative_downgrades_started_together_revert_one_revision() {
     );
     let refused = if a.status.code() == Some(4) { &a } else { &b };
     assert!(
-        text(refused).contains("another wasmig run moved the database"),
+        text(refused).contains("another wasmig run moved schema public"),
         "{}",
         text(refused)
     );
-    let current = stdout_of(&wasmig(Some(&url), &["current"]));
+    let current = stdout_of(&p.wasmig(Some(&url), &["current"]));
     assert_eq!(
         current.trim(),
-        chain()[head - 2],
-        "two relative downgrades reverted more than one revision"
+        chain[head - 2],
+        "{p}: two relative downgrades reverted more than one revision"
     );
 }
 
@@ -394,7 +412,7 @@ async fn an_enum_downgrade_with_a_column_default_passes_the_hosts_own_sandbox() 
 
 #[tokio::test]
 async fn an_enum_downgrade_blocked_by_a_view_refuses_before_dropping_anything() {
-    let url = db_at_base(wasmig::forms::Form::Enum).await;
+    let url = db_at_base(wasmig_tests::forms::Form::Enum).await;
     exec(&url, &rows(50)).await;
     let out = wasmig(Some(&url), &["up"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -427,7 +445,7 @@ async fn an_enum_downgrade_blocked_by_a_view_refuses_before_dropping_anything() 
 
 #[tokio::test]
 async fn a_revision_stranded_by_a_failed_concurrent_build_can_be_reverted_with_down() {
-    let url = db_at_base(wasmig::forms::Form::Plain).await;
+    let url = db_at_base(wasmig_tests::forms::Form::Plain).await;
     exec(&url, &rows(500)).await;
     let base = base_rows(&mut conn(&url).await).await;
     // An old snapshot makes CREATE INDEX CONCURRENTLY wait; the statement timeout then fails it,
@@ -474,7 +492,7 @@ async fn a_revision_stranded_by_a_failed_concurrent_build_can_be_reverted_with_d
 
 #[tokio::test]
 async fn accepted_drift_the_move_does_not_touch_is_a_warning_not_a_failure() {
-    let url = db_at_base(wasmig::forms::Form::Plain).await;
+    let url = db_at_base(wasmig_tests::forms::Form::Plain).await;
     exec(&url, "ALTER TABLE organizations ADD COLUMN zz text").await;
     let out = wasmig(Some(&url), &["up", "--accept-drift"]);
     let t = text(&out);
@@ -486,4 +504,164 @@ async fn accepted_drift_the_move_does_not_touch_is_a_warning_not_a_failure() {
     assert_eq!(stdout_of(&wasmig(Some(&url), &["current"])).trim(), v1());
     // Without the flag, verify still says the schema is not what the revision promises.
     assert_eq!(wasmig(Some(&url), &["verify"]).status.code(), Some(3));
+}
+
+/// Tables `p`'s revision `i` creates (none of the catalog before it has).
+fn created_by(p: &TestPlugin, i: usize) -> Vec<String> {
+    let chain = p.chain();
+    let before = p.model_at(i.checked_sub(1).map(|j| chain[j].as_str()));
+    let after = p.model_at(Some(&chain[i]));
+    after
+        .table_names()
+        .filter(|n| before.table_names().all(|b| b != *n))
+        .cloned()
+        .collect()
+}
+
+/// For every plugin, every revision that creates a table: with one row in
+/// that table, `down` is refused (exit 6, the table and its count named,
+/// nothing changed) and `down --allow-data-loss` goes through.
+#[tokio::test]
+async fn every_plugin_refuses_to_drop_a_table_that_holds_rows() {
+    for p in plugins() {
+        let chain = p.chain();
+        let mut checked = 0;
+        for (i, id) in chain.iter().enumerate() {
+            let Some(table) = created_by(p, i).into_iter().next() else {
+                continue;
+            };
+            let url = fresh_db().await;
+            p.runner(&url)
+                .await
+                .up(Some(id))
+                .await
+                .unwrap_or_else(|e| panic!("{p}: up to {id}: {e}"));
+            let (cols, vals) = insertable(&url, &table).await;
+            // Foreign keys off for this one row: what is counted is rows, not their references.
+            exec(
+                &url,
+                &format!(
+                    "SET session_replication_role = replica; INSERT INTO {} ({cols}) VALUES ({vals})",
+                    quote(&table)
+                ),
+            )
+            .await;
+            let before = snapshot(&url).await;
+            let out = p.wasmig(Some(&url), &["down"]);
+            let t = text(&out);
+            assert_eq!(out.status.code(), Some(6), "{p} {id}: {t}");
+            assert!(
+                t.contains(&format!("dropping table {table} would delete its 1 row(s)")),
+                "{p} {id}: {t}"
+            );
+            assert_eq!(
+                snapshot(&url).await,
+                before,
+                "{p} {id}: a refused down changed the database"
+            );
+            let out = p.wasmig(Some(&url), &["down", "--allow-data-loss"]);
+            assert!(out.status.success(), "{p} {id}: {}", text(&out));
+            let previous = i.checked_sub(1).map_or("(none)", |j| chain[j].as_str());
+            assert_eq!(
+                stdout_of(&p.wasmig(Some(&url), &["current"])).trim(),
+                previous
+            );
+            checked += 1;
+        }
+        println!("{p}: {checked} revision(s) that create a table checked");
+    }
+}
+
+/// For every plugin, from every revision but the last: an extra column on a
+/// table is drift. `up` refuses it (exit 4, nothing changed); with
+/// `--accept-drift` it is still refused on a table the walk changes, and
+/// accepted (a warning) on one it does not.
+#[tokio::test]
+async fn every_plugin_refuses_to_move_from_a_drifted_schema_and_changes_nothing() {
+    let options = wasmig::component::PlanOptions {
+        resume: false,
+        online: None,
+        allow_data_loss: false,
+        schema: None,
+    };
+    for p in plugins() {
+        let chain = p.chain();
+        let head = p.head();
+        let mut checked = 0;
+        for at in &chain[..chain.len() - 1] {
+            let model = p.model_at(Some(at));
+            let walk = p
+                .plugin
+                .plan(Some(at), Some(&head), &model, options.clone())
+                .unwrap()
+                .unwrap();
+            // What the runner's pre-flight counts as changed: each writing step's first object.
+            let touched: Vec<&String> = walk
+                .steps
+                .iter()
+                .filter(|s| s.lock != wasmig::component::LockLevel::AccessShare)
+                .filter_map(|s| s.objects.first())
+                .collect();
+            let pick = |changed: bool| {
+                model
+                    .table_names()
+                    .find(|t| touched.contains(t) == changed)
+                    .cloned()
+            };
+            for (table, changed) in [(pick(true), true), (pick(false), false)] {
+                let Some(table) = table else { continue };
+                let url = fresh_db().await;
+                p.runner(&url).await.up(Some(at)).await.unwrap();
+                exec(
+                    &url,
+                    &format!(
+                        "ALTER TABLE {} ADD COLUMN wasmig_drift integer",
+                        quote(&table)
+                    ),
+                )
+                .await;
+                let before = snapshot(&url).await;
+                let out = p.wasmig(Some(&url), &["up"]);
+                let t = text(&out);
+                assert_eq!(out.status.code(), Some(4), "{p} at {at}, {table}: {t}");
+                assert!(
+                    t.contains(&table) && t.contains("--accept-drift"),
+                    "{p}: {t}"
+                );
+                assert_eq!(
+                    snapshot(&url).await,
+                    before,
+                    "{p} at {at}: up changed a drifted database"
+                );
+
+                let out = p.wasmig(Some(&url), &["up", "--accept-drift"]);
+                let t = text(&out);
+                if changed {
+                    assert_eq!(
+                        out.status.code(),
+                        Some(4),
+                        "{p} at {at}, {table} (changed by the walk): {t}"
+                    );
+                    assert_eq!(snapshot(&url).await, before, "{p} at {at}");
+                } else {
+                    assert_eq!(
+                        out.status.code(),
+                        Some(0),
+                        "{p} at {at}, {table} (not changed by the walk): {t}"
+                    );
+                    assert!(
+                        t.contains("drift accepted")
+                            && t.contains(&format!("{table}.wasmig_drift")),
+                        "{p}: {t}"
+                    );
+                    assert_eq!(stdout_of(&p.wasmig(Some(&url), &["current"])).trim(), head);
+                }
+                checked += 1;
+            }
+        }
+        assert!(
+            chain.len() < 2 || checked > 0,
+            "{p}: no drift case could be set up"
+        );
+    }
 }

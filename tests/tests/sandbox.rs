@@ -13,8 +13,6 @@ use wasmig::sandbox::{Allowances, Rule, check_plan, check_step};
 use wasmig::{Limits, MigrateError, Plugin, PluginError, RunOptions, Runner};
 use wasmig_tests::*;
 
-const HEAD: &str = "manufacturing_module_v1";
-
 fn hostile_path() -> PathBuf {
     PathBuf::from(env!("WASMIG_HOSTILE_DIR")).join("hostile.wasm")
 }
@@ -252,11 +250,16 @@ fn check_all_plans_from(form: &str, base: &Catalog) -> usize {
                 schema: None,
             };
             let up = p
-                .plan(Some("erp_base"), Some(HEAD), base, options.clone())
+                .plan(Some("erp_base"), Some(head()), base, options.clone())
                 .unwrap()
                 .unwrap();
             let down = p
-                .plan(Some(HEAD), Some("erp_base"), &up.expected, options.clone())
+                .plan(
+                    Some(head()),
+                    Some("erp_base"),
+                    &up.expected,
+                    options.clone(),
+                )
                 .unwrap()
                 .unwrap();
             let to_base = p
@@ -283,31 +286,49 @@ fn check_all_plans_from(form: &str, base: &Catalog) -> usize {
     steps
 }
 
+/// Every plugin's plans, each revision on its own and the whole chain, up and
+/// down, with online builds chosen, off and on, on tables with and without rows.
+#[test]
+fn every_step_of_every_plugin_plan_passes_the_checker() {
+    for p in plugins() {
+        let chain = p.chain();
+        let mut steps = 0;
+        for online in [None, Some(false), Some(true)] {
+            for rows in [false, true] {
+                let options = PlanOptions {
+                    resume: false,
+                    online,
+                    allow_data_loss: false,
+                    schema: None,
+                };
+                let mut moves: Vec<(Option<&str>, Option<&str>)> =
+                    vec![(None, chain.last().map(String::as_str))];
+                for (i, id) in chain.iter().enumerate() {
+                    let before = i.checked_sub(1).map(|j| chain[j].as_str());
+                    moves.push((before, Some(id)));
+                    moves.push((Some(id), before));
+                }
+                for (from, to) in moves {
+                    let live = with_rows(p.model_at(from), rows);
+                    let plan = p
+                        .plugin
+                        .plan(from, to, &live, options.clone())
+                        .unwrap()
+                        .unwrap_or_else(|e| panic!("{p} {from:?} -> {to:?}: {}", e.message));
+                    check_plan(&plan.steps, &Allowances::none()).unwrap_or_else(|v| {
+                        panic!("{p} {from:?} -> {to:?} online={online:?} rows={rows}: {v}")
+                    });
+                    steps += plan.steps.len();
+                }
+            }
+        }
+        assert!(steps >= 6 * chain.len(), "{p}: only {steps} steps checked");
+    }
+}
+
 #[test]
 fn every_step_of_every_reference_plan_passes_the_checker() {
-    let p = plugin();
     let mut steps = 0;
-    for online in [None, Some(false), Some(true)] {
-        let options = PlanOptions {
-            resume: false,
-            online,
-            allow_data_loss: false,
-            schema: None,
-        };
-        let full = p
-            .plan(None, Some(HEAD), &empty(), options.clone())
-            .unwrap()
-            .unwrap();
-        check_plan(&full.steps, &Allowances::none())
-            .unwrap_or_else(|v| panic!("empty -> head: {v}"));
-        let back = p
-            .plan(Some(HEAD), None, &full.expected, options.clone())
-            .unwrap()
-            .unwrap();
-        check_plan(&back.steps, &Allowances::none())
-            .unwrap_or_else(|v| panic!("head -> empty: {v}"));
-        steps += full.steps.len() + back.steps.len();
-    }
     for rows in [false, true] {
         steps += check_all_plans_from("plain", &with_rows(model_at(Some("erp_base")), rows));
         steps += check_all_plans_from("enum", &with_rows(enum_form(), rows));
@@ -319,7 +340,7 @@ fn every_step_of_every_reference_plan_passes_the_checker() {
 #[tokio::test]
 async fn every_step_of_the_reference_plans_on_live_catalogs_passes_the_checker() {
     // The catalogs PostgreSQL itself reports, in every form, with rows (online builds).
-    for form in wasmig::forms::Form::ALL {
+    for form in wasmig_tests::forms::Form::ALL {
         let url = db_at_base(form).await;
         exec(&url, "INSERT INTO organizations (name, subdomain, status, primary_email, primary_phone, address1, city, state, pin_code, country,
             plan_type, max_users, max_companies, storage_limit_gb, license_type, timezone, currency, date_format, financial_year_start, company_details_completed)

@@ -23,7 +23,7 @@ fn ok(o: &std::process::Output) -> String {
 
 #[tokio::test]
 async fn the_seeds_transaction_type_enum_is_followed_up_verify_down_and_offline() {
-    let url = db_at_base(wasmig::forms::Form::Plain).await;
+    let url = db_at_base(wasmig_tests::forms::Form::Plain).await;
     exec(&url, SETUP).await;
     ok(&wasmig(Some(&url), &["verify"]));
 
