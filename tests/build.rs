@@ -107,7 +107,13 @@ fn main() {
         );
         built.push(file);
     }
-    for path in ["examples", "tests/opchain", "sdk/src", "lint/src", "plugin/src"] {
+    for path in [
+        "examples",
+        "tests/opchain",
+        "sdk/src",
+        "lint/src",
+        "plugin/src",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
     let opchain = built.pop().expect("the opchain plugin was built");
