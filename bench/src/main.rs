@@ -321,7 +321,7 @@ async fn bigtable(args: Bigtable) -> anyhow::Result<()> {
     } else {
         Some(v2_plugin(&args)?)
     };
-    if v2_plugin.is_some() {
+    if let Some(plugin) = &v2_plugin {
         let v1_template = "bench_v1_template";
         sqlx::raw_sql(&format!(
             "CREATE DATABASE {v1_template} TEMPLATE {template}{strategy}"
@@ -345,7 +345,7 @@ async fn bigtable(args: Bigtable) -> anyhow::Result<()> {
         // the host's one-time cost, and on 2 cores it would starve the writer.
         let warm = tokio::process::Command::new(&wasmig)
             .arg("--plugin")
-            .arg(v2_plugin.as_ref().expect("built above"))
+            .arg(plugin)
             .arg("list")
             .output()
             .await?;

@@ -7,7 +7,7 @@
 use std::process::Output;
 
 use sqlx::Connection;
-use wasmig::forms::Form;
+use wasmig_tests::forms::Form;
 use wasmig_tests::*;
 
 const BASE: &str = "erp_base";
