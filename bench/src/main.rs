@@ -329,7 +329,7 @@ async fn bigtable(args: Bigtable) -> anyhow::Result<()> {
     } else {
         Some(v2_plugin(&args)?)
     };
-    if v2_plugin.is_some() {
+    if let Some(plugin) = &v2_plugin {
         let v1_template = "bench_v1_template";
         sqlx::raw_sql(&format!(
             "CREATE DATABASE {v1_template} TEMPLATE {template}{strategy}"
@@ -346,6 +346,21 @@ async fn bigtable(args: Bigtable) -> anyhow::Result<()> {
             bail!(
                 "wasmig up (to manufacturing_module_v1) failed: {}",
                 String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // Compile the example component once now (wasmig caches compiled code), as
+        // the setup's `up --to erp_base` did for the bundled plugin: the compile is
+        // the host's one-time cost, and on 2 cores it would starve the writer.
+        let warm = tokio::process::Command::new(&wasmig)
+            .arg("--plugin")
+            .arg(plugin)
+            .arg("list")
+            .output()
+            .await?;
+        if !warm.status.success() {
+            bail!(
+                "wasmig --plugin … list failed: {}",
+                String::from_utf8_lossy(&warm.stderr)
             );
         }
         let mut c = connect(&v1_url).await?;
@@ -630,8 +645,8 @@ fn print_table(runs: &[Run], stats: &[Stats]) {
 }
 
 /// The example plugin's component: `--v2-plugin`, else built from
-/// examples/manufacturing_module_v2 for wasm32-unknown-unknown and wrapped with
-/// wit-component, as host/build.rs builds the reference plugin.
+/// examples/manufacturing_module_v2 with the recipe `wasmig build` and the
+/// bundled plugin share (`host/pluginbuild`), next to the bundled one.
 fn v2_plugin(args: &Bigtable) -> anyhow::Result<PathBuf> {
     if let Some(p) = &args.v2_plugin {
         return Ok(p.clone());
@@ -639,45 +654,17 @@ fn v2_plugin(args: &Bigtable) -> anyhow::Result<PathBuf> {
     let root = workspace();
     let target_dir = root.join("target").join("plugin");
     eprintln!("building the example plugin examples/manufacturing_module_v2");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .current_dir(&root)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "manufacturing-module-v2",
-            "--lib",
-            "--release",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--config",
-            "profile.release.package.sqlparser.opt-level=\"z\"",
-        ])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "z")
-        .env("CARGO_PROFILE_RELEASE_LTO", "true")
-        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
-        .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
-        .env("CARGO_PROFILE_RELEASE_STRIP", "true")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR")
-        .status()?;
-    if !status.success() {
-        bail!("building examples/manufacturing_module_v2 for wasm32-unknown-unknown failed");
+    let built = wasmig_pluginbuild::Build {
+        package: Some("manufacturing-module-v2".into()),
+        target_dir: Some(target_dir.clone()),
+        locked: true,
+        quiet: true,
+        isolate: true,
+        ..wasmig_pluginbuild::Build::new(&root)
     }
-    let core = std::fs::read(
-        target_dir
-            .join("wasm32-unknown-unknown/release")
-            .join("manufacturing_module_v2.wasm"),
-    )?;
-    let component = wit_component::ComponentEncoder::default()
-        .module(&core)?
-        .validate(true)
-        .encode()?;
-    let path = target_dir.join("manufacturing_module_v2.component.wasm");
-    std::fs::write(&path, component)?;
+    .run()
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let path = target_dir.join(format!("{}.component.wasm", built.lib));
+    std::fs::write(&path, &built.component)?;
     Ok(path)
 }

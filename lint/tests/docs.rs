@@ -4,7 +4,7 @@ use wasmig_lint::RuleId;
 
 #[test]
 fn every_rule_has_a_doc_page() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/rules");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/rules");
     for rule in RuleId::ALL {
         let path = dir.join(format!("{rule}.md"));
         let page =

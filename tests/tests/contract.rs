@@ -519,22 +519,37 @@ fn bad_plugin_files_give_clear_errors() {
 
 #[test]
 fn a_trap_in_the_plugin_is_a_clear_error_and_the_next_call_works() {
-    // Room for the module's initial 20 pages and one more: listing revisions fits,
-    // planning the whole chain (and linting every step) does not.
-    let small = Plugin::from_bytes(
-        wasmig::component::BUNDLED,
-        "small".into(),
-        Limits {
-            memory: 21 << 16,
-            ..Limits::default()
-        },
-    )
-    .unwrap();
+    // Room for the module's initial pages: listing revisions fits,
+    // planning against a large catalog does not. The initial
+    // size depends on the build, so find the smallest cap a call fits in.
+    let capped = |pages: usize| {
+        Plugin::from_bytes(
+            wasmig::component::BUNDLED,
+            "small".into(),
+            Limits {
+                memory: pages << 16,
+                ..Limits::default()
+            },
+        )
+        .unwrap()
+    };
+    let pages = (17..64)
+        .find(|&p| capped(p).introspection_sql().is_ok())
+        .expect("the plugin instantiates within 64 pages");
+    let small = capped(pages);
+    // A live catalog far larger than that room: copying it in must trap.
+    let mut big = model_at(Some(head()));
+    let table = big.tables[0].clone();
+    for i in 0..2000 {
+        let mut t = table.clone();
+        t.name = format!("{}_{i}", t.name);
+        big.tables.push(t);
+    }
     let e = small
         .plan(
             None,
             Some(head()),
-            &empty(),
+            &big,
             PlanOptions {
                 resume: false,
                 online: None,

@@ -179,10 +179,7 @@ async fn every_operation_goes_up_as_predicted_verifies_and_comes_back_with_the_d
     // The adopted table outlives the whole chain (whose own tables hold rows:
     // refused without --allow-data-loss).
     let e = runner(&url).await.down(None).await.unwrap_err().to_string();
-    assert!(
-        e.contains("dropping table \"Orders\" would delete its 5 row(s)"),
-        "{e}"
-    );
+    assert!(e.contains("\"Orders\" would delete its 5 row(s)"), "{e}");
     runner_with(&url, true).await.down(None).await.unwrap();
     let kept: String = sqlx::query_scalar(r#"SELECT "Name" FROM legacy_accounts"#)
         .fetch_one(&mut c)

@@ -551,7 +551,9 @@ async fn every_plugin_refuses_to_drop_a_table_that_holds_rows() {
             let t = text(&out);
             assert_eq!(out.status.code(), Some(6), "{p} {id}: {t}");
             assert!(
-                t.contains(&format!("dropping table {table} would delete its 1 row(s)")),
+                t.contains(&format!(
+                    "dropping table public.{table} would delete its 1 row(s)"
+                )),
                 "{p} {id}: {t}"
             );
             assert_eq!(

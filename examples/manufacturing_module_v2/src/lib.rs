@@ -67,7 +67,7 @@ pub fn manufacturing_module_v2() -> Revision {
                     on: "bill_of_materials.id = manufacturing_orders.bom_id",
                 }),
                 filter: None,
-                batch_rows: 500,
+                batch_rows: 200,
             }),
             Op::CreateIndex(IndexDef {
                 name: "uq_mo_org_voucher",

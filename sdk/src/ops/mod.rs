@@ -364,7 +364,7 @@ impl Printed {
     }
 
     /// An expression with the text PostgreSQL prints for it.
-    pub const fn printed(sql: &'static str, printed: &'static str) -> Printed {
+    pub const fn with_printed(sql: &'static str, printed: &'static str) -> Printed {
         Printed {
             sql,
             printed: Some(printed),
