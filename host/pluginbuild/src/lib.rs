@@ -101,12 +101,23 @@ pub fn ensure_target(dir: &Path) -> Result<TargetState, BuildError> {
     else {
         return Ok(TargetState::Unknown);
     };
-    if sysroot
-        .join("lib/rustlib")
-        .join(TARGET)
-        .join("lib")
-        .is_dir()
-    {
+    let present = || {
+        sysroot
+            .join("lib/rustlib")
+            .join(TARGET)
+            .join("lib")
+            .is_dir()
+    };
+    if present() {
+        return Ok(TargetState::Present);
+    }
+    // Two build scripts of one `cargo test` (host's and tests') get here at
+    // once on a fresh machine, and rustup does not lock a toolchain it adds a
+    // target to: one adds it, the other waits here and then finds it (before
+    // this, the second compiled against a half-installed target and failed
+    // with `can't find crate for std`).
+    let _guard = lock(&std::env::temp_dir().join("wasmig-rustup"))?;
+    if present() {
         return Ok(TargetState::Present);
     }
     let mut cmd = Command::new("rustup");
@@ -189,6 +200,8 @@ impl Build {
             .package
             .clone()
             .unwrap_or_else(|| self.dir.display().to_string());
+        // Every build needs the target, whichever caller forgot to ask.
+        ensure_target(&self.dir)?;
         // Two build scripts may build into one target dir at once (host/build.rs
         // and tests/build.rs in one `cargo test`): cargo serialises the builds,
         // but the module must also be read before the other build rewrites it
