@@ -3,7 +3,7 @@
 //!
 //! A plugin crate is its chain and nothing else:
 //!
-//! ```ignore
+//! ```
 //! use wasmig_sdk::prelude::*;
 //!
 //! pub fn chain() -> Vec<Revision> {
@@ -17,6 +17,7 @@
 //! }
 //!
 //! wasmig_sdk::export!(chain);
+//! # assert_eq!(chain()[0].id, "create_widgets");
 //! ```
 //!
 //! Everything else lives here: the operations ([`ops`]) render their SQL,
