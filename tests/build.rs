@@ -87,9 +87,7 @@ fn main() {
     println!("cargo:rustc-env=WASMIG_HOSTILE_DIR={}", out.display());
 
     let plugin_dir = root.join("target").join("plugin");
-    let mut built = Vec::new();
-    // The example plugins, then the chain of every operation (tests/tests/ops.rs).
-    for package in EXAMPLE_PLUGINS.iter().chain(&["wasmig-opchain"]) {
+    let build = |package: &str| {
         let b = wasmig_pluginbuild::Build {
             package: Some(package.to_string()),
             target_dir: Some(plugin_dir.clone()),
@@ -100,14 +98,13 @@ fn main() {
         }
         .run()
         .unwrap_or_else(|e| panic!("{e}"));
-        let file = plugin_dir.join(format!("{}.component.wasm", b.lib));
-        write(
-            &plugin_dir,
-            &format!("{}.component.wasm", b.lib),
-            &b.component,
-        );
-        built.push(file);
-    }
+        let name = format!("{}.component.wasm", b.lib);
+        write(&plugin_dir, &name, &b.component);
+        plugin_dir.join(name)
+    };
+    let built: Vec<PathBuf> = EXAMPLE_PLUGINS.iter().map(|p| build(p)).collect();
+    // The chain of every operation (tests/tests/ops.rs).
+    let opchain = build("wasmig-opchain");
     for path in [
         "examples",
         "tests/opchain",
@@ -117,31 +114,16 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
-    let opchain = built.pop().expect("the opchain plugin was built");
     println!("cargo:rustc-env=WASMIG_OPCHAIN_WASM={}", opchain.display());
     let v2 = plugin_dir.join("manufacturing_module_v2.component.wasm");
     println!("cargo:rustc-env=WASMIG_EXAMPLE_V2_WASM={}", v2.display());
     // The harness's own fixture: a plugin whose declared down is wrong (tests/tests/harness.rs).
-    let wrong = wasmig_pluginbuild::Build {
-        package: Some("wasmig-wrong-inverse".to_string()),
-        target_dir: Some(plugin_dir.clone()),
-        locked: true,
-        quiet: true,
-        isolate: true,
-        ..wasmig_pluginbuild::Build::new(&root)
-    }
-    .run()
-    .unwrap_or_else(|e| panic!("{e}"));
-    let name = format!("{}.component.wasm", wrong.lib);
-    write(&plugin_dir, &name, &wrong.component);
+    let wrong = build("wasmig-wrong-inverse");
     println!(
         "cargo:rerun-if-changed={}",
         root.join("harness/fixtures").display()
     );
-    println!(
-        "cargo:rustc-env=WASMIG_WRONG_INVERSE={}",
-        plugin_dir.join(name).display()
-    );
+    println!("cargo:rustc-env=WASMIG_WRONG_INVERSE={}", wrong.display());
     let list = env::join_paths(&built).expect("plugin paths without the PATH separator");
     println!(
         "cargo:rustc-env=WASMIG_EXAMPLE_PLUGINS={}",

@@ -171,20 +171,7 @@ impl Check {
 }
 
 fn summarize(report: &Report) {
-    eprintln!(
-        "wasmig-test: {} case(s) on {} ({} revisions): {} moves, {} rows loaded, {} data refusals, \
-         {} round trips, {} steps' locks observed; {:.1} s, seed {}",
-        report.cases,
-        report.plugin,
-        report.revisions,
-        report.moves,
-        report.rows_loaded,
-        report.counts.refusals,
-        report.counts.round_trips,
-        report.counts.steps_observed,
-        report.seconds,
-        report.seed
-    );
+    eprintln!("wasmig-test: {}", report.summary());
     for (why, n) in &report.left_out {
         eprintln!("  left out: {why}: {n}");
     }

@@ -102,7 +102,9 @@ pub fn name(l: LockLevel) -> &'static str {
     }
 }
 
-fn level(mode: &str) -> Option<LockLevel> {
+/// The table lock level of a `pg_locks.mode` (`"AccessExclusiveLock"` …); none
+/// for a mode that is not a table lock level.
+pub fn level(mode: &str) -> Option<LockLevel> {
     Some(match mode {
         "AccessShareLock" => LockLevel::AccessShare,
         "RowShareLock" => LockLevel::RowShare,

@@ -1052,27 +1052,7 @@ async fn roundtrip_cmd(
     variants: &[wasmig::roundtrip::Variant],
 ) -> anyhow::Result<ExitCode> {
     // With no URL, a throwaway server (Docker, else local binaries) lives for this command.
-    let mut server = None;
-    let info = match given_conninfo(g)? {
-        Some(info) => info,
-        None => {
-            eprintln!(
-                "no DATABASE_URL: starting a throwaway PostgreSQL (WASMIG_PG_PROVIDER=docker|local to choose)"
-            );
-            let s = wasmig_throwaway::Server::start()
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            eprintln!(
-                "started a {} PostgreSQL in {:.1} s",
-                s.kind(),
-                s.started_in().as_secs_f64()
-            );
-            let info =
-                ConnInfo::parse(&s.url(s.admin_database())).map_err(|e| anyhow::anyhow!("{e}"))?;
-            server = Some(s);
-            info
-        }
-    };
+    let (info, server) = scratch_server(g).await?;
     let json = g.json;
     let report = roundtrip::run(plugin, &info, variants, |c| {
         if !json {
@@ -1140,7 +1120,6 @@ async fn test_cmd(
     use std::io::IsTerminal;
     let (info, server) = scratch_server(g).await?;
     let cases = config.cases;
-    let seed = config.seed;
     let bar = if std::io::stderr().is_terminal() && !g.json {
         indicatif::ProgressBar::new(cases as u64)
     } else {
@@ -1168,19 +1147,7 @@ async fn test_cmd(
         print_json(&json!(report));
     } else {
         match &report.failure {
-            None => println!(
-                "wasmig test: {} case(s) passed on {} ({} revision(s)): {} moves, {} rows loaded, \
-                 {} data refusals, {} round trips, {} steps' locks observed; {:.1} s, seed {seed}",
-                report.cases,
-                report.plugin,
-                report.revisions,
-                report.moves,
-                report.rows_loaded,
-                report.counts.refusals,
-                report.counts.round_trips,
-                report.counts.steps_observed,
-                report.seconds
-            ),
+            None => println!("wasmig test passed: {}", report.summary()),
             Some(f) => println!(
                 "wasmig test: FAILED at case {} of {} on {}\n{f}",
                 report.cases, cases, report.plugin

@@ -99,7 +99,7 @@ fn wasmig_test_passes_on_the_bundled_plugin() {
     );
     let text = wasmig_tests::text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("wasmig test: 8 case(s) passed"), "{text}");
+    assert!(text.contains("wasmig test passed: 8 case(s)"), "{text}");
 }
 
 /// Every kind of column the generator knows, every constraint shape it reads,

@@ -17,17 +17,7 @@ use wasmig_tests::forms::Form;
 use wasmig_tests::*;
 
 fn level(mode: &str) -> LockLevel {
-    match mode {
-        "AccessShareLock" => LockLevel::AccessShare,
-        "RowShareLock" => LockLevel::RowShare,
-        "RowExclusiveLock" => LockLevel::RowExclusive,
-        "ShareUpdateExclusiveLock" => LockLevel::ShareUpdateExclusive,
-        "ShareLock" => LockLevel::Share,
-        "ShareRowExclusiveLock" => LockLevel::ShareRowExclusive,
-        "ExclusiveLock" => LockLevel::Exclusive,
-        "AccessExclusiveLock" => LockLevel::AccessExclusive,
-        other => panic!("unknown lock mode {other}"),
-    }
+    wasmig::locks::level(mode).unwrap_or_else(|| panic!("unknown lock mode {mode}"))
 }
 
 fn rank(l: LockLevel) -> u8 {

@@ -188,6 +188,26 @@ impl Report {
     pub fn passed(&self) -> bool {
         self.failure.is_none()
     }
+
+    /// One line of what the run did: cases, plugin, moves, rows, refusals,
+    /// round trips, locks observed, seconds and the seed (the CLI and
+    /// `wasmig-test` print it).
+    pub fn summary(&self) -> String {
+        format!(
+            "{} case(s) on {} ({} revision(s)): {} moves, {} rows loaded, {} data refusals, \
+             {} round trips, {} steps' locks observed; {:.1} s, seed {}",
+            self.cases,
+            self.plugin,
+            self.revisions,
+            self.moves,
+            self.rows_loaded,
+            self.counts.refusals,
+            self.counts.round_trips,
+            self.counts.steps_observed,
+            self.seconds,
+            self.seed
+        )
+    }
 }
 
 /// A failing case after shrinking.
