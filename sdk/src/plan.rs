@@ -520,18 +520,26 @@ pub fn column_loss_guard_sql(table: &str, columns: &[&ColumnDef]) -> String {
         ),
         _ => format!("{} IS NOT NULL", ident(c.name)),
     };
+    let counted: Vec<(&str, String)> = columns.iter().map(|c| (c.name, counted(c))).collect();
+    counted_loss_guard(table, table, &counted)
+}
+
+/// The statement behind every column data-loss guard: `columns` are (name,
+/// the SQL condition under which a row's value counts as data), counted over
+/// `FROM {from}`; the refusal names `table.column` and its count for each.
+pub(crate) fn counted_loss_guard(table: &str, from: &str, columns: &[(&str, String)]) -> String {
     let counts: Vec<String> = columns
         .iter()
         .enumerate()
-        .map(|(i, c)| format!("count(*) FILTER (WHERE {}) AS c{i}", counted(c)))
+        .map(|(i, (_, cond))| format!("count(*) FILTER (WHERE {cond}) AS c{i}"))
         .collect();
     let parts: Vec<String> = columns
         .iter()
         .enumerate()
-        .map(|(i, c)| {
+        .map(|(i, (name, _))| {
             format!(
                 "CASE WHEN lost.c{i} > 0 THEN {} || lost.c{i} || {} END",
-                literal(&format!("{table}.{} holds data in ", c.name)),
+                literal(&format!("{table}.{name} holds data in ")),
                 literal(" row(s)")
             )
         })
@@ -539,7 +547,7 @@ pub fn column_loss_guard_sql(table: &str, columns: &[&ColumnDef]) -> String {
     let any: Vec<String> = (0..columns.len()).map(|i| format!("lost.c{i}")).collect();
     format!(
         "SELECT CASE WHEN {any} > 0 THEN ({head} || concat_ws('; ', {parts}) || {tail})::integer END AS refuse\n\
-         FROM (SELECT {counts} FROM {table}) AS lost",
+         FROM (SELECT {counts} FROM {from}) AS lost",
         any = any.join(" + "),
         head = literal("wasmig: would lose data: "),
         parts = parts.join(", "),

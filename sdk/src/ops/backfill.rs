@@ -15,7 +15,7 @@
 //! inserted after the catalog was read are covered too.
 
 use crate::catalog::{Catalog, ConstraintKind};
-use crate::sql::{ident, literal};
+use crate::sql::ident;
 use crate::step::{Ctx, Derived, Lock, Phase, PlanError};
 
 use super::column::column;
@@ -249,33 +249,9 @@ pub fn loss_guard_sql(ctx: &Ctx, table: &str, columns: &[&ColumnDef]) -> (String
             sources.push(s);
         }
     }
-    let counts: Vec<String> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("count(*) FILTER (WHERE {}) AS c{i}", counted(c)))
-        .collect();
-    let parts: Vec<String> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            format!(
-                "CASE WHEN lost.c{i} > 0 THEN {} || lost.c{i} || {} END",
-                literal(&format!("{table}.{} holds data in ", c.name)),
-                literal(" row(s)")
-            )
-        })
-        .collect();
-    let any: Vec<String> = (0..columns.len()).map(|i| format!("lost.c{i}")).collect();
-    let sql = format!(
-        "SELECT CASE WHEN {any} > 0 THEN ({head} || concat_ws('; ', {parts}) || {tail})::integer END AS refuse\n\
-         FROM (SELECT {counts} FROM {rel} AS {t}) AS lost",
-        any = any.join(" + "),
-        head = literal("wasmig: would lose data: "),
-        parts = parts.join(", "),
-        tail = literal(crate::plan::LOSS_ADVICE),
-        counts = counts.join(", "),
-        rel = ctx.rel(table),
-    );
+    let counted: Vec<(&str, String)> = columns.iter().map(|c| (c.name, counted(c))).collect();
+    let from = format!("{} AS {t}", ctx.rel(table));
+    let sql = crate::plan::counted_loss_guard(table, &from, &counted);
     (sql, sources)
 }
 
