@@ -1129,13 +1129,14 @@ async fn test_cmd(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} cases {msg} [{elapsed}]")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    let mut interrupts = wasmig::roundtrip::Interrupts::new();
     let harness = wasmig::harness::Harness::new(plugin, info).config(config);
     let report = tokio::select! {
         r = harness.run(|p| match p {
             wasmig::harness::Progress::Passed { n, .. } => bar.set_position(n as u64),
             wasmig::harness::Progress::Shrinking { runs } => bar.set_message(format!("failed; shrinking ({runs} re-runs)")),
         }) => r,
-        signal = wasmig::roundtrip::interrupted() => {
+        signal = interrupts.recv() => {
             wasmig::harness::drop_leftovers(harness.server()).await;
             Err(MigrateError::Io(format!("wasmig test interrupted by {signal}")))
         }

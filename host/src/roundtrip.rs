@@ -80,6 +80,8 @@ pub async fn run(
     variants: &[Variant],
     mut progress: impl FnMut(&Check),
 ) -> Result<Report, MigrateError> {
+    // Before the first scratch database exists, so no Ctrl-C can leave one behind.
+    let mut interrupts = Interrupts::new();
     let chain = plugin.revisions()?;
     for v in variants {
         if let Some(at) = &v.setup_at
@@ -109,7 +111,7 @@ pub async fn run(
         let scratch = server.with_database(&name);
         let result = tokio::select! {
             r = one_variant(plugin, &scratch, &name, variant, &mut report, &mut progress) => r,
-            signal = interrupted() => Err(MigrateError::Io(format!("roundtrip interrupted by {signal}"))),
+            signal = interrupts.recv() => Err(MigrateError::Io(format!("roundtrip interrupted by {signal}"))),
         };
         let dropped = drop_scratch(&mut admin, server, &name, version).await;
         result?;
@@ -119,22 +121,49 @@ pub async fn run(
     Ok(report)
 }
 
-/// Resolves when the process gets SIGINT or SIGTERM (never, if the handlers cannot be set).
-pub async fn interrupted() -> &'static str {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGINT and SIGTERM, listened to from the moment this is made until it is
+/// dropped. One listener for a whole run, not one per wait: a signal that
+/// arrives between two waits (while one scratch database is dropped and the
+/// next created) is kept for the next wait, where a fresh listener per wait
+/// lost it and the run went on to the end as if never interrupted.
+pub struct Interrupts {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupts {
+    /// Starts listening. Must be called inside the tokio runtime; a handler
+    /// that cannot be set is never signalled.
+    pub fn new() -> Interrupts {
+        use tokio::signal::unix::{SignalKind, signal};
+        Interrupts {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
         }
-    };
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => match r {
-            Ok(()) => "Ctrl-C",
-            Err(_) => std::future::pending().await,
-        },
-        () = term => "SIGTERM",
+    }
+
+    /// Resolves at the next SIGINT (`"Ctrl-C"`) or SIGTERM (`"SIGTERM"`),
+    /// including one that came since the last call. Cancel-safe.
+    pub async fn recv(&mut self) -> &'static str {
+        async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        let Interrupts { int, term } = self;
+        tokio::select! {
+            () = next(int) => "Ctrl-C",
+            () = next(term) => "SIGTERM",
+        }
+    }
+}
+
+impl Default for Interrupts {
+    fn default() -> Self {
+        Interrupts::new()
     }
 }
 

@@ -577,54 +577,70 @@ fn roundtrip_never_touches_the_database_named_in_the_url() {
 fn roundtrip_cleans_up_when_it_fails_or_is_interrupted() {
     let c = Cluster::start(true);
     let before = userdb(&c);
-    // Ctrl-C while it runs: a set-up file that sleeps keeps it running however
-    // fast the walk is (three forms once finished within the 300 ms below).
+    // Ctrl-C while a walk runs, and between two walks (the first one's
+    // scratch database dropped, the next one's being made: a Ctrl-C there was
+    // lost, and the run went on to the end and exited 0). The bare walk runs
+    // first; a set-up file that sleeps keeps the second one running however
+    // fast the machine is.
     let sleeper = std::env::temp_dir().join(format!("wasmig-sleep-{}.sql", std::process::id()));
     std::fs::write(&sleeper, "SELECT pg_sleep(60);\n").unwrap();
-    let mut child = std::process::Command::new(common::bin())
-        .args(["roundtrip", "--bare", "--setup-at", "erp_base", "--setup"])
-        .arg(&sleeper)
-        .env(
-            "DATABASE_URL",
-            format!(
-                "postgresql://plain:{}@127.0.0.1:{}/userdb",
-                encoded(PASSWORD),
-                c.port
-            ),
-        )
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while scratch_left(&c).is_empty() {
-        assert!(Instant::now() < deadline, "no scratch database appeared");
+    for between in [false, true] {
+        let mut child = std::process::Command::new(common::bin())
+            .args(["roundtrip", "--bare", "--setup-at", "erp_base", "--setup"])
+            .arg(&sleeper)
+            .env(
+                "DATABASE_URL",
+                format!(
+                    "postgresql://plain:{}@127.0.0.1:{}/userdb",
+                    encoded(PASSWORD),
+                    c.port
+                ),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut wait_while = |what: &str, cond: &dyn Fn(&str) -> bool| {
+            while cond(&scratch_left(&c)) {
+                assert!(Instant::now() < deadline, "{what}");
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "roundtrip ended before it was interrupted"
+                );
+            }
+        };
+        wait_while("no scratch database appeared", &|s| s.is_empty());
+        if between {
+            let first = scratch_left(&c);
+            wait_while("the first walk did not end", &|s| s == first);
+        } else {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let st = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let out = child.wait_with_output().unwrap();
         assert!(
-            child.try_wait().unwrap().is_none(),
-            "roundtrip ended before it was interrupted"
+            !out.status.success(),
+            "between walks: {between}: {}",
+            text(&out)
         );
-        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            scratch_left(&c),
+            "",
+            "an interrupted roundtrip left its scratch database"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("interrupted by Ctrl-C"),
+            "{}",
+            text(&out)
+        );
+        assert_eq!(fingerprint(&c, "userdb"), before);
     }
-    std::thread::sleep(Duration::from_millis(300));
-    let st = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let out = child.wait_with_output().unwrap();
     let _ = std::fs::remove_file(&sleeper);
-    assert!(!out.status.success(), "{}", text(&out));
-    assert_eq!(
-        scratch_left(&c),
-        "",
-        "an interrupted roundtrip left its scratch database"
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("interrupted by Ctrl-C"),
-        "{}",
-        text(&out)
-    );
-    assert_eq!(fingerprint(&c, "userdb"), before);
 
     // A role with one connection: the scratch database is created, then the runner cannot connect.
     c.psql(
