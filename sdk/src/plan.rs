@@ -83,6 +83,7 @@ pub fn plan_revision(
         options,
         steps: Vec::new(),
         derived: Vec::new(),
+        start: crate::step::column_shapes(model),
     };
     match direction {
         Direction::Up => rev.ops.iter().try_for_each(|op| up(op, model, &mut ctx))?,
@@ -240,7 +241,7 @@ fn up(op: &Op, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), PlanError> {
                 }
             }
             if ix.unique && crate::ops::column::has_rows(model, ctx, ix.table) {
-                unique_guard(ix, ctx);
+                unique_guard(ix, model, ctx);
             }
             let (phase, lock) = if online {
                 (Phase::After, Lock::ShareUpdateExclusive)
@@ -425,7 +426,7 @@ fn drop_table(t: &TableDef, model: &mut Catalog, ctx: &mut Ctx) -> Result<(), Pl
 /// A read-only guard that refuses a unique index on a table with rows while
 /// its keys repeat: the build would fail half-way (a concurrent one leaving
 /// an INVALID index behind).
-fn unique_guard(ix: &crate::ops::IndexDef, ctx: &mut Ctx) {
+fn unique_guard(ix: &crate::ops::IndexDef, model: &Catalog, ctx: &mut Ctx) {
     let mut keys: Vec<String> = ix.columns.iter().map(|c| ident(c)).collect();
     keys.extend(ix.expressions.iter().map(|e| format!("({})", e.sql)));
     let mut conditions: Vec<String> = keys.iter().map(|k| format!("{k} IS NOT NULL")).collect();
@@ -435,6 +436,7 @@ fn unique_guard(ix: &crate::ops::IndexDef, ctx: &mut Ctx) {
     let rel = ctx.rel(ix.table);
     crate::ops::column::refuse_rows(
         ctx,
+        model,
         &[ix.table],
         format!(
             "SELECT count(*) AS n FROM (SELECT 1 FROM {rel} WHERE {} GROUP BY {} HAVING count(*) > 1) AS dup",

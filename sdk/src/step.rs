@@ -3,6 +3,8 @@
 //! Every operation module and the planner depend on this one; it depends on
 //! none of them (no module cycles).
 
+use std::collections::BTreeMap;
+
 use crate::catalog::Catalog;
 use crate::finding::Finding;
 use crate::revision::Revision;
@@ -123,6 +125,25 @@ pub struct Ctx<'a> {
     /// Columns whose values a backfill of this revision derived, told by the
     /// backfill's downgrade to the operation that drops them next.
     pub(crate) derived: Vec<Derived>,
+    /// Each table's columns (name, type) when the revision starts: what its
+    /// guards, which run before any of its steps, will find.
+    pub(crate) start: BTreeMap<String, Vec<(String, String)>>,
+}
+
+/// Each table's columns as (name, type), for [`Ctx::can_guard`].
+pub(crate) fn column_shapes(model: &Catalog) -> BTreeMap<String, Vec<(String, String)>> {
+    model
+        .tables
+        .iter()
+        .map(|t| (t.name.clone(), shape(t)))
+        .collect()
+}
+
+fn shape(t: &crate::catalog::Table) -> Vec<(String, String)> {
+    t.columns
+        .iter()
+        .map(|c| (c.name.clone(), c.data_type.clone()))
+        .collect()
 }
 
 /// A column a backfill fills: for each row of `table`, `value` (SQL that may
@@ -208,6 +229,27 @@ impl Ctx<'_> {
             allowed: None,
             guard: false,
         });
+    }
+
+    /// Whether a guard on `table` can run before the revision: `sql` names
+    /// none of the table's columns that an earlier operation of the same
+    /// revision added, renamed, retyped or dropped. A guard reads the schema as
+    /// it is before the revision's first step, so such a column is not there
+    /// for it yet (an `AddColumns` then an `AddCheck` on the new column failed
+    /// with `column … does not exist` on any table with rows). Without the
+    /// guard, the statement it protects still checks the rows itself.
+    pub(crate) fn can_guard(&self, model: &Catalog, table: &str, sql: &str) -> bool {
+        let (Some(before), Some(now)) = (self.start.get(table), model.table(table)) else {
+            return false;
+        };
+        let now = shape(now);
+        let changed: Vec<String> = now
+            .iter()
+            .filter(|c| !before.contains(c))
+            .chain(before.iter().filter(|c| !now.contains(c)))
+            .map(|(name, _)| name.clone())
+            .collect();
+        crate::sql::columns_mentioned(sql, &changed).is_empty()
     }
 
     /// Records a read-only guard that runs before every other step of the revision.

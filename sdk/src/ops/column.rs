@@ -33,9 +33,11 @@ pub(crate) fn has_rows(model: &Catalog, ctx: &Ctx, table: &str) -> bool {
 
 /// A read-only guard that refuses the move before any change when
 /// `count_sql` (a `SELECT count(*) AS n FROM …`) counts rows: the error text
-/// starts `wasmig: ` and names the count.
+/// starts `wasmig: ` and names the count. None when the count reads a column
+/// an earlier operation of the revision changes ([`Ctx::can_guard`]).
 pub(crate) fn refuse_rows(
     ctx: &mut Ctx,
+    model: &Catalog,
     objects: &[&str],
     count_sql: String,
     head: &str,
@@ -47,6 +49,9 @@ pub(crate) fn refuse_rows(
         literal(&format!("wasmig: {head}")),
         literal(tail)
     );
+    if !objects.iter().all(|t| ctx.can_guard(model, t, &count_sql)) {
+        return;
+    }
     ctx.push_guard(
         objects,
         sql,
@@ -331,6 +336,7 @@ pub fn set_not_null(
     if has_rows(model, ctx, table) {
         refuse_rows(
             ctx,
+            model,
             &[table],
             format!("SELECT count(*) AS n FROM {rel} WHERE {c} IS NULL"),
             &format!("cannot make {table}.{column_name} NOT NULL: "),

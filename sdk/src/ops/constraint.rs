@@ -109,6 +109,7 @@ pub fn add_check(
     if has_rows(model, ctx, table) {
         refuse_rows(
             ctx,
+            model,
             &[table],
             format!(
                 "SELECT count(*) AS n FROM {rel} WHERE NOT ({})",
@@ -272,6 +273,7 @@ pub fn add_unique(
         let not_null: Vec<String> = cols.iter().map(|c| format!("{c} IS NOT NULL")).collect();
         refuse_rows(
             ctx,
+            model,
             &[table],
             format!(
                 "SELECT count(*) AS n FROM (SELECT 1 FROM {rel} WHERE {} GROUP BY {} HAVING count(*) > 1) AS dup",
@@ -384,6 +386,7 @@ pub fn add_foreign_key(
             .collect();
         refuse_rows(
             ctx,
+            model,
             &objects,
             format!(
                 "SELECT count(*) AS n FROM {rel} AS child WHERE {} AND NOT EXISTS (SELECT 1 FROM {ref_rel} AS parent WHERE {})",

@@ -988,3 +988,57 @@ fn a_target_schema_qualifies_every_relation_and_type() {
         assert!(text.contains(want), "missing `{want}` in:\n{text}");
     }
 }
+
+/// Guards run before any step of their revision, so one on a column the same
+/// revision adds would fail with `column … does not exist` on a table with
+/// rows: such a guard is left out (the statement checks the rows itself),
+/// while a guard on the table's other columns in the same revision stays.
+#[test]
+fn no_guard_reads_a_column_its_own_revision_adds() {
+    let qty = ColumnDef {
+        name: "quantity",
+        ty: SqlType::Integer,
+        not_null: true,
+        default: Some(DefaultExpr::Int(0)),
+    };
+    let on_new = CheckDef {
+        name: "quantity_nonneg",
+        expression: "quantity >= 0",
+        printed: Some("CHECK ((quantity >= 0))"),
+    };
+    let on_old = CheckDef {
+        name: "region_set",
+        expression: "region <> ''",
+        printed: Some("CHECK ((region <> ''::text))"),
+    };
+    let (up, _, _) = round_trip(
+        vec![
+            Op::AddCheck {
+                table: "customers",
+                check: on_old,
+            },
+            Op::AddColumns {
+                table: "Orders",
+                columns: vec![qty],
+            },
+            Op::AddCheck {
+                table: "Orders",
+                check: on_new,
+            },
+        ],
+        true,
+    );
+    let guards: Vec<&str> = up
+        .iter()
+        .filter(|s| s.guard)
+        .map(|s| s.sql.as_str())
+        .collect();
+    assert_eq!(guards.len(), 1, "{guards:#?}");
+    assert!(guards[0].contains("region <> ''"), "{guards:#?}");
+    assert!(
+        up.iter()
+            .any(|s| s.sql.contains("VALIDATE CONSTRAINT quantity_nonneg")),
+        "{:#?}",
+        sql(&up)
+    );
+}
