@@ -35,10 +35,12 @@ pub static BUNDLED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wasmig_plu
 #[non_exhaustive]
 pub enum PluginError {
     /// The file is missing or unreadable.
-    #[error("cannot read plugin {path}: {source}")]
+    // `error`, not `source`: the message already says it, and a source would
+    // print it twice in an error chain.
+    #[error("cannot read plugin {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The bytes are not a WebAssembly component (e.g. a core module or garbage).
     #[error("{origin} is not a WebAssembly component: {reason}")]
@@ -52,6 +54,12 @@ pub enum PluginError {
     /// wasmtime itself failed.
     #[error("wasmtime: {0}")]
     Engine(String),
+    /// The revisions do not form one chain: an id repeats, the first revision
+    /// has a parent, or a revision's `down` is not the revision before it.
+    #[error(
+        "{origin} has a broken chain: {reason}; each revision's down must name the one before it (the first: none)"
+    )]
+    BrokenChain { origin: String, reason: String },
 }
 
 /// Resource limits for one plugin call.
@@ -105,9 +113,9 @@ impl Plugin {
 
     /// Loads a component file.
     pub fn from_file(path: &Path, limits: Limits) -> Result<Plugin, PluginError> {
-        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+        let bytes = std::fs::read(path).map_err(|error| PluginError::Read {
             path: path.into(),
-            source,
+            error,
         })?;
         Plugin::from_bytes(&bytes, path.display().to_string(), limits)
     }
@@ -231,10 +239,34 @@ impl Plugin {
     }
 
     /// The revision chain, oldest first.
+    ///
+    /// Errors: [`PluginError::BrokenChain`] when they are not one linear chain
+    /// (checked here, for every command, rather than trusted: the planner
+    /// walks the list in order, so a wrong `down` would otherwise pass `build`
+    /// and `sql` and be refused only by `up`).
     pub fn revisions(&self) -> Result<Vec<Revision>, PluginError> {
-        self.call("revisions", |s, p| {
+        let chain = self.call("revisions", |s, p| {
             p.wasmig_migration_migrations().call_revisions(s)
-        })
+        })?;
+        let broken = |reason: String| PluginError::BrokenChain {
+            origin: self.origin.clone(),
+            reason,
+        };
+        for (i, r) in chain.iter().enumerate() {
+            if chain[..i].iter().any(|e| e.id == r.id) {
+                return Err(broken(format!("revision `{}` appears twice", r.id)));
+            }
+            let parent = i.checked_sub(1).map(|j| chain[j].id.as_str());
+            if r.down_revision.as_deref() != parent {
+                return Err(broken(format!(
+                    "revision `{}` names `{}` as its down, but the revision before it is `{}`",
+                    r.id,
+                    r.down_revision.as_deref().unwrap_or("(none)"),
+                    parent.unwrap_or("(none)")
+                )));
+            }
+        }
+        Ok(chain)
     }
 
     /// The catalog introspection query.
@@ -292,7 +324,7 @@ fn check_is_component(bytes: &[u8], origin: &str) -> Result<(), PluginError> {
     // Bytes 4..8: version 1 + layer 0 is a core module; layer 1 is a component.
     if bytes[6..8] == [0, 0] {
         return Err(not(
-            "it is a core WebAssembly module; wrap it with `wasm-tools component new` (or wit-component)",
+            "it is a core WebAssembly module; build plugin crates with `wasmig build PATH`, or wrap a module with `wasm-tools component new`",
         ));
     }
     Ok(())

@@ -139,6 +139,26 @@ async fn a_scaffolded_plugin_builds_and_runs_up_verify_and_down() {
         empty(),
         "down leaves the schema as it found it"
     );
+
+    // A chain whose `down` names no revision before it: `build` refuses it
+    // (exit 9, a plugin that does not plan) instead of writing a component
+    // whose offline script `up` would then refuse.
+    let lib = krate.join("src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap();
+    assert!(source.contains("down: None,"), "{source}");
+    std::fs::write(
+        &lib,
+        source.replacen("down: None,", "down: Some(\"nowhere\"),", 1),
+    )
+    .unwrap();
+    let broken = cli(None, &["build", k, "--out", o]);
+    assert_eq!(broken.status.code(), Some(9), "{}", text(&broken));
+    assert!(
+        text(&broken)
+            .contains("broken chain: revision `create_widgets` names `nowhere` as its down"),
+        "{}",
+        text(&broken)
+    );
 }
 
 #[test]
