@@ -33,7 +33,7 @@
 //!     fn fixtures(&self) -> BoxedStrategy<Fixture> {
 //!         (1u32..100).prop_map(|n| Fixture {
 //!             description: format!("{n} widgets"),
-//!             sql: format!("INSERT INTO widgets (name) SELECT 'w' || g FROM generate_series(1, {n}) g"),
+//!             sql: format!("INSERT INTO widgets (owner_id, name) SELECT g, 'w' || g FROM generate_series(1, {n}) g"),
 //!         }).boxed()
 //!     }
 //! }
@@ -157,14 +157,15 @@ impl Check {
             .enable_all()
             .build()
             .expect("a tokio runtime");
+        let asked = self.config.cases;
         let report = runtime
             .block_on(self.report())
             .unwrap_or_else(|e| panic!("wasmig-test could not run: {e}"));
         summarize(&report);
         if let Some(f) = &report.failure {
             panic!(
-                "wasmig-test: {} failed at case {} of {}\n{f}",
-                report.plugin, report.cases, report.cases
+                "wasmig-test: {} failed at case {} of {asked}\n{f}",
+                report.plugin, report.cases
             );
         }
     }

@@ -147,7 +147,8 @@ enum Command {
         #[arg(long)]
         bare: bool,
     },
-    /// Property-test the plugin: random walks over its chain from nothing applied, rows generated
+    /// Property-test the plugin: random walks over its chain (from nothing applied, or from a
+    /// revision the plugin's own plan is replayed to), rows generated
     /// from the live catalog at every revision, and after every move: verify is clean, the catalog
     /// is the one the plan predicted, kept rows are unchanged, new columns hold their defaults,
     /// data-losing moves are refused while the data exists, steps lock only what they declare,
@@ -155,16 +156,16 @@ enum Command {
     /// database on the DATABASE_URL server, or on a throwaway PostgreSQL without one. Exit 3
     /// with the shrunk failing case (the walk, the rows, the check) when a property fails.
     Test {
-        /// How many cases to run.
-        #[arg(long, default_value_t = 64)]
+        /// How many cases to run (at least 1).
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
         cases: u32,
         /// The first case's seed (default: random, printed); case i uses SEED + i, so
         /// `--seed S --cases 1` runs case S again.
         #[arg(long)]
         seed: Option<u64>,
-        /// The longest walk, in moves.
-        #[arg(long, default_value_t = 8)]
-        max_moves: usize,
+        /// The longest walk, in moves (at least 1).
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+        max_moves: u64,
         /// Stop shrinking a failing case after this many seconds.
         #[arg(long, default_value_t = 180, value_name = "SECS")]
         shrink_time: u64,
@@ -896,7 +897,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = wasmig::harness::Config {
                 cases: *cases,
                 seed: seed.unwrap_or_else(|| rand::random::<u32>() as u64),
-                max_moves: (*max_moves).max(1),
+                max_moves: *max_moves as usize,
                 max_shrink_time: Duration::from_secs(*shrink_time),
                 ..Default::default()
             };
@@ -1145,7 +1146,13 @@ async fn test_cmd(
     drop(server);
     let report = report?;
     if g.json {
-        print_json(&json!(report));
+        let mut out = json!(report);
+        // The shape every failing command has under --json, beside the report.
+        if let Some(f) = &report.failure {
+            out["error"] = json!(format!("property `{}` failed: {}", f.property, f.message));
+            out["exit_code"] = json!(3);
+        }
+        print_json(&out);
     } else {
         match &report.failure {
             None => println!("wasmig test passed: {}", report.summary()),
@@ -1186,8 +1193,9 @@ fn new_cmd(
             done.sdk.display()
         );
         println!(
-            "next: cd {} && cargo test && wasmig build .",
-            done.path.display()
+            "next: cd {} && cargo test && wasmig build . && wasmig --plugin target/wasmig/{}.wasm test",
+            done.path.display(),
+            done.lib
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -81,6 +81,11 @@ fn wasmig_test_exits_3_with_the_shrunk_case_as_json() {
     let report: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {text}"));
     assert_eq!(report["failure"]["property"], "round trip", "{text}");
+    assert_eq!(report["exit_code"], 3, "{text}");
+    assert!(
+        report["error"].as_str().unwrap().contains("round trip"),
+        "{text}"
+    );
     assert!(report["failure"]["seed"].as_u64().unwrap() >= 1, "{text}");
     let trace = report["failure"]["trace"].as_array().unwrap();
     assert!(
@@ -100,6 +105,11 @@ fn wasmig_test_passes_on_the_bundled_plugin() {
     let text = wasmig_tests::text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("wasmig test passed: 8 case(s)"), "{text}");
+    // Zero cases or zero moves would pass having tested nothing: a usage error.
+    for bad in [["--cases", "0"], ["--max-moves", "0"]] {
+        let out = wasmig_tests::wasmig(None, &["test", bad[0], bad[1]]);
+        assert_eq!(out.status.code(), Some(2), "{}", wasmig_tests::text(&out));
+    }
 }
 
 /// Every kind of column the generator knows, every constraint shape it reads,

@@ -244,8 +244,9 @@ impl fmt::Display for Failure {
         writeln!(f, "before shrinking: {}", self.original.replace('\n', " "))?;
         write!(
             f,
-            "run this case alone: `wasmig test --seed {s} --cases 1` (same --plugin and --max-moves), \
-             or WASMIG_TEST_SEED={s} WASMIG_TEST_CASES=1 for wasmig-test",
+            "run this case alone: WASMIG_TEST_SEED={s} WASMIG_TEST_CASES=1 with wasmig-test (the \
+             only way when a plugin's own row strategy is in the case), or `wasmig test --seed {s} \
+             --cases 1` (same --plugin and --max-moves)",
             s = self.seed
         )
     }
