@@ -22,7 +22,7 @@ use wasmig::{Limits, MigrateError, Plugin, RunOptions, Runner, db, roundtrip, sc
 /// Exit codes: 0 ok, 1 a step or the database failed, 2 bad command line,
 /// 3 verify found mismatches (or a `wasmig test` property failed), 4 refused input (unknown revision, drift,
 /// checksum mismatch, lint error, a non-empty path for `new`), 5 cannot connect, 6 data in the way (rows still use what a
-/// downgrade removes, or it would drop data), 7 lock not available, 8 missing privilege, 9 plugin error (a trap, a bad component, or plan SQL the sandbox refuses),
+/// downgrade removes, or it would drop data), 7 lock not available, 8 missing privilege, 9 plugin error (a trap, a bad component, revisions that are not one chain, or plan SQL the sandbox refuses),
 /// 10 unsupported server or connection (PostgreSQL older than 13, or a pooler in transaction or statement mode).
 #[derive(Parser)]
 #[command(name = "wasmig", version, about, long_about)]
