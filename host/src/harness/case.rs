@@ -487,6 +487,15 @@ impl Loss {
     fn anything(&self) -> bool {
         self.items.iter().any(|(_, any, _)| *any > 0)
     }
+    /// Whether the move drops a column a step of the chain fills: only the
+    /// plugin can tell which of its values (NULL included) are data.
+    fn drops_derived(&self, derived: &BTreeSet<(String, String)>) -> bool {
+        self.items.iter().any(|(what, _, _)| {
+            derived
+                .iter()
+                .any(|(t, c)| *what == format!("column {t}.{c}"))
+        })
+    }
 }
 
 /// What a move's steps do to data and names, read from their SQL.
@@ -926,7 +935,10 @@ async fn walk(
                     if let Err(f) = unchanged(ctx, r, pos, &live, &current_rows).await? {
                         return Ok(Err(f));
                     }
-                    if why.contains("would lose data") && !loss.anything() {
+                    if why.contains("would lose data")
+                        && !loss.anything()
+                        && !loss.drops_derived(&derived)
+                    {
                         return Ok(Err(ctx.fail(
                         "data loss",
                         "the move was refused for data loss, but every table and column it drops is empty".into(),
@@ -945,7 +957,7 @@ async fn walk(
                     match again {
                         Ok(moves) => {
                             note = format!(" (refused: {why}; then moved with allow-data-loss)");
-                            forced = loss.anything();
+                            forced = loss.anything() || loss.drops_derived(&derived);
                             Some(moves)
                         }
                         Err(MigrateError::DataInUse(still)) => {

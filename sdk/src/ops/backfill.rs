@@ -225,16 +225,19 @@ pub fn loss_guard_sql(ctx: &Ctx, table: &str, columns: &[&ColumnDef]) -> (String
     let t = ident(table);
     let counted = |c: &ColumnDef| {
         let n = format!("{t}.{}", ident(c.name));
-        let mut parts = vec![format!("{n} IS NOT NULL")];
-        if let Some(d) = c.default.filter(|d| !d.is_volatile()) {
-            parts.push(format!("{n} IS DISTINCT FROM {}", d.sql()));
-        }
+        // A derived column comes back by being derived again, so any value
+        // other than the derived one is data, NULL included (a NULL where the
+        // backfill gives a value would come back as that value).
         if let Some(d) = ctx
             .derived
             .iter()
             .find(|d| d.table == table && d.column == c.name)
         {
-            parts.push(format!("{n} IS DISTINCT FROM {}", d.value));
+            return format!("{n} IS DISTINCT FROM {}", d.value);
+        }
+        let mut parts = vec![format!("{n} IS NOT NULL")];
+        if let Some(d) = c.default.filter(|d| !d.is_volatile()) {
+            parts.push(format!("{n} IS DISTINCT FROM {}", d.sql()));
         }
         parts.join(" AND ")
     };
