@@ -218,7 +218,8 @@ pub fn down(b: &BackfillDef, ctx: &mut Ctx) {
 
 /// The data-loss guard for dropping `columns` of `table` when some of them
 /// hold values a backfill derived: like [`crate::plan::column_loss_guard_sql`],
-/// but a value equal to what the backfill computes for its row is not data.
+/// but in a derived column only the value the backfill computes for its row
+/// is not data (NULL where it computes a value is: it would not come back).
 /// Returns the statement and the other tables it reads.
 pub fn loss_guard_sql(ctx: &Ctx, table: &str, columns: &[&ColumnDef]) -> (String, Vec<String>) {
     let mut sources: Vec<String> = Vec::new();
