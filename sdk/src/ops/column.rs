@@ -43,15 +43,15 @@ pub(crate) fn refuse_rows(
     head: &str,
     tail: &str,
 ) {
+    if !objects.iter().all(|t| ctx.can_guard(model, t, &count_sql)) {
+        return;
+    }
     let sql = format!(
         "SELECT CASE WHEN found.n > 0 THEN ({} || found.n || {})::integer END AS refuse\n\
          FROM ({count_sql}) AS found",
         literal(&format!("wasmig: {head}")),
         literal(tail)
     );
-    if !objects.iter().all(|t| ctx.can_guard(model, t, &count_sql)) {
-        return;
-    }
     ctx.push_guard(
         objects,
         sql,
